@@ -1,0 +1,1 @@
+"""The checks. Each module exposes ``run(target, options, progress) -> CheckResult``."""

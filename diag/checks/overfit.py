@@ -1,0 +1,438 @@
+"""`diag overfit`: can the model drive the loss to ~0 on 10-20 samples? If not, why?
+
+The article's first debugging rule. A model that cannot memorise a handful of samples has a
+bug (a detached branch, frozen or unregistered layers, an output that cannot reach the
+targets, NaNs, dead ReLUs) that no amount of data or training time will fix.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from diag.checks._relu import relu_census
+from diag.data import TensorData
+from diag.errors import DiagError, UserCodeError, user_code_error
+from diag.graph import leaf_tensors
+from diag.result import CheckResult, Finding, Severity, Status
+from diag.state import isolated_rng
+from diag.target import Target, expected_initial_ce
+from diag.train import Trainer
+
+NAME = "overfit"
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class OverfitOptions:
+    """Options of `diag overfit`."""
+
+    samples: int = 16
+    """Size of the subset to memorise (the article: 10-20)."""
+    max_steps: int = 500
+    """Step budget; the check stops as soon as it passes."""
+    lr: float = 1e-3
+    """Adam learning rate (the article's 1e-3)."""
+    batch_size: int | None = None
+    """Minibatch size; None trains on the whole subset every step."""
+    target_loss: float | None = None
+    """Absolute loss to reach; None: 1e-3 for regression, 0.05 for classification."""
+    relative_target: float = 0.01
+    """The loss must also fall to this fraction of its starting value."""
+    seed: int = 0
+
+
+def run(target: Target, options: OverfitOptions | None = None,
+        progress: Progress | None = None) -> CheckResult:
+    """Train a fresh copy of the model on a small subset and diagnose what stops it."""
+    options = options or OverfitOptions()
+    started = time.perf_counter()
+    try:
+        with isolated_rng(options.seed):
+            result = _run(target, options, progress)
+    except DiagError as exc:
+        result = CheckResult(NAME, Status.ERROR, exc.one_line(), findings=(Finding(
+            Severity.ERROR, exc.message, exc.hint, exc.location),))
+    return result.replace(duration_s=time.perf_counter() - started)
+
+
+def _subset(data: TensorData, samples: int, seed: int) -> TensorData:
+    n = min(samples, len(data))
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    return data.subset(order[:n].sort().values)
+
+
+def _call(what: str, fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except DiagError:
+        raise
+    except Exception as exc:
+        raise user_code_error(exc, what) from None
+
+
+@dataclass
+class _Probe:
+    """Findings gathered on the first step, before the optimizer has changed anything."""
+
+    frozen: list[str]
+    no_grad: list[str]
+    zero_grad: list[str]
+    unregistered_fixed: list[tuple[str, int]]
+    unregistered_fresh: list[tuple[str, int]]
+    grad_norms: dict[str, float]
+
+
+def _first_step_probe(model: nn.Module, trainer: Trainer, xb: Tensor, yb: Tensor) -> _Probe:
+    named = list(model.named_parameters())
+    registered = {id(p) for _, p in named}
+    loss = _call("the loss", lambda: trainer.forward_loss(xb, yb))
+    if not isinstance(loss, Tensor) or loss.numel() != 1:
+        raise UserCodeError("the loss did not return a scalar tensor",
+                            hint="reduce the loss to one number (e.g. .mean())")
+    first = [t for t in leaf_tensors(loss) if id(t) not in registered]
+    # A second forward tells apart layers kept in a plain list (the same tensors) from
+    # layers built inside forward() (new tensors every call).
+    again = _call("the loss", lambda: trainer.forward_loss(xb, yb))
+    second_ids = {id(t) for t in leaf_tensors(again) if id(t) not in registered}
+    del again
+    fixed = [t for t in first if id(t) in second_ids]
+    fresh = [t for t in first if id(t) not in second_ids]
+    trainer.optimizer.zero_grad(set_to_none=True)
+    _call("backward", loss.backward)
+    frozen = [n for n, p in named if not p.requires_grad]
+    no_grad = [n for n, p in named if p.requires_grad and p.grad is None]
+    zero = [n for n, p in named if p.grad is not None and not bool(p.grad.any())]
+    norms = {n: float(p.grad.detach().norm()) for n, p in named if p.grad is not None}
+    trainer.optimizer.zero_grad(set_to_none=True)
+    return _Probe(frozen, no_grad, zero, _shapes(fixed), _shapes(fresh), norms)
+
+
+def _shapes(tensors: list[Tensor]) -> list[tuple[str, int]]:
+    return [(f"{str(t.dtype).replace('torch.', '')}{list(t.shape)}", t.numel()) for t in tensors]
+
+
+def _group(names: list[str], limit: int = 4) -> str:
+    """Parameter names folded to their modules: 'head.weight, head.bias' -> 'head'."""
+    modules: dict[str, None] = {}
+    for n in names:
+        modules.setdefault(n.rsplit(".", 1)[0] if "." in n else n, None)
+    mods = list(modules)
+    text = ", ".join(mods[:limit])
+    return text + (f" (+{len(mods) - limit} more)" if len(mods) > limit else "")
+
+
+def _plain_containers(model: nn.Module) -> list[str]:
+    """Attributes that hold modules in a plain list/tuple/dict, invisible to .parameters()."""
+    found = []
+    for mname, module in model.named_modules():
+        for attr, value in vars(module).items():
+            items = (list(value.values()) if isinstance(value, dict)
+                     else list(value) if isinstance(value, list | tuple) else [])
+            if any(isinstance(v, nn.Module) for v in items):
+                found.append(f"{mname + '.' if mname else ''}{attr}")
+    return found
+
+
+def _evaluate(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor], data: TensorData,
+              classify: bool) -> tuple[float, float | None, Tensor]:
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            pred = _call("the model's forward", lambda: model(data.x))
+            loss = float(_call("the loss", lambda: loss_fn(pred, data.y)))
+            acc = (float((pred.argmax(dim=1) == data.y).float().mean())
+                   if classify and pred.dim() == 2 else None)
+    finally:
+        model.train(was)
+    return loss, acc, pred.detach()
+
+
+def _run(target: Target, options: OverfitOptions, progress: Progress | None) -> CheckResult:
+    if options.samples < 1 or options.max_steps < 1:
+        raise DiagError("--samples and --max-steps must be at least 1")
+    data = _subset(target.data, options.samples, options.seed)
+    classify = data.is_classification
+    abs_target = options.target_loss if options.target_loss is not None else (
+        0.05 if classify else 1e-3)
+    model = target.make_model()
+    model.train()
+    initial_state = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer = Trainer(model, data, target.loss_fn, lr=options.lr,
+                      batch_size=options.batch_size or len(data), seed=options.seed,
+                      shuffle=options.batch_size is not None and options.batch_size < len(data))
+
+    init_loss, init_acc, _ = _evaluate(model, target.loss_fn, data, classify)
+    census_init = _call("the model's forward", lambda: relu_census(model, data.x))
+    goal = min(abs_target, options.relative_target * init_loss) if math.isfinite(
+        init_loss) else abs_target
+
+    batches = trainer.batches()
+    xb, yb = next(batches)
+    probe = _first_step_probe(model, trainer, xb, yb)
+
+    losses: list[float] = []
+    nonfinite_step: int | None = None
+    passed = False
+    final_loss, final_acc, pred = init_loss, init_acc, None
+    next_confirm = 0
+    step_fn = trainer.step
+    for step in range(options.max_steps):
+        if step:
+            xb, yb = next(batches)
+        try:
+            loss = step_fn(xb, yb)
+        except Exception as exc:
+            raise user_code_error(exc, "a training step (forward, loss or backward)") from None
+        value = loss.item()
+        losses.append(value)
+        if progress is not None:
+            progress(step + 1, options.max_steps)
+        if not math.isfinite(value):
+            nonfinite_step = step
+            break
+        if value <= goal and step >= next_confirm:
+            final_loss, final_acc, pred = _evaluate(model, target.loss_fn, data, classify)
+            if final_loss <= goal and (final_acc is None or final_acc == 1.0):
+                passed = True
+                break
+            next_confirm = step + 10
+    if not passed:
+        final_loss, final_acc, pred = _evaluate(model, target.loss_fn, data, classify)
+    steps = len(losses)
+    census_final = _call("the model's forward", lambda: relu_census(model, data.x))
+    final_norms = {n: float(p.grad.detach().norm()) for n, p in model.named_parameters()
+                   if p.grad is not None}
+
+    unchanged = [n for n, p in model.named_parameters()
+                 if torch.equal(p.detach(), initial_state[n])]
+    findings = _diagnose(
+        passed=passed, probe=probe, unchanged=unchanged, losses=losses,
+        nonfinite_step=nonfinite_step, init_loss=init_loss, final_loss=final_loss,
+        classify=classify, pred=pred, data=data, census_init=census_init.dead_fraction,
+        census_final=census_final, model=model, final_norms=final_norms, goal=goal,
+    )
+
+    metrics: dict[str, Any] = {
+        "passed": passed,
+        "steps": steps,
+        "initial_loss": _round(init_loss),
+        "final_loss": _round(final_loss),
+        "target_loss": _round(goal),
+        "samples": len(data),
+        "lr": options.lr,
+        "max_steps": options.max_steps,
+        "params": sum(p.numel() for p in model.parameters()),
+        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "dead_relu_fraction_init": round(census_init.dead_fraction, 4),
+        "dead_relu_fraction": round(census_final.dead_fraction, 4),
+        "nonfinite_step": nonfinite_step,
+    }
+    if classify:
+        metrics["accuracy"] = final_acc
+        if pred is not None and pred.dim() == 2:
+            metrics["expected_initial_loss"] = _round(expected_initial_ce(int(pred.shape[1])))
+    if probe.grad_norms:
+        lo = min(probe.grad_norms, key=probe.grad_norms.__getitem__)
+        hi = max(probe.grad_norms, key=probe.grad_norms.__getitem__)
+        metrics.update(grad_norm_min=_round(probe.grad_norms[lo]), grad_norm_min_param=lo,
+                       grad_norm_max=_round(probe.grad_norms[hi]), grad_norm_max_param=hi)
+
+    if passed:
+        status = Status.WARN if any(f.severity == Severity.WARN for f in findings) else Status.PASS
+        summary = (f"loss {init_loss:.4g} -> {final_loss:.4g} in {steps} steps on {len(data)} "
+                   f"samples (target {goal:.3g}): the model can memorise a small subset")
+    else:
+        status = Status.FAIL
+        cause = next((f.message for f in findings if f.severity == Severity.FAIL), "")
+        summary = (f"loss {init_loss:.4g} -> {final_loss:.4g} after {steps} steps, target "
+                   f"{goal:.3g} not reached" + (f": {cause}" if cause else ""))
+
+    names = list(probe.grad_norms)
+    plot_data: dict[str, Any] = {
+        "grad_norm_names": names,
+        "grad_norm_init": [probe.grad_norms[n] for n in names],
+        "grad_norm_final": [final_norms.get(n, 0.0) for n in names],
+        "goal": goal,
+    }
+    if data.is_image and pred is not None:
+        plot_data.update(_prediction_payload(target, data, pred, classify))
+    return CheckResult(
+        NAME, status, summary, metrics=metrics, findings=tuple(findings),
+        series={"loss": [_round(v) for v in losses]}, plot_data=plot_data,
+    )
+
+
+def _round(value: float) -> float:
+    """Six significant digits: stable across runs, readable in JSON."""
+    if not math.isfinite(value) or value == 0:
+        return value
+    return float(f"{value:.6g}")
+
+
+def _diagnose(*, passed: bool, probe: _Probe, unchanged: list[str], losses: list[float],
+              nonfinite_step: int | None, init_loss: float, final_loss: float, classify: bool,
+              pred: Tensor | None, data: TensorData, census_init: float, census_final: Any,
+              model: nn.Module, final_norms: dict[str, float], goal: float) -> list[Finding]:
+    """Every cause we can see, as findings; FAIL severity only when the check failed."""
+    cause = Severity.FAIL if not passed else Severity.WARN
+    f: list[Finding] = []
+
+    if nonfinite_step is not None or not math.isfinite(init_loss):
+        at = "at initialisation" if not math.isfinite(init_loss) else (
+            f"at step {nonfinite_step + 1}" if nonfinite_step is not None else "")
+        f.append(Finding(Severity.FAIL, f"the loss became NaN/Inf {at}",
+                         "look for log(0), division by zero or sqrt of a negative in forward "
+                         "and loss; lower the learning rate or clip gradients "
+                         "(torch.nn.utils.clip_grad_norm_)"))
+    if probe.unregistered_fixed:
+        where = _plain_containers(model)
+        n = sum(c for _, c in probe.unregistered_fixed)
+        f.append(Finding(
+            cause, f"{len(probe.unregistered_fixed)} tensors ({n} values) shape the output but "
+            f"are not in model.parameters(), so the optimizer never updates them",
+            "hold sub-modules in nn.ModuleList / nn.ModuleDict (not a plain list) and tensors "
+            "in nn.Parameter", location=", ".join(where[:3])))
+    if probe.unregistered_fresh:
+        n = sum(c for _, c in probe.unregistered_fresh)
+        f.append(Finding(
+            cause, f"{len(probe.unregistered_fresh)} trainable tensors ({n} values) are created "
+            "anew inside forward(): new random weights every call, never trained",
+            "create layers once in __init__ and only call them in forward()"))
+    if probe.frozen:
+        f.append(Finding(
+            cause if unchanged else Severity.INFO,
+            f"{len(probe.frozen)} parameter tensors are frozen (requires_grad=False)",
+            "unfreeze them (p.requires_grad_(True)) if they should learn",
+            location=_group(probe.frozen)))
+    if probe.no_grad:
+        f.append(Finding(
+            cause, f"{len(probe.no_grad)} parameter tensors never receive a gradient: their "
+            "output is detached or unused on the path to the loss",
+            "remove .detach()/.data/.item()/torch.no_grad() on that branch, or use the layer "
+            "in forward()", location=_group(probe.no_grad)))
+    if probe.zero_grad:
+        f.append(Finding(
+            cause, f"{len(probe.zero_grad)} parameter tensors get an all-zero gradient",
+            "something multiplies their path by zero (dead ReLUs, a zero mask, a saturated "
+            "activation)", location=_group(probe.zero_grad)))
+    reported = set(probe.frozen) | set(probe.no_grad) | set(probe.zero_grad)
+    still = [n for n in unchanged if n not in reported]
+    if still and losses:
+        f.append(Finding(
+            cause, f"{len(still)} parameter tensors never changed during training",
+            "check that they are in the optimizer and the learning rate is not 0",
+            location=_group(still)))
+    if len(losses) > 1 and all(math.isfinite(v) for v in losses):
+        spread = max(losses) - min(losses)
+        if spread <= 1e-7 * max(1.0, abs(losses[0])):
+            f.append(Finding(
+                Severity.FAIL, f"the loss did not move at all in {len(losses)} steps "
+                f"(stuck at {losses[0]:.6g})",
+                "the output does not depend on any trained parameter: check that forward "
+                "uses its layers and that the loss uses the prediction"))
+
+    if classify and pred is not None and pred.dim() == 2 and math.isfinite(init_loss):
+        classes = int(pred.shape[1])
+        expected = expected_initial_ce(classes)
+        off = abs(init_loss - expected) > max(0.5, 0.25 * expected)
+        f.append(Finding(
+            Severity.WARN if off else Severity.INFO,
+            f"loss at init {init_loss:.3f}, expected about ln({classes}) = {expected:.3f} for "
+            "an uninformed classifier" + (" (far off)" if off else " (as expected)"),
+            "scale down the last layer's initial weights and zero its bias so the first "
+            "predictions are uniform" if off and init_loss > expected else
+            ("the model starts out already confident; check for leaked labels" if off else "")))
+
+    if not passed and not classify and pred is not None and pred.shape == data.y.shape:
+        f.extend(_output_range(pred, data.y))
+
+    if census_final.dead_fraction > 0.5 or census_init > 0.5:
+        worst = max(census_final.sites.values(), key=lambda s: s.dead / max(s.units, 1),
+                    default=None)
+        f.append(Finding(
+            cause if census_final.dead_fraction > 0.9 else Severity.WARN,
+            f"{census_final.dead_fraction:.0%} of ReLU units are dead (zero for every sample; "
+            f"{census_init:.0%} at init)",
+            "look at the biases and init before those ReLUs, lower the learning rate, or use "
+            "LeakyReLU", location=worst.name if worst else ""))
+
+    if probe.grad_norms:
+        values = [v for v in probe.grad_norms.values() if v > 0]
+        if values and max(values) > 0:
+            lo_name = min(probe.grad_norms, key=probe.grad_norms.__getitem__)
+            hi_name = max(probe.grad_norms, key=probe.grad_norms.__getitem__)
+            lo, hi = probe.grad_norms[lo_name], probe.grad_norms[hi_name]
+            vanishing = 0 < lo < 1e-7 * hi
+            f.append(Finding(
+                Severity.WARN if vanishing else Severity.INFO,
+                f"gradient norms at step 1 range from {lo:.2e} ({lo_name}) to {hi:.2e} "
+                f"({hi_name})" + (": vanishing" if vanishing else ""),
+                "normalise inputs, check the init, or add skip connections" if vanishing else "",
+                location=lo_name))
+
+    if not passed and not any(x.severity == Severity.FAIL for x in f) and losses:
+        f.append(Finding(
+            Severity.FAIL, f"the loss fell from {init_loss:.4g} to {final_loss:.4g} but not to "
+            f"{goal:.3g} within {len(losses)} steps",
+            "raise --max-steps, try another --lr, or give the model more capacity"))
+    order = {Severity.ERROR: 0, Severity.FAIL: 1, Severity.WARN: 2, Severity.INFO: 3}
+    return sorted(f, key=lambda x: order[x.severity])
+
+
+def _output_range(pred: Tensor, y: Tensor) -> list[Finding]:
+    """Targets outside anything the model produces: an output activation that cannot reach."""
+    p, t = pred.detach().float(), y.detach().float()
+    lo, hi = float(p.min()), float(p.max())
+    span = max(float(t.max() - t.min()), 1e-12)
+    below = float((t < lo - 1e-3 * span).float().mean())
+    above = float((t > hi + 1e-3 * span).float().mean())
+    out = []
+    for frac, bound, side in ((below, lo, "below the lowest"), (above, hi, "above the highest")):
+        if frac > 0.05:
+            at_bound = float((p == bound).float().mean())
+            clamp = (f"; {at_bound:.0%} of outputs sit exactly at {bound:.4g}, a ReLU or clamp "
+                     "on the output layer?") if at_bound > 0.05 else ""
+            out.append(Finding(
+                Severity.FAIL, f"{frac:.0%} of target values lie {side} output the model "
+                f"produced ({bound:.4g}): the output layer cannot reach them{clamp}",
+                "remove the activation after the last layer (or rescale the targets into its "
+                "range)", location="output"))
+    return out
+
+
+def _prediction_payload(target: Target, data: TensorData, pred: Tensor, classify: bool
+                        ) -> dict[str, Any]:
+    """Images and points (pixels of the model input) for the prediction picture."""
+    k = min(8, len(data))
+    x = data.x[:k].detach().float()
+    if target.default_model and x.shape[1] == 3:
+        from diag.pipeline import BrowserPipeline
+
+        pipe = BrowserPipeline(size=int(x.shape[-1]))
+        images = np.stack([pipe.to_image(img) for img in x])
+    else:
+        lo = x.amin(dim=(1, 2, 3), keepdim=True)
+        hi = x.amax(dim=(1, 2, 3), keepdim=True)
+        scaled = ((x - lo) / (hi - lo).clamp_min(1e-12) * 255).round().to(torch.uint8)
+        images = scaled.permute(0, 2, 3, 1).numpy()
+        if images.shape[-1] not in (1, 3):
+            return {}
+    payload: dict[str, Any] = {"images": images}
+    size = float(x.shape[-1])
+    if classify:
+        payload["labels_true"] = data.y[:k].tolist()
+        payload["labels_pred"] = pred[:k].argmax(dim=1).tolist()
+    elif target.task == "landmarks" and pred.shape[-1] % 2 == 0:
+        payload["points_true"] = (data.y[:k].reshape(k, -1, 2) * size).numpy()
+        payload["points_pred"] = (pred[:k].reshape(k, -1, 2) * size).numpy()
+    return payload
+

@@ -1,0 +1,191 @@
+"""Data for the checks: the generated default set, and the user's (.npz file or spec)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from diag.data.synthetic import EXPRESSIONS, NUM_POINTS, FaceSample, generate_faces
+from diag.errors import DataError, UsageError, user_code_error
+
+TASKS = ("landmarks", "classify")
+
+
+@dataclass(frozen=True)
+class TensorData:
+    """Inputs and targets as tensors, ready for a training loop."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    source: str
+    """Where the data came from, for reports."""
+    is_image: bool = True
+    """True when ``x`` is (N, C, H, W) images (the prediction plot draws them)."""
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def subset(self, indices: torch.Tensor) -> TensorData:
+        return TensorData(self.x[indices], self.y[indices], self.source, self.is_image)
+
+    @property
+    def is_classification(self) -> bool:
+        return not torch.is_floating_point(self.y) and self.y.dim() == 1
+
+
+def default_data(task: str = "landmarks", n: int = 64, size: int = 56, seed: int = 0
+                 ) -> TensorData:
+    """The generated faces, preprocessed by the browser pipeline at ``size`` pixels.
+
+    landmarks: y is (N, 136), (x, y) pairs interleaved, in [0, 1] of the padded square.
+    classify: y is (N,) int64 expression labels (see ``EXPRESSIONS``).
+    """
+    from diag.pipeline import BrowserPipeline
+
+    if task not in TASKS:
+        raise UsageError(f"unknown task {task!r}", hint=f"use one of {', '.join(TASKS)}")
+    pipeline = BrowserPipeline(size=size)
+    samples = generate_faces(n, seed=seed)
+    xs, ys = [], []
+    for s in samples:
+        tensor, rel = pipeline.preprocess(s.image, s.points)
+        xs.append(tensor)
+        ys.append(rel.reshape(-1))
+    x = torch.stack(xs)
+    if task == "landmarks":
+        y = torch.from_numpy(np.stack(ys)).float()
+    else:
+        y = torch.tensor([s.label for s in samples], dtype=torch.int64)
+    return TensorData(x, y, f"generated faces (seed {seed}, {n} samples, {size}px)")
+
+
+def load_npz(path: str) -> TensorData:
+    """A .npz with ``x`` (N,C,H,W float or N,H,W,C uint8) and ``y``. Never unpickles."""
+    if not os.path.exists(path):
+        raise DataError(f"--data file not found: {path}", hint="check the path")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            names = set(npz.files)
+            if not {"x", "y"} <= names:
+                raise DataError(
+                    f"--data {path} holds arrays {sorted(names)}, expected 'x' and 'y'",
+                    hint="save with np.savez(path, x=inputs, y=targets)")
+            x, y = npz["x"], npz["y"]
+    except DataError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
+            raise DataError(f"--data {path} holds object arrays, which diag refuses to unpickle",
+                            hint="save plain numeric arrays") from None
+        raise DataError(f"--data {path} is not a readable .npz: {exc}",
+                        hint="write it with np.savez") from None
+    except (OSError, EOFError, Exception) as exc:  # zipfile.BadZipFile and friends
+        raise DataError(f"--data {path} is not a readable .npz ({type(exc).__name__})",
+                        hint="write it with np.savez") from None
+    return arrays_to_data(x, y, source=path)
+
+
+def arrays_to_data(x: Any, y: Any, source: str) -> TensorData:
+    """Validate shapes and dtypes; uint8 NHWC images become float NCHW in [0, 1]."""
+    xt = torch.as_tensor(np.asarray(x)) if not isinstance(x, torch.Tensor) else x
+    yt = torch.as_tensor(np.asarray(y)) if not isinstance(y, torch.Tensor) else y
+    if xt.dim() < 2:
+        raise DataError(f"--data {source}: x has shape {tuple(xt.shape)}, expected (N, ...)",
+                        hint="put samples along the first axis")
+    if yt.dim() < 1 or yt.shape[0] != xt.shape[0]:
+        raise DataError(
+            f"--data {source}: x has {xt.shape[0]} samples but y has shape {tuple(yt.shape)}",
+            hint="x and y need the same first dimension")
+    if xt.shape[0] < 1:
+        raise DataError(f"--data {source}: no samples", hint="pass at least one sample")
+    is_image = xt.dim() == 4
+    if xt.dtype == torch.uint8:
+        if xt.dim() != 4 or xt.shape[-1] not in (1, 3, 4):
+            raise DataError(f"--data {source}: uint8 x has shape {tuple(xt.shape)}, "
+                            "expected (N, H, W, C) images",
+                            hint="store uint8 images as NHWC, or floats as NCHW")
+        xt = xt.permute(0, 3, 1, 2).float().div(255.0).contiguous()
+    elif torch.is_floating_point(xt):
+        xt = xt.float()
+    else:
+        raise DataError(f"--data {source}: x has dtype {xt.dtype}, expected float or uint8",
+                        hint="convert the inputs to float32")
+    if torch.is_floating_point(yt):
+        yt = yt.float()
+    elif yt.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8):
+        yt = yt.long()
+    else:
+        raise DataError(f"--data {source}: y has dtype {yt.dtype}",
+                        hint="use float targets for regression or integer class indices")
+    if torch.is_floating_point(xt) and not torch.isfinite(xt).all():
+        raise DataError(f"--data {source}: x contains NaN or Inf",
+                        hint="clean the inputs before training")
+    return TensorData(xt, yt, source, is_image)
+
+
+def load_data(spec: str | None, task: str = "landmarks", size: int = 56, n: int = 64,
+              seed: int = 0) -> TensorData:
+    """``--data``: None (generated), a .npz path, or a SPEC giving a Dataset or (x, y)."""
+    if spec is None:
+        return default_data(task, n=n, size=size, seed=seed)
+    if spec.endswith(".npz") or (os.path.exists(spec) and ":" not in os.path.basename(spec)):
+        return load_npz(spec)
+    from diag.spec import resolve
+
+    obj = resolve(spec, "--data")
+    if callable(obj) and not isinstance(obj, torch.utils.data.Dataset | tuple):
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise user_code_error(exc, f"--data {spec}") from None
+    if isinstance(obj, tuple) and len(obj) == 2:
+        return arrays_to_data(obj[0], obj[1], source=spec)
+    if isinstance(obj, torch.utils.data.Dataset):
+        return _dataset_to_data(obj, spec)
+    raise UsageError(f"--data {spec} is a {type(obj).__name__}",
+                     hint="give a torch Dataset, a tuple (x, y) of tensors, or a .npz file")
+
+
+def _dataset_to_data(ds: Any, spec: str) -> TensorData:
+    try:
+        n = len(ds)
+    except TypeError:
+        raise UsageError(f"--data {spec}: the Dataset has no len()",
+                         hint="implement __len__ (iterable datasets are not supported)") from None
+    xs, ys = [], []
+    try:
+        for i in range(n):
+            item = ds[i]
+            if not isinstance(item, tuple | list) or len(item) < 2:
+                raise UsageError(f"--data {spec}: item {i} is not an (x, y) pair",
+                                 hint="make __getitem__ return (input, target)")
+            xs.append(torch.as_tensor(item[0]))
+            ys.append(torch.as_tensor(item[1]))
+    except UsageError:
+        raise
+    except Exception as exc:
+        raise user_code_error(exc, f"--data {spec} __getitem__") from None
+    try:
+        x, y = torch.stack(xs), torch.stack(ys)
+    except RuntimeError as exc:
+        raise DataError(f"--data {spec}: items differ in shape ({exc})",
+                        hint="every sample needs the same shape") from None
+    return arrays_to_data(x, y, source=spec)
+
+
+__all__ = [
+    "EXPRESSIONS",
+    "NUM_POINTS",
+    "TASKS",
+    "FaceSample",
+    "TensorData",
+    "arrays_to_data",
+    "default_data",
+    "generate_faces",
+    "load_data",
+    "load_npz",
+]

@@ -1,0 +1,96 @@
+"""Errors diag raises on purpose. The CLI turns each kind into one line and an exit code."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from types import TracebackType
+
+from diag.result import ExitCode
+
+
+class DiagError(Exception):
+    """Base class: a message naming the problem and a hint naming the fix."""
+
+    exit_code: ExitCode = ExitCode.CHECK_ERROR
+
+    def __init__(self, message: str, hint: str = "", location: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.location = location
+
+    def one_line(self) -> str:
+        text = self.message
+        if self.location and self.location not in text:
+            text += f" (at {self.location})"
+        if self.hint:
+            text += f"; {self.hint}"
+        return " ".join(text.split())
+
+
+class UsageError(DiagError):
+    """Bad option or a spec that does not resolve."""
+
+    exit_code = ExitCode.USAGE_ERROR
+
+
+class DataError(DiagError):
+    """A file that is missing, unreadable or malformed; arrays with the wrong shape."""
+
+    exit_code = ExitCode.USAGE_ERROR
+
+
+class UserCodeError(DiagError):
+    """The user's own code (model, loss, step, pipeline) raised."""
+
+    exit_code = ExitCode.CHECK_ERROR
+
+
+_LIB_DIRS: tuple[str, ...] | None = None
+
+
+def _library_dirs() -> tuple[str, ...]:
+    global _LIB_DIRS
+    if _LIB_DIRS is None:
+        import sysconfig
+
+        dirs = {os.path.dirname(os.path.abspath(__file__))}
+        for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+            path = sysconfig.get_paths().get(key)
+            if path:
+                dirs.add(os.path.abspath(path))
+        torch_mod = sys.modules.get("torch")
+        if torch_mod is not None and getattr(torch_mod, "__file__", None):
+            dirs.add(os.path.dirname(os.path.abspath(str(torch_mod.__file__))))
+        _LIB_DIRS = tuple(sorted(dirs))
+    return _LIB_DIRS
+
+
+def is_library_file(filename: str) -> bool:
+    """True for files of diag, torch, the standard library and installed packages."""
+    path = os.path.abspath(filename)
+    if filename.startswith("<"):
+        return True
+    return any(path == d or path.startswith(d + os.sep) for d in _library_dirs())
+
+
+def user_location(tb: TracebackType | None) -> str:
+    """``file.py:42`` of the innermost traceback frame in the user's own code."""
+    frames = traceback.extract_tb(tb)
+    for frame in reversed(frames):
+        if not is_library_file(frame.filename):
+            return f"{os.path.basename(frame.filename)}:{frame.lineno}"
+    if frames:
+        last = frames[-1]
+        return f"{os.path.basename(last.filename)}:{last.lineno}"
+    return ""
+
+
+def user_code_error(exc: BaseException, what: str, hint: str = "") -> UserCodeError:
+    """Wrap an exception raised by user code, pointing at the user's file and line."""
+    location = user_location(exc.__traceback__)
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    message = f"{what} raised {type(exc).__name__}" + (f": {detail}" if detail else "")
+    return UserCodeError(message, hint=hint, location=location)

@@ -1,0 +1,42 @@
+"""Snapshot and restore what the user owns: global RNG states and model/optimizer state."""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+
+
+@contextmanager
+def isolated_rng(seed: int | None) -> Iterator[None]:
+    """Run a block with Python, NumPy and torch CPU RNGs seeded, then put them back.
+
+    The user's global random state is the same after a check as before it, and the check's
+    own randomness (init, dropout, shuffling) depends only on ``seed``.
+    """
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    torch_state = torch.get_rng_state()
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    try:
+        if seed is not None:
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            torch.default_generator.manual_seed(seed)
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        torch.set_rng_state(torch_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
+def snapshot(obj: Any) -> Any:
+    """A deep copy of a state_dict-bearing object's state (model or optimizer)."""
+    return copy.deepcopy(obj.state_dict())

@@ -1,0 +1,221 @@
+"""What a check runs against: a model factory, data and a loss, the user's or the defaults."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from diag.data import TensorData, load_data
+from diag.errors import UsageError, UserCodeError, user_code_error
+from diag.spec import resolve
+from diag.state import isolated_rng
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A model factory (a fresh model per call), data, and a loss."""
+
+    make_model: Callable[[], nn.Module]
+    model_name: str
+    data: TensorData
+    loss_fn: LossFn
+    loss_name: str
+    task: str
+    """``landmarks`` or ``classify`` (the generated data's tasks), or ``regression``."""
+    default_model: bool = False
+
+    @property
+    def is_classification(self) -> bool:
+        return self.data.is_classification
+
+
+def landmark_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean squared error on normalised landmark coordinates (the browser model's loss)."""
+    return F.mse_loss(pred, target)
+
+
+def classify_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """Softmax cross-entropy (softmax lives inside the loss, as in the browser model)."""
+    return F.cross_entropy(pred, target)
+
+
+def model_factory(spec: str, seed: int) -> Callable[[], nn.Module]:
+    """``--model``: a Module instance (deep-copied per use) or a zero-argument factory."""
+    obj = resolve(spec, "--model")
+    if isinstance(obj, nn.Module):
+        original = obj
+
+        def copy_instance() -> nn.Module:
+            return copy.deepcopy(original)
+
+        return copy_instance
+    if not callable(obj):
+        raise UsageError(f"--model {spec} is a {type(obj).__name__}",
+                         hint="give a torch.nn.Module or a zero-argument callable returning one")
+
+    def build() -> nn.Module:
+        try:
+            with isolated_rng(seed):
+                model = obj()
+        except TypeError as exc:
+            if _needs_arguments(obj):
+                raise UsageError(f"--model {spec} needs arguments ({exc})",
+                                 hint="give a zero-argument callable") from None
+            raise user_code_error(exc, f"--model {spec}") from None
+        except Exception as exc:
+            raise user_code_error(exc, f"--model {spec}") from None
+        if not isinstance(model, nn.Module):
+            raise UsageError(f"--model {spec} returned a {type(model).__name__}",
+                             hint="the callable must return a torch.nn.Module")
+        return model
+
+    return build
+
+
+def _needs_arguments(fn: Callable[..., object]) -> bool:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return False
+    return any(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD,
+                                                   p.KEYWORD_ONLY)
+               for p in sig.parameters.values())
+
+
+def load_loss(spec: str) -> LossFn:
+    obj = resolve(spec, "--loss")
+    if not callable(obj):
+        raise UsageError(f"--loss {spec} is a {type(obj).__name__}",
+                         hint="give a callable loss(pred, target) -> scalar tensor")
+    if isinstance(obj, type):
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise user_code_error(exc, f"--loss {spec}") from None
+    return obj  # type: ignore[no-any-return]
+
+
+def build_target(
+    *,
+    model: str | None = None,
+    data: str | None = None,
+    loss: str | None = None,
+    task: str = "landmarks",
+    input_size: int = 56,
+    samples: int = 64,
+    seed: int = 0,
+) -> Target:
+    """Resolve the user's specs (or the defaults) into a Target. Bad input raises DiagError."""
+    from diag.model import tiny_classifier, tiny_landmark_net
+
+    if task not in ("landmarks", "classify"):
+        raise UsageError(f"--task {task!r} is not known", hint="use landmarks or classify")
+    tensor_data = load_data(data, task=task, size=input_size, n=samples, seed=seed)
+    if data is not None:
+        task = "classify" if tensor_data.is_classification else "regression"
+
+    if model is None:
+        if data is not None:
+            raise UsageError("--data given without --model",
+                             hint="pass --model SPEC for your data (the default net only "
+                                  "fits the generated faces)")
+        if task == "classify":
+            classes = int(tensor_data.y.max()) + 1
+
+            def make() -> nn.Module:
+                return tiny_classifier(max(classes, 4), input_size=input_size, seed=seed)
+
+            model_name = "tiny browser classifier (default)"
+        else:
+
+            def make() -> nn.Module:
+                return tiny_landmark_net(input_size=input_size, seed=seed)
+
+            model_name = "tiny browser landmark net (default)"
+        factory: Callable[[], nn.Module] = make
+        default_model = True
+    else:
+        factory = model_factory(model, seed)
+        model_name = model
+        default_model = False
+
+    if loss is not None:
+        loss_fn, loss_name = load_loss(loss), loss
+    elif tensor_data.is_classification:
+        loss_fn, loss_name = classify_loss, "cross_entropy"
+    else:
+        loss_fn, loss_name = landmark_loss, "mse"
+    return Target(factory, model_name, tensor_data, loss_fn, loss_name, task, default_model)
+
+
+_SHAPE_WORDS = ("shape", "size", "dimension", "match", "expected", "target", "broadcast")
+
+
+def check_fit(target: Target, seed: int = 0) -> None:
+    """Run one forward and loss on two samples; shape problems raise UsageError (exit 2).
+
+    The model is a fresh copy, so nothing of the user's changes.
+    """
+    with isolated_rng(seed):
+        model = target.make_model()
+        xb, yb = target.data.x[:2], target.data.y[:2]
+        try:
+            with torch.no_grad():
+                pred = model(xb)
+        except Exception as exc:
+            err = user_code_error(exc, "the model's forward")
+            raise _as_fit_error(err, exc, f"input of shape {tuple(xb.shape)}") from None
+        if not isinstance(pred, Tensor):
+            raise UsageError(f"the model returned a {type(pred).__name__}, not a tensor",
+                             hint="return the prediction tensor from forward()")
+        if target.loss_name in ("mse", "cross_entropy"):
+            _check_default_loss_shapes(target, pred, yb)
+        try:
+            value = target.loss_fn(pred, yb)
+        except Exception as exc:
+            err = user_code_error(exc, f"the loss ({target.loss_name})")
+            raise _as_fit_error(err, exc, f"output {tuple(pred.shape)} and target "
+                                          f"{tuple(yb.shape)}") from None
+        if not isinstance(value, Tensor) or value.numel() != 1:
+            got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise UsageError(f"the loss returned {got}, not a scalar tensor",
+                             hint="reduce the loss to one number (e.g. .mean())")
+
+
+def _as_fit_error(err: UserCodeError, exc: Exception, what: str) -> Exception:
+    text = str(exc).lower()
+    if any(w in text for w in _SHAPE_WORDS):
+        return UsageError(f"the model's output does not fit the loss for {what}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                          hint="make the model's output match the data (or pass --loss)",
+                          location=err.location)
+    return err
+
+
+def _check_default_loss_shapes(target: Target, pred: Tensor, yb: Tensor) -> None:
+    if target.loss_name == "mse" and tuple(pred.shape) != tuple(yb.shape):
+        raise UsageError(
+            f"the model's output {tuple(pred.shape)} does not fit targets {tuple(yb.shape)} "
+            "for the MSE loss",
+            hint="make the last layer output one value per target (or pass --loss)")
+    if target.loss_name == "cross_entropy":
+        classes = int(yb.max()) + 1 if yb.numel() else 0
+        if pred.dim() != 2 or pred.shape[1] < classes:
+            raise UsageError(
+                f"the model's output {tuple(pred.shape)} does not fit class targets up to "
+                f"{classes - 1} for cross-entropy",
+                hint="output (N, C) logits with C >= the number of classes")
+
+
+def expected_initial_ce(classes: int) -> float:
+    """Karpathy's check: with an uninformed init, cross-entropy starts at ln(C)."""
+    return math.log(classes)
