@@ -1,0 +1,251 @@
+"""The ``diag`` command line. Thin: parse options, build a target, call a check, render.
+
+Nothing here imports torch at module level, so ``diag --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from diag import __version__
+from diag.result import ExitCode
+
+if TYPE_CHECKING:
+    from diag.session import RunOptions
+
+app = typer.Typer(
+    name="diag",
+    help="A command-line doctor for neural-network training.\n\n"
+    "Runs the checks of a careful practitioner (overfit a tiny subset, count live tensors, "
+    "read the loss curve, test custom losses, round-trip preprocessing) on the built-in "
+    "browser model or on your own model, data and loss.\n\n"
+    "Exit codes: 0 passed, 1 a check failed, 2 usage error, 3 a check could not run, "
+    "130 interrupted.",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class OutputFormat(str, enum.Enum):
+    """What goes to stdout."""
+
+    text = "text"
+    json = "json"
+
+
+class Task(str, enum.Enum):
+    """Which head of the browser model the default target trains."""
+
+    landmarks = "landmarks"
+    classify = "classify"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"diag {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """A command-line doctor for neural-network training."""
+
+
+# Common options --------------------------------------------------------------------------
+Seed = Annotated[int, typer.Option("--seed", help="Seed for everything random; the same seed "
+                                   "gives the same numbers in the JSON report.")]
+Out = Annotated[Path, typer.Option("--out", help="Folder for report files (JSON, PNG, "
+                                   "summary.md).")]
+Format = Annotated[OutputFormat, typer.Option("--format", help="text: a table on stdout; "
+                                              "json: the report on stdout and nothing else.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress; one line per check.")]
+NoPlots = Annotated[bool, typer.Option("--no-plots", help="Do not write PNG plots.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show info findings too.")]
+ModelSpec = Annotated[str | None, typer.Option(
+    "--model", metavar="SPEC",
+    help="A torch.nn.Module, or a zero-argument callable returning one: "
+    "'pkg.mod:attr' or 'path/to/file.py:attr'. Default: the tiny browser net.")]
+DataSpec = Annotated[str | None, typer.Option(
+    "--data", metavar="SPEC|FILE",
+    help="A .npz with arrays x and y, or a SPEC giving a Dataset or a tuple (x, y). "
+    "Default: the generated faces.")]
+LossSpec = Annotated[str | None, typer.Option(
+    "--loss", metavar="SPEC",
+    help="A callable loss(pred, target) -> scalar tensor. Default: MSE for float targets, "
+    "cross-entropy for class indices.")]
+TaskOpt = Annotated[Task, typer.Option("--task", help="Head of the default browser model: "
+                                       "landmarks (68 points) or classify (expressions).")]
+InputSize = Annotated[int, typer.Option("--input-size", min=8, help="Input size in pixels "
+                                        "for the default data (the browser uses 112).")]
+
+
+def fail_usage(message: str) -> NoReturn:
+    """One line on stderr, exit 2."""
+    typer.echo(f"diag: error: {message}", err=True)
+    raise typer.Exit(int(ExitCode.USAGE_ERROR))
+
+
+def _run_guarded(body: Callable[[], int]) -> NoReturn:
+    """Map DiagError to one stderr line and its exit code; Ctrl-C to 130."""
+    from diag.errors import DiagError
+
+    try:
+        code = body()
+    except DiagError as exc:
+        typer.echo(f"diag: error: {exc.one_line()}", err=True)
+        raise typer.Exit(int(exc.exit_code)) from None
+    except KeyboardInterrupt:
+        typer.echo("diag: interrupted", err=True)
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    raise typer.Exit(code)
+
+
+def _run_options(out: Path, fmt: OutputFormat, quiet: bool, no_plots: bool,
+                 verbose: bool) -> RunOptions:
+    from diag.session import RunOptions
+
+    return RunOptions(out=out, fmt=fmt.value, quiet=quiet, plots=not no_plots, verbose=verbose)
+
+
+def _torch_threads() -> None:
+    """Checks are tuned for small CPUs; respect an explicit OMP/torch setting."""
+    import os
+
+    import torch
+
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+
+
+# Commands --------------------------------------------------------------------------------
+@app.command()
+def overfit(
+    *,
+    model: ModelSpec = None,
+    data: DataSpec = None,
+    loss: LossSpec = None,
+    task: TaskOpt = Task.landmarks,
+    samples: Annotated[int, typer.Option("--samples", min=1, help="Subset size to memorise "
+                                         "(the article: 10-20).")] = 16,
+    max_steps: Annotated[int, typer.Option("--max-steps", min=1, help="Step budget; stops "
+                                           "as soon as the target is reached.")] = 500,
+    lr: Annotated[float, typer.Option("--lr", min=1e-12,
+                                      help="Adam learning rate.")] = 1e-3,
+    batch_size: Annotated[int | None, typer.Option(
+        "--batch-size", min=1, help="Minibatch size (default: the whole subset).")] = None,
+    target_loss: Annotated[float | None, typer.Option(
+        "--target-loss", min=0.0, help="Absolute loss to reach (default 1e-3 for regression, "
+        "0.05 for classification); it must also fall 100x.")] = None,
+    input_size: InputSize = 48,
+    seed: Seed = 0,
+    out: Out = Path("reports"),
+    fmt: Format = OutputFormat.text,
+    quiet: Quiet = False,
+    no_plots: NoPlots = False,
+    verbose: Verbose = False,
+) -> None:
+    """Can the model drive the loss to ~0 on a tiny subset? If not, why.
+
+    The article's first rule: before training for real, make the model memorise 10-20 samples. Reports steps, initial and final loss, and every cause it can find: parameters that never get a gradient or never change, NaN/Inf, an output range that cannot reach the targets, dead ReLUs, the loss at init against ln(C), gradient norms per layer.
+    """
+
+    def body() -> int:
+        from diag.checks import overfit as check
+        from diag.session import execute
+        from diag.target import build_target, check_fit
+
+        _torch_threads()
+        target = build_target(model=model, data=data, loss=loss, task=task.value,
+                              input_size=input_size, samples=max(samples, 16), seed=seed)
+        check_fit(target, seed)
+        options = check.OverfitOptions(samples=samples, max_steps=max_steps, lr=lr,
+                                       batch_size=batch_size, target_loss=target_loss,
+                                       seed=seed)
+        jobs = [("overfit", lambda progress: check.run(target, options, progress))]
+        return execute(jobs, _run_options(out, fmt, quiet, no_plots, verbose))
+
+    _run_guarded(body)
+
+
+@app.command()
+def check(
+    *,
+    model: ModelSpec = None,
+    data: DataSpec = None,
+    loss: LossSpec = None,
+    task: TaskOpt = Task.landmarks,
+    input_size: InputSize = 48,
+    seed: Seed = 0,
+    out: Out = Path("reports"),
+    fmt: Format = OutputFormat.text,
+    quiet: Quiet = False,
+    no_plots: NoPlots = False,
+    verbose: Verbose = False,
+) -> None:
+    """Run every check as one CI health check, with one exit code and report files."""
+
+    def body() -> int:
+        from diag.checks import overfit as overfit_check
+        from diag.session import execute
+        from diag.target import build_target, check_fit
+
+        _torch_threads()
+        target = build_target(model=model, data=data, loss=loss, task=task.value,
+                              input_size=input_size, seed=seed)
+        check_fit(target, seed)
+        options = overfit_check.OverfitOptions(seed=seed)
+        jobs = [("overfit", lambda progress: overfit_check.run(target, options, progress))]
+        return execute(jobs, _run_options(out, fmt, quiet, no_plots, verbose))
+
+    _run_guarded(body)
+
+
+@app.command("model")
+def model_cmd(
+    name: Annotated[str | None, typer.Argument(help="A reference net; omit to list them.")] = None,
+    *,
+    input_size: Annotated[int, typer.Option("--input-size", min=8,
+                                            help="Input size for output shapes.")] = 112,
+    fmt: Format = OutputFormat.text,
+) -> None:
+    """List the reference browser nets, or show one layer by layer with its sizes."""
+
+    def body() -> int:
+        from diag.modelinfo import describe, list_nets, render_list, render_net
+
+        if name is None:
+            nets = list_nets()
+            if fmt == OutputFormat.json:
+                _print_json(nets)
+            else:
+                render_list(nets)
+            return 0
+        info = describe(name, input_size)
+        if fmt == OutputFormat.json:
+            _print_json(info)
+        else:
+            render_net(info)
+        return 0
+
+    _run_guarded(body)
+
+
+def _print_json(obj: Any) -> None:
+    import json
+
+    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,94 @@
+"""Terminal reporter (rich): a table of checks, key metrics, findings with hints."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from diag.report import Report
+from diag.result import CheckResult, Severity
+
+STYLES = {"pass": "green", "warn": "yellow", "fail": "red", "error": "bold red", "skip": "dim"}
+SEVERITY_STYLES = {"info": "dim", "warn": "yellow", "fail": "red", "error": "bold red"}
+
+# The few metrics worth a glance per check; the JSON report has them all.
+KEY_METRICS: dict[str, tuple[str, ...]] = {
+    "overfit": ("steps", "initial_loss", "final_loss", "target_loss", "accuracy",
+                "dead_relu_fraction"),
+}
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isfinite(value) and value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
+            return f"{value:.3g}"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def key_metrics(result: CheckResult) -> str:
+    names = KEY_METRICS.get(result.name)
+    items = [(k, result.metrics[k]) for k in names if k in result.metrics] if names else list(
+        result.metrics.items())[:5]
+    return "  ".join(f"{k}={_fmt(v)}" for k, v in items if v is not None)
+
+
+class ConsoleReporter:
+    """Renders to a rich Console; ``render`` gives the same as plain text."""
+
+    def __init__(self, verbose: bool = False) -> None:
+        self.verbose = verbose
+
+    def renderable(self, report: Report) -> Group:
+        table = Table(title="diag", title_justify="left", expand=False, show_lines=False)
+        table.add_column("check", style="bold")
+        table.add_column("status")
+        table.add_column("summary", overflow="fold")
+        table.add_column("key metrics", overflow="fold")
+        table.add_column("time", justify="right")
+        for c in report.checks:
+            status = Text(c.status.value.upper(), style=STYLES.get(c.status.value, ""))
+            table.add_row(c.name, status, c.summary, key_metrics(c), f"{c.duration_s:.1f}s")
+        parts: list[Any] = [table]
+        for c in report.checks:
+            shown = [f for f in c.findings if self.verbose or f.severity != Severity.INFO]
+            if not shown:
+                continue
+            parts.append(Text(f"\n{c.name} findings:", style="bold"))
+            for f in shown:
+                line = Text(f"  {f.severity.value.upper():5} ",
+                            style=SEVERITY_STYLES.get(f.severity.value, ""))
+                line.append(f.message)
+                if f.location:
+                    line.append(f"  [{f.location}]", style="cyan")
+                parts.append(line)
+                if f.hint:
+                    parts.append(Text(f"        hint: {f.hint}", style="italic"))
+        artifacts = [a for c in report.checks for a in c.artifacts]
+        if artifacts:
+            parts.append(Text("\nfiles: " + ", ".join(artifacts), style="dim"))
+        if report.interrupted:
+            parts.append(Text(f"\ninterrupted while running {report.interrupted}",
+                              style="bold red"))
+        return Group(*parts)
+
+    def print(self, report: Report, console: Console) -> None:
+        console.print(self.renderable(report))
+
+    def render(self, report: Report) -> str:
+        console = Console(width=120, record=True, color_system=None, force_terminal=False,
+                          file=_NullFile())
+        console.print(self.renderable(report))
+        return console.export_text()
+
+
+class _NullFile:
+    def write(self, _text: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        pass
