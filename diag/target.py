@@ -219,3 +219,58 @@ def _check_default_loss_shapes(target: Target, pred: Tensor, yb: Tensor) -> None
 def expected_initial_ce(classes: int) -> float:
     """Karpathy's check: with an uninformed init, cross-entropy starts at ln(C)."""
     return math.log(classes)
+
+
+def target_from_objects(
+    model: nn.Module | Callable[[], nn.Module],
+    data: TensorData | tuple[Tensor, Tensor] | torch.utils.data.Dataset[object],
+    loss: LossFn | None = None,
+    *,
+    seed: int = 0,
+    task: str | None = None,
+) -> Target:
+    """A Target from Python objects (the API behind ``diag.checks`` for a user's tests).
+
+    A Module instance is deep-copied for every use, so the caller's weights never change.
+    """
+    from diag.data import _dataset_to_data, arrays_to_data
+
+    if isinstance(data, TensorData):
+        tensor_data = data
+    elif isinstance(data, tuple) and len(data) == 2:
+        tensor_data = arrays_to_data(data[0], data[1], source="(x, y)")
+    elif isinstance(data, torch.utils.data.Dataset):
+        tensor_data = _dataset_to_data(data, type(data).__name__)
+    else:
+        raise UsageError(f"data is a {type(data).__name__}",
+                         hint="give a tuple (x, y) of tensors or a torch Dataset")
+    if isinstance(model, nn.Module):
+        instance = model
+
+        def factory() -> nn.Module:
+            return copy.deepcopy(instance)
+
+        name = type(model).__name__
+    elif callable(model):
+        maker = model
+
+        def factory() -> nn.Module:
+            with isolated_rng(seed):
+                built = maker()
+            if not isinstance(built, nn.Module):
+                raise UsageError(f"the model factory returned a {type(built).__name__}",
+                                 hint="return a torch.nn.Module")
+            return built
+
+        name = getattr(model, "__name__", type(model).__name__)
+    else:
+        raise UsageError(f"model is a {type(model).__name__}",
+                         hint="give a torch.nn.Module or a zero-argument callable")
+    classify = tensor_data.is_classification
+    if loss is None:
+        loss_fn, loss_name = (classify_loss, "cross_entropy") if classify else (
+            landmark_loss, "mse")
+    else:
+        loss_fn, loss_name = loss, getattr(loss, "__name__", type(loss).__name__)
+    return Target(factory, name, tensor_data, loss_fn, loss_name,
+                  task or ("classify" if classify else "regression"))

@@ -37,6 +37,7 @@ class ReluCensus(TorchFunctionMode):
     sites: dict[str, ReluSite] = field(default_factory=dict)
     _stack: list[str] = field(default_factory=list)
     _calls: dict[str, int] = field(default_factory=dict)
+    _last_done: str = ""
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -45,10 +46,11 @@ class ReluCensus(TorchFunctionMode):
                            ) -> Any:
         out = func(*args, **(kwargs or {}))
         if func in _RELUS and isinstance(out, Tensor) and out.dim() >= 2:
-            where = self._stack[-1] if self._stack else "model"
+            # Name the site by the layer whose output it rectifies: "relu after body".
+            where = self._last_done or (self._stack[-1] if self._stack else "model")
             count = self._calls.get(where, 0)
             self._calls[where] = count + 1
-            key = f"{where}#relu{count}" if count else f"{where}#relu"
+            key = f"relu after {where}" + (f" #{count + 1}" if count else "")
             with torch.no_grad():
                 fired = out.detach() > 0
                 dims = [0] + list(range(2, out.dim()))  # per channel (or per feature)
@@ -74,9 +76,10 @@ def relu_census(model: nn.Module, x: Tensor) -> ReluCensus:
         def pre(_m: nn.Module, _a: Any, label: str = label) -> None:
             census._stack.append(label)
 
-        def post(_m: nn.Module, _a: Any, _o: Any) -> None:
+        def post(_m: nn.Module, _a: Any, _o: Any, label: str = label) -> None:
             if census._stack:
                 census._stack.pop()
+            census._last_done = label
 
         handles.append(module.register_forward_pre_hook(pre))
         handles.append(module.register_forward_hook(post))

@@ -88,6 +88,8 @@ class _Probe:
     unregistered_fixed: list[tuple[str, int]]
     unregistered_fresh: list[tuple[str, int]]
     grad_norms: dict[str, float]
+    disconnected: bool = False
+    """The loss has no autograd graph at all: nothing trainable shapes it."""
 
 
 def _first_step_probe(model: nn.Module, trainer: Trainer, xb: Tensor, yb: Tensor) -> _Probe:
@@ -97,6 +99,10 @@ def _first_step_probe(model: nn.Module, trainer: Trainer, xb: Tensor, yb: Tensor
     if not isinstance(loss, Tensor) or loss.numel() != 1:
         raise UserCodeError("the loss did not return a scalar tensor",
                             hint="reduce the loss to one number (e.g. .mean())")
+    if not loss.requires_grad:
+        frozen = [n for n, p in named if not p.requires_grad]
+        return _Probe(frozen, [n for n, p in named if p.requires_grad], [], [], [], {},
+                      disconnected=True)
     first = [t for t in leaf_tensors(loss) if id(t) not in registered]
     # A second forward tells apart layers kept in a plain list (the same tensors) from
     # layers built inside forward() (new tensors every call).
@@ -185,7 +191,7 @@ def _run(target: Target, options: OverfitOptions, progress: Progress | None) -> 
     final_loss, final_acc, pred = init_loss, init_acc, None
     next_confirm = 0
     step_fn = trainer.step
-    for step in range(options.max_steps):
+    for step in range(0 if probe.disconnected else options.max_steps):
         if step:
             xb, yb = next(batches)
         try:
@@ -324,6 +330,12 @@ def _diagnose(*, passed: bool, probe: _Probe, unchanged: list[str], losses: list
             cause, f"{len(probe.zero_grad)} parameter tensors get an all-zero gradient",
             "something multiplies their path by zero (dead ReLUs, a zero mask, a saturated "
             "activation)", location=_group(probe.zero_grad)))
+    if probe.disconnected:
+        f.append(Finding(
+            Severity.FAIL, "the loss did not move: it does not depend on any trainable "
+            "parameter (no autograd graph reaches the model's weights)",
+            "check that forward() returns the output of its layers and that the loss uses "
+            "the prediction (no .item(), .detach() or torch.no_grad() on the way)"))
     reported = set(probe.frozen) | set(probe.no_grad) | set(probe.zero_grad)
     still = [n for n in unchanged if n not in reported]
     if still and losses:

@@ -66,35 +66,40 @@ def glorot_init_(model: nn.Module, generator: torch.Generator | None = None) -> 
     return model
 
 
-def _seeded(model: nn.Module, seed: int | None) -> nn.Module:
-    gen = None if seed is None else torch.Generator().manual_seed(seed)
-    return glorot_init_(model, gen)
+def _seeded(build: Callable[[], nn.Module], seed: int | None) -> nn.Module:
+    """Build and Glorot-init; with a seed, the global RNG is neither used nor changed
+    (PyTorch's own default init, which we overwrite, would otherwise consume it)."""
+    if seed is None:
+        return glorot_init_(build())
+    with torch.random.fork_rng(devices=[]):
+        model = build()
+    return glorot_init_(model, torch.Generator().manual_seed(seed))
 
 
 def tiny_landmark_net(input_size: int = 112, seed: int | None = 0) -> BrowserNet:
     """face-api.js FaceLandmark68TinyNet: 77,224 params, 68 (x, y) points interleaved."""
-    return _seeded(BrowserNet(TINY_CHANNELS, 3, 136, input_size), seed)  # type: ignore[return-value]
+    return _seeded(lambda: BrowserNet(TINY_CHANNELS, 3, 136, input_size), seed)  # type: ignore[return-value]
 
 
 def landmark_net(input_size: int = 112, seed: int | None = 0) -> BrowserNet:
     """face-api.js FaceLandmark68Net: 356,840 params."""
-    return _seeded(BrowserNet(FULL_CHANNELS, 4, 136, input_size), seed)  # type: ignore[return-value]
+    return _seeded(lambda: BrowserNet(FULL_CHANNELS, 4, 136, input_size), seed)  # type: ignore[return-value]
 
 
 def expression_net(input_size: int = 112, seed: int | None = 0) -> BrowserNet:
     """face-api.js FaceExpressionNet: 7 expressions on the full extractor, 323,687 params."""
-    return _seeded(BrowserNet(FULL_CHANNELS, 4, 7, input_size), seed)  # type: ignore[return-value]
+    return _seeded(lambda: BrowserNet(FULL_CHANNELS, 4, 7, input_size), seed)  # type: ignore[return-value]
 
 
 def tiny_classifier(classes: int, input_size: int = 112, seed: int | None = 0) -> BrowserNet:
     """A K-class classifier on the tiny extractor: 59,680 + 129*K params."""
-    return _seeded(BrowserNet(TINY_CHANNELS, 3, classes, input_size), seed)  # type: ignore[return-value]
+    return _seeded(lambda: BrowserNet(TINY_CHANNELS, 3, classes, input_size), seed)  # type: ignore[return-value]
 
 
 def tiny_extractor(input_size: int = 112, seed: int | None = 0) -> FeatureExtractor:
     """The tiny feature extractor alone, no head: 59,680 params."""
     del input_size
-    return _seeded(FeatureExtractor(TINY_CHANNELS, 3), seed)  # type: ignore[return-value]
+    return _seeded(lambda: FeatureExtractor(TINY_CHANNELS, 3), seed)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

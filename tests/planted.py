@@ -1,0 +1,166 @@
+"""Small models and data with planted bugs, next to their clean twins.
+
+Used by the tests directly and through SPECs such as ``tests/planted.py:clean_mlp``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IN, HIDDEN, OUT = 8, 32, 4
+
+
+def regression_data(n: int = 16, negative: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(n, IN, generator=g)
+    y = torch.randn(n, OUT, generator=g) * 0.5
+    if not negative:
+        y = y.abs()
+    return x, y
+
+
+def classification_data(n: int = 16, classes: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(2)
+    return torch.randn(n, IN, generator=g), torch.randint(0, classes, (n,), generator=g)
+
+
+def nonneg_data() -> tuple[torch.Tensor, torch.Tensor]:
+    return regression_data(negative=False)
+
+
+class MLP(nn.Module):
+    """The clean twin: Linear-ReLU-Linear."""
+
+    def __init__(self, out: int = OUT) -> None:
+        super().__init__()
+        self.body = nn.Linear(IN, HIDDEN)
+        self.head = nn.Linear(HIDDEN, out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.body(x)))
+
+
+def clean_mlp() -> nn.Module:
+    return MLP()
+
+
+def clean_classifier() -> nn.Module:
+    return MLP(out=5)
+
+
+class DetachedBranch(MLP):
+    """Bug: the hidden activations are detached, so `body` never learns."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.body(x)).detach())
+
+
+class FrozenHead(MLP):
+    """Bug: the output layer is frozen."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head.requires_grad_(False)
+
+
+class PlainListLayers(nn.Module):
+    """Bug: layers kept in a plain Python list are invisible to .parameters()."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = [nn.Linear(IN, HIDDEN), nn.Linear(HIDDEN, OUT)]
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers[1](torch.relu(self.layers[0](x))) * self.scale
+
+
+class LayerInForward(nn.Module):
+    """Bug: a layer is built inside forward(), fresh random weights on every call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(IN, HIDDEN)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        head = nn.Linear(HIDDEN, OUT)
+        return head(torch.relu(self.body(x)))
+
+
+class ConstantOutput(nn.Module):
+    """Bug: the output ignores the layers (a forgotten return value)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(IN, OUT)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.body(x)
+        return torch.zeros(x.shape[0], OUT)
+
+
+class NaNModel(MLP):
+    """Bug: log of a value that goes negative."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.log(self.head(torch.relu(self.body(x))) - 10.0)
+
+
+class ReluOutput(MLP):
+    """Bug: a ReLU on the output of a regressor whose targets can be negative."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(super().forward(x))
+
+
+class OverconfidentInit(nn.Module):
+    """Bug: logits scaled x50 at init, so the first loss is far above ln(C)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = MLP(out=5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x) * 50.0
+
+
+class DeadRelu(nn.Module):
+    """Bug: a huge negative bias before the ReLU kills every unit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(IN, HIDDEN)
+        self.head = nn.Linear(HIDDEN, OUT)
+        with torch.no_grad():
+            self.body.bias.fill_(-100.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.relu(self.body(x)))
+
+
+class Raises(MLP):
+    """User code that raises inside forward()."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise ValueError("planted failure in forward")
+
+
+def wrong_width() -> nn.Module:
+    """Output of 3 values for 4 targets: does not fit the MSE loss."""
+    return MLP(out=3)
+
+
+def raising_factory() -> nn.Module:
+    raise RuntimeError("planted failure in the factory")
+
+
+def not_a_module() -> int:
+    return 3
+
+
+instance = MLP()
+expected_ln5 = math.log(5)

@@ -1,0 +1,162 @@
+"""overfit: every failure cause planted in a model that fails with that finding, next to a
+clean twin that passes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import planted
+from diag.checks import overfit
+from diag.result import Severity, Status
+from diag.target import target_from_objects
+
+FAST = overfit.OverfitOptions(lr=1e-2, max_steps=300)
+
+
+def run(model: object, data: tuple[torch.Tensor, torch.Tensor] | None = None,
+        options: overfit.OverfitOptions = FAST) -> overfit.CheckResult:  # type: ignore[name-defined]
+    target = target_from_objects(model, data or planted.regression_data())  # type: ignore[arg-type]
+    return overfit.run(target, options)
+
+
+def messages(result: object, severity: Severity = Severity.FAIL) -> str:
+    return " | ".join(f.message for f in result.findings if f.severity == severity)  # type: ignore[attr-defined]
+
+
+def test_clean_regressor_passes() -> None:
+    r = run(planted.clean_mlp)
+    assert r.status == Status.PASS, r
+    assert r.metrics["passed"] is True
+    assert r.metrics["final_loss"] <= r.metrics["target_loss"]
+    assert r.metrics["steps"] < FAST.max_steps  # stopped as soon as it passed
+    assert r.series["loss"][0] == pytest.approx(r.metrics["initial_loss"], rel=0.5)
+    assert not messages(r)
+
+
+def test_clean_classifier_passes_with_full_accuracy_and_ln_c_info() -> None:
+    r = run(planted.clean_classifier, planted.classification_data())
+    assert r.status == Status.PASS, r
+    assert r.metrics["accuracy"] == 1.0
+    assert r.metrics["expected_initial_loss"] == pytest.approx(math.log(5), rel=1e-4)
+    info = messages(r, Severity.INFO)
+    assert "ln(5)" in info and "as expected" in info
+
+
+def test_detached_branch_is_found() -> None:
+    r = run(planted.DetachedBranch)
+    assert r.status == Status.FAIL
+    f = next(f for f in r.findings if "never receive a gradient" in f.message)
+    assert f.severity == Severity.FAIL and "body" in f.location and "detach" in f.hint
+
+
+def test_frozen_layer_is_found() -> None:
+    r = run(planted.FrozenHead)
+    assert r.status == Status.FAIL
+    f = next(f for f in r.findings if "frozen" in f.message)
+    assert f.severity == Severity.FAIL and f.location == "head"
+
+
+def test_layers_in_a_plain_list_are_found() -> None:
+    r = run(planted.PlainListLayers)
+    assert r.status == Status.FAIL
+    f = next(f for f in r.findings if "not in model.parameters()" in f.message)
+    assert "ModuleList" in f.hint and "layers" in f.location
+
+
+def test_layer_created_in_forward_is_found() -> None:
+    r = run(planted.LayerInForward)
+    assert r.status == Status.FAIL
+    f = next(f for f in r.findings if "inside forward()" in f.message)
+    assert "__init__" in f.hint
+
+
+def test_loss_that_does_not_move_is_found() -> None:
+    r = run(planted.ConstantOutput)
+    assert r.status == Status.FAIL
+    assert "did not move" in messages(r)
+
+
+def test_nan_is_found_and_stops_training() -> None:
+    r = run(planted.NaNModel)
+    assert r.status == Status.FAIL
+    assert "NaN/Inf" in messages(r)
+
+
+def test_relu_on_regressor_with_negative_targets_is_found() -> None:
+    r = run(planted.ReluOutput)
+    assert r.status == Status.FAIL
+    f = next(f for f in r.findings if "cannot reach" in f.message)
+    assert "below the lowest" in f.message and "ReLU or clamp" in f.message
+
+
+def test_relu_output_is_fine_when_targets_are_nonnegative() -> None:
+    r = run(planted.ReluOutput, planted.nonneg_data())
+    assert not any("cannot reach" in f.message for f in r.findings)
+
+
+def test_init_loss_far_from_ln_c_is_reported() -> None:
+    r = run(planted.OverconfidentInit, planted.classification_data())
+    f = next(f for f in r.findings if "ln(5)" in f.message)
+    assert f.severity == Severity.WARN and "far off" in f.message
+    assert r.metrics["initial_loss"] > 3 * math.log(5)
+
+
+def test_dead_relus_are_found() -> None:
+    r = run(planted.DeadRelu)
+    assert r.status == Status.FAIL
+    assert r.metrics["dead_relu_fraction"] == 1.0
+    f = next(f for f in r.findings if "ReLU units are dead" in f.message)
+    assert f.location == "relu after body"
+
+
+def test_gradient_norms_per_layer_are_reported() -> None:
+    r = run(planted.clean_mlp)
+    assert r.metrics["grad_norm_max"] > r.metrics["grad_norm_min"] > 0
+    assert r.metrics["grad_norm_max_param"] in {"body.weight", "body.bias", "head.weight",
+                                                "head.bias"}
+    assert r.plot_data["grad_norm_names"] == ["body.weight", "body.bias", "head.weight",
+                                              "head.bias"]
+
+
+def test_user_model_raising_is_an_error_with_location() -> None:
+    r = run(planted.Raises)
+    assert r.status == Status.ERROR
+    assert "planted failure in forward" in r.summary
+    assert r.findings[0].location.startswith("planted.py:")
+
+
+def test_users_model_and_rng_are_untouched() -> None:
+    model = planted.MLP()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    run(model)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert torch.equal(torch.rand(3), expected_next)
+
+
+def test_same_seed_same_numbers() -> None:
+    a = run(planted.clean_mlp).to_dict()
+    b = run(planted.clean_mlp).to_dict()
+    assert a["metrics"] == b["metrics"] and a["series"] == b["series"]
+
+
+def test_no_tensors_in_results() -> None:
+    r = run(planted.clean_mlp)
+    values = list(r.metrics.values()) + [v for s in r.series.values() for v in s]
+    assert not any(isinstance(v, torch.Tensor) for v in values)
+
+
+@pytest.mark.slow
+def test_default_browser_model_passes_on_generated_data() -> None:
+    from diag.target import build_target
+
+    target = build_target(task="landmarks", input_size=48, samples=16)
+    r = overfit.run(target)
+    assert r.status == Status.PASS, r.summary
+    assert r.metrics["final_loss"] <= 1e-3
+    assert "points_pred" in r.plot_data and r.plot_data["images"].shape[1:] == (48, 48, 3)
