@@ -67,6 +67,10 @@ def load_npz(path: str) -> TensorData:
     """A .npz with ``x`` (N,C,H,W float or N,H,W,C uint8) and ``y``. Never unpickles."""
     if not os.path.exists(path):
         raise DataError(f"--data file not found: {path}", hint="check the path")
+    with open(path, "rb") as fh:
+        if fh.read(4) != b"PK\x03\x04":
+            raise DataError(f"--data {path} is not a readable .npz (not a zip archive)",
+                            hint="write it with np.savez")
     try:
         with np.load(path, allow_pickle=False) as npz:
             names = set(npz.files)
@@ -78,7 +82,7 @@ def load_npz(path: str) -> TensorData:
     except DataError:
         raise
     except ValueError as exc:
-        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
+        if "object arrays" in str(exc).lower() or "pickle" in str(exc).lower():
             raise DataError(f"--data {path} holds object arrays, which diag refuses to unpickle",
                             hint="save plain numeric arrays") from None
         raise DataError(f"--data {path} is not a readable .npz: {exc}",
