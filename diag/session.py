@@ -20,7 +20,7 @@ from diag.errors import DiagError, UsageError, user_location
 from diag.report import Report
 from diag.report.console import ConsoleReporter
 from diag.report.files import write_check, write_summary
-from diag.report.json import JsonReporter
+from diag.report.formats import REPORTERS
 from diag.result import CheckResult, ExitCode, Finding, Severity, Status, exit_code_for
 
 Progress = Callable[[int, int], None]
@@ -113,8 +113,8 @@ def execute(jobs: Sequence[Job], opts: RunOptions) -> int:
                   f"reports of the {len(results)} finished checks are written", soft_wrap=True)
     write_summary(results, opts.out, interrupted)
     report = Report(results, interrupted=interrupted)
-    if opts.fmt == "json":
-        sys.stdout.write(JsonReporter().render(report))
+    if opts.fmt != "text":
+        sys.stdout.write(REPORTERS[opts.fmt]().render(report))
         sys.stdout.flush()
     else:
         out = Console(highlight=False)

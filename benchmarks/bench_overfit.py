@@ -1,0 +1,72 @@
+"""Benchmark `diag overfit`: end-to-end wall time, and its training steps against a plain
+hand-written PyTorch loop doing the same steps on the same model and data.
+
+Run: python benchmarks/bench_overfit.py [--steps 200] [--repeats 3]
+Prints the figures; asserts nothing (speed is measured here, never in tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+
+
+def plain_loop(model, x, y, steps: int) -> float:  # type: ignore[no-untyped-def]
+    import torch
+    import torch.nn.functional as F
+
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    start = time.perf_counter()
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        loss = F.mse_loss(model(x), y)
+        loss.backward()
+        opt.step()
+        if loss.item() <= 0.0:  # a hand-written loop reads the loss to know when to stop
+            break
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "diag", "overfit", "--quiet", "--out",
+                           "reports/bench"], capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    print(f"diag overfit (defaults, torch import included): {wall:.2f} s wall, "
+          f"exit {proc.returncode}: {proc.stdout.strip()}")
+
+    import torch
+
+    from diag.checks import overfit
+    from diag.target import build_target
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    target = build_target(task="landmarks", input_size=48, samples=16)
+    opts = overfit.OverfitOptions(max_steps=args.steps, target_loss=0.0)
+    data = overfit._subset(target.data, opts.samples, opts.seed)
+    plain, check = [], []
+    for _ in range(args.repeats):  # interleaved, so drift hits both alike
+        plain.append(plain_loop(target.make_model(), data.x, data.y, args.steps))
+        start = time.perf_counter()
+        result = overfit.run(target, opts)
+        check.append(time.perf_counter() - start)
+        assert result.metrics["steps"] == args.steps, result.metrics
+    p, c = statistics.median(plain), statistics.median(check)
+    print(f"{args.steps} steps on {len(data)} samples, tiny landmark net at 48 px, "
+          f"{torch.get_num_threads()} threads, median of {args.repeats}:")
+    print(f"  plain PyTorch loop : {p:.3f} s ({1000 * p / args.steps:.2f} ms/step)")
+    print(f"  diag overfit check : {c:.3f} s ({1000 * c / args.steps:.2f} ms/step, "
+          "all diagnostics included)")
+    print(f"  ratio check/plain  : {c / p:.3f}x (budget 1.10x)")
+
+
+if __name__ == "__main__":
+    main()

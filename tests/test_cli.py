@@ -1,0 +1,128 @@
+"""The CLI: exit codes, one-line errors, JSON on stdout only, files under --out, lazy torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from diag.cli import OutputFormat, app
+from diag.result import ExitCode
+
+runner = CliRunner()
+MLP_ARGS = ["--data", "{p}:regression_data", "--lr", "0.01", "--max-steps", "300"]
+
+
+def invoke(*args: str, planted: str = "") -> object:
+    return runner.invoke(app, [a.replace("{p}", planted) for a in args])
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["overfit", "--help"], ["check", "--help"],
+                                  ["model", "--help"]], ids=lambda a: " ".join(a))
+def test_help_does_not_import_torch(argv: list[str]) -> None:
+    code = (
+        "import sys\n"
+        f"sys.argv = ['diag'] + {argv!r}\n"
+        "from diag.cli import app\n"
+        "try:\n    app()\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip().endswith("NO-TORCH"), out.stdout[-300:]
+
+
+def test_version_and_python_m() -> None:
+    out = subprocess.run([sys.executable, "-m", "diag", "--version"], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.startswith("diag ")
+
+
+def test_overfit_on_user_specs_passes_and_writes_files(planted_path: str, tmp_path: Path
+                                                       ) -> None:
+    r = invoke("overfit", "--model", "{p}:clean_mlp", *MLP_ARGS, "--out", str(tmp_path),
+               planted=planted_path)
+    assert r.exit_code == 0, r.output  # type: ignore[attr-defined]
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"overfit.json", "summary.md", "report.json", "overfit_loss.png"} <= names
+    doc = json.loads((tmp_path / "overfit.json").read_text())
+    assert doc["schema"] == "diag-report/1" and doc["checks"][0]["status"] == "pass"
+    assert "| overfit |" in (tmp_path / "summary.md").read_text()
+
+
+def test_json_format_puts_only_json_on_stdout(planted_path: str, tmp_path: Path) -> None:
+    r = invoke("overfit", "--model", "{p}:DetachedBranch", *MLP_ARGS, "--format", "json",
+               "--out", str(tmp_path), "--no-plots", planted=planted_path)
+    assert r.exit_code == ExitCode.CHECK_FAILED, r.output  # type: ignore[attr-defined]
+    doc = json.loads(r.stdout)  # type: ignore[attr-defined]
+    assert set(doc) >= {"schema", "diag_version", "environment", "checks"}
+    check = doc["checks"][0]
+    assert check["name"] == "overfit" and check["status"] == "fail"
+    assert set(check) == {"name", "status", "summary", "metrics", "findings", "series",
+                          "artifacts", "duration_s"}
+    assert not any(p.suffix == ".png" for p in tmp_path.iterdir())
+
+
+def test_same_seed_same_json_numbers(planted_path: str, tmp_path: Path) -> None:
+    docs = []
+    for i in range(2):
+        r = invoke("overfit", "--model", "{p}:clean_mlp", *MLP_ARGS, "--format", "json",
+                   "--seed", "7", "--no-plots", "--out", str(tmp_path / str(i)),
+                   planted=planted_path)
+        docs.append(json.loads(r.stdout)["checks"][0])  # type: ignore[attr-defined]
+    assert docs[0]["metrics"] == docs[1]["metrics"] and docs[0]["series"] == docs[1]["series"]
+
+
+@pytest.mark.parametrize(("args", "code", "needle"), [
+    (["--model", "no_such_module_xyz:model"], 2, "no module named"),
+    (["--model", "{p}:nope"], 2, "has no attribute 'nope'"),
+    (["--model", "not-a-spec"], 2, "is not a SPEC"),
+    (["--model", "missing/file.py:model"], 2, "file not found"),
+    (["--model", "{p}:not_a_module", "--data", "{p}:regression_data"], 2, "returned a int"),
+    (["--model", "{p}:raising_factory", "--data", "{p}:regression_data"], 3, "planted.py:"),
+    (["--model", "{p}:Raises", "--data", "{p}:regression_data"], 3, "planted failure"),
+    (["--model", "{p}:wrong_width", "--data", "{p}:regression_data"], 2, "does not fit"),
+    (["--data", "missing.npz", "--model", "{p}:clean_mlp"], 2, "not found"),
+    (["--data", "{p}:regression_data"], 2, "without --model"),
+    (["--samples", "0"], 2, "samples"),
+], ids=["no-module", "no-attr", "not-a-spec", "no-file", "not-a-module", "factory-raises",
+        "forward-raises", "output-does-not-fit", "missing-data", "data-without-model",
+        "bad-option"])
+def test_bad_input_gives_one_line_and_exit_code(planted_path: str, tmp_path: Path,
+                                                args: list[str], code: int, needle: str
+                                                ) -> None:
+    r = invoke("overfit", *args, "--out", str(tmp_path), planted=planted_path)
+    assert r.exit_code == code, r.output  # type: ignore[attr-defined]
+    err = r.stderr  # type: ignore[attr-defined]
+    assert needle in err, err
+    if code != 2 or "samples" not in needle:
+        assert err.startswith("diag: error: ") and err.count("\n") == 1, err
+        assert "Traceback" not in err
+
+
+def test_model_command_json() -> None:
+    r = invoke("model", "tiny-landmark", "--format", "json")
+    assert r.exit_code == 0, r.output  # type: ignore[attr-defined]
+    doc = json.loads(r.stdout)  # type: ignore[attr-defined]
+    assert doc["params"] == 77_224 and doc["fp32_bytes"] == 4 * 77_224
+    assert doc["uint8_bytes"] == 77_224
+    assert doc["layers"][0] == {"name": "features.dense0.conv0.conv", "type": "Conv2d",
+                                "output_shape": [32, 56, 56], "params": 896}
+    assert sum(layer["params"] for layer in doc["layers"]) == 77_224
+
+
+def test_model_command_lists_and_rejects_unknown() -> None:
+    r = invoke("model")
+    assert r.exit_code == 0 and "tiny-landmark" in r.stdout  # type: ignore[attr-defined]
+    r = invoke("model", "nope")
+    assert r.exit_code == 2 and "choose one of" in r.stderr  # type: ignore[attr-defined]
+
+
+def test_every_output_format_has_a_reporter() -> None:
+    from diag.report.formats import REPORTERS
+
+    assert {f.value for f in OutputFormat} == set(REPORTERS)

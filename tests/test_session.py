@@ -1,0 +1,71 @@
+"""Running several checks: isolation of errors, Ctrl-C, atomic report files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from diag.result import CheckResult, ExitCode, Status
+from diag.session import RunOptions, execute
+
+
+def ok(_progress: object) -> CheckResult:
+    return CheckResult("first", Status.PASS, "fine", metrics={"x": 1.0})
+
+
+def boom(_progress: object) -> CheckResult:
+    raise RuntimeError("internal kaboom")
+
+
+def interrupt(_progress: object) -> CheckResult:
+    raise KeyboardInterrupt
+
+
+def failing(_progress: object) -> CheckResult:
+    return CheckResult("third", Status.FAIL, "bad")
+
+
+def test_a_raising_check_does_not_stop_the_others(tmp_path: Path) -> None:
+    code = execute([("first", ok), ("second", boom), ("third", failing)],
+                   RunOptions(out=tmp_path, fmt="json", quiet=True))
+    assert code == ExitCode.CHECK_ERROR  # error (3) wins over fail (1)
+    doc = json.loads((tmp_path / "report.json").read_text())
+    statuses = {c["name"]: c["status"] for c in doc["checks"]}
+    assert statuses == {"first": "pass", "second": "error", "third": "fail"}
+    second = next(c for c in doc["checks"] if c["name"] == "second")
+    assert "internal kaboom" in second["summary"]
+
+
+def test_interrupt_writes_finished_checks_and_returns_130(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    code = execute([("first", ok), ("second", interrupt), ("third", failing)],
+                   RunOptions(out=tmp_path, fmt="text", quiet=False))
+    assert code == ExitCode.INTERRUPTED
+    assert "interrupted while running second" in capsys.readouterr().err
+    doc = json.loads((tmp_path / "report.json").read_text())
+    assert [c["name"] for c in doc["checks"]] == ["first"] and doc["interrupted"] == "second"
+    assert json.loads((tmp_path / "first.json").read_text())["checks"][0]["status"] == "pass"
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_json_report_turns_nan_into_strings(tmp_path: Path) -> None:
+    def nan(_p: object) -> CheckResult:
+        return CheckResult("n", Status.FAIL, "nan", metrics={"loss": float("nan")},
+                           series={"loss": [1.0, float("inf")]})
+
+    execute([("n", nan)], RunOptions(out=tmp_path, fmt="json", quiet=True))
+    doc = json.loads((tmp_path / "n.json").read_text())
+    assert doc["checks"][0]["metrics"]["loss"] == "nan"
+    assert doc["checks"][0]["series"]["loss"] == [1.0, "inf"]
+
+
+def test_unwritable_out_is_a_usage_error(tmp_path: Path) -> None:
+    from diag.errors import UsageError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(UsageError):
+        execute([("first", ok)], RunOptions(out=blocker / "sub", quiet=True))
