@@ -34,7 +34,7 @@ def key_metrics(result: CheckResult) -> str:
     names = KEY_METRICS.get(result.name)
     items = [(k, result.metrics[k]) for k in names if k in result.metrics] if names else list(
         result.metrics.items())[:5]
-    return "  ".join(f"{k}={_fmt(v)}" for k, v in items if v is not None)
+    return "\n".join(f"{k}={_fmt(v)}" for k, v in items if v is not None)
 
 
 class ConsoleReporter:
