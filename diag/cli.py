@@ -179,6 +179,69 @@ def overfit(
 
 
 @app.command()
+def leaks(
+    *,
+    step: Annotated[str | None, typer.Option(
+        "--step", metavar="SPEC", help="A zero-argument factory returning step(), a "
+        "zero-argument function that runs one training iteration.")] = None,
+    model: ModelSpec = None,
+    data: DataSpec = None,
+    loss: LossSpec = None,
+    task: TaskOpt = Task.landmarks,
+    iterations: Annotated[int, typer.Option("--iterations", min=5,
+                                            help="Calls to step(), warm-up included.")] = 30,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Iterations whose growth is "
+                                        "expected (lazy optimizer state, caches).")] = 5,
+    input_size: InputSize = 48,
+    seed: Seed = 0,
+    out: Out = Path("reports"),
+    fmt: Format = OutputFormat.text,
+    quiet: Quiet = False,
+    no_plots: NoPlots = False,
+    verbose: Verbose = False,
+) -> None:
+    """Do live tensors, bytes or autograd graphs grow per iteration? Where were they made?
+
+    A tf.memory() for PyTorch: after every step() it counts live tensors, storages and bytes (tensors held only inside autograd graphs included) and the graph nodes they keep alive. Growth that persists after warm-up fails, with the file:line in your code where the leaked tensors were created and a hint per pattern.
+    """
+
+    def body() -> int:
+        from diag.checks import leaks as check
+        from diag.session import execute
+
+        _torch_threads()
+        options = check.LeaksOptions(iterations=iterations, warmup=warmup, seed=seed)
+        factory, source = _step_factory(step, model, data, loss, task, input_size, seed)
+        jobs = [("leaks", lambda progress: check.run(factory, options, progress,
+                                                     source=source))]
+        return execute(jobs, _run_options(out, fmt, quiet, no_plots, verbose))
+
+    _run_guarded(body)
+
+
+def _step_factory(step: str | None, model: str | None, data: str | None, loss: str | None,
+                  task: Task, input_size: int, seed: int) -> tuple[Any, str]:
+    from diag.checks import leaks as check
+    from diag.errors import UsageError
+    from diag.spec import resolve
+    from diag.target import build_target, check_fit
+
+    if step is not None:
+        if model or data or loss:
+            raise UsageError("--step runs your own iteration; it cannot be combined with "
+                             "--model/--data/--loss", hint="pass either --step or those")
+        factory = resolve(step, "--step")
+        if not callable(factory):
+            raise UsageError(f"--step {step} is a {type(factory).__name__}",
+                             hint="give a zero-argument factory returning step()")
+        return factory, step
+    target = build_target(model=model, data=data, loss=loss, task=task.value,
+                          input_size=input_size, seed=seed)
+    check_fit(target, seed)
+    return check.training_step_factory(target, seed=seed), f"training loop on {target.model_name}"
+
+
+@app.command()
 def check(
     *,
     model: ModelSpec = None,

@@ -19,6 +19,7 @@ SEVERITY_STYLES = {"info": "dim", "warn": "yellow", "fail": "red", "error": "bol
 KEY_METRICS: dict[str, tuple[str, ...]] = {
     "overfit": ("steps", "initial_loss", "final_loss", "target_loss", "accuracy",
                 "dead_relu_fraction"),
+    "leaks": ("tensors_per_iter", "bytes_per_iter", "graph_nodes_per_iter", "tensors_final"),
 }
 
 
@@ -55,7 +56,12 @@ class ConsoleReporter:
             table.add_row(c.name, status, c.summary, key_metrics(c), f"{c.duration_s:.1f}s")
         parts: list[Any] = [table]
         for c in report.checks:
+            rows = c.plot_data.get("attribution") if c.plot_data else None
+            if rows:
+                parts.append(_attribution_table(c.name, rows))
             shown = [f for f in c.findings if self.verbose or f.severity != Severity.INFO]
+            if rows:
+                shown = [f for f in shown if f.location not in {r["created_at"] for r in rows}]
             if not shown:
                 continue
             parts.append(Text(f"\n{c.name} findings:", style="bold"))
@@ -84,6 +90,22 @@ class ConsoleReporter:
                           file=_NullFile())
         console.print(self.renderable(report))
         return console.export_text()
+
+
+def _attribution_table(name: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"\n{name}: what grows, and where it was created (biggest first)",
+                  title_justify="left")
+    table.add_column("created at", style="cyan")
+    table.add_column("tensor")
+    table.add_column("op")
+    table.add_column("tensors/iter", justify="right")
+    table.add_column("bytes/iter", justify="right")
+    table.add_column("graph nodes/iter", justify="right")
+    table.add_column("hint", overflow="fold")
+    for r in rows:
+        table.add_row(r["created_at"], r["tensor"], r["op"], _fmt(r["tensors_per_iter"]),
+                      _fmt(r["bytes_per_iter"]), _fmt(r["graph_nodes_per_iter"]), r["hint"])
+    return table
 
 
 class _NullFile:

@@ -1,0 +1,283 @@
+"""A tf.memory() for PyTorch: live tensors, storages, bytes and autograd graph nodes.
+
+PyTorch frees by reference counting, so its leaks are references held too long. A census of
+Python tensor objects (gc) misses tensors held only inside autograd graphs; this one tracks
+every tensor created by Python code while a step runs (a TorchFunctionMode, with the user's
+file:line where it was made), walks the autograd graphs those tensors keep alive, and counts
+the tensors saved inside them.
+"""
+
+from __future__ import annotations
+
+import collections
+import gc
+import os
+import sys
+import warnings
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.overrides import TorchFunctionMode
+
+from diag.errors import is_library_file
+
+_SAVED_ATTRS: dict[type, tuple[str, ...]] = {}
+_LIB_CACHE: dict[str, bool] = {}
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _is_lib(filename: str) -> bool:
+    cached = _LIB_CACHE.get(filename)
+    if cached is None:
+        cached = _LIB_CACHE[filename] = is_library_file(filename)
+    return cached
+
+
+def user_site(depth: int = 2) -> str:
+    """``file.py:42`` of the innermost calling frame outside torch, diag and the stdlib."""
+    frame = sys._getframe(depth)
+    innermost = frame
+    while frame is not None and _is_lib(frame.f_code.co_filename):
+        frame = frame.f_back
+    frame = frame or innermost
+    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+
+
+@dataclass
+class Record:
+    """A tracked tensor: where and by which op it was made."""
+
+    ref: weakref.ReferenceType[Tensor]
+    site: str
+    op: str
+    iteration: int
+    order: int
+    """Creation order across the run (newest roots are walked first)."""
+    storage: tuple[int, int] | None = None
+    """(storage key, nbytes), computed once."""
+
+
+def _storage(t: Tensor) -> tuple[int, int]:
+    try:
+        s = t.untyped_storage()
+        ptr = s.data_ptr()
+        return (ptr if ptr else id(s), int(s.nbytes()))
+    except (RuntimeError, NotImplementedError, TypeError):
+        return (id(t), 0)
+
+
+def _describe(t: Tensor) -> str:
+    return f"{str(t.dtype).replace('torch.', '')}{list(t.shape)}"
+
+
+def saved_tensors(node: Any) -> Iterable[Tensor]:
+    """Tensors an autograd node still holds (freed ones, after backward, are skipped)."""
+    names = _SAVED_ATTRS.get(type(node))
+    if names is None:
+        names = _SAVED_ATTRS[type(node)] = tuple(
+            a for a in dir(node) if a.startswith("_saved_"))
+    for name in names:
+        try:
+            value = getattr(node, name)
+        except (RuntimeError, AttributeError):
+            continue
+        if isinstance(value, Tensor):
+            yield value
+        elif isinstance(value, tuple | list):
+            yield from (v for v in value if isinstance(v, Tensor))
+
+
+@dataclass
+class SiteStats:
+    """What one creation site holds alive at one census."""
+
+    tensors: int = 0
+    bytes: int = 0
+    graph_nodes: int = 0
+    with_grad_fn: int = 0
+    saved_bytes: int = 0
+    saved_activations: int = 0
+    """Saved tensors with more than one element still held in graphs this site keeps alive:
+    graphs that never ran backward (evaluation without no_grad)."""
+    example: str = ""
+    op: str = ""
+
+
+@dataclass
+class Snapshot:
+    """One census."""
+
+    tensors: int
+    storages: int
+    bytes: int
+    graph_nodes: int
+    rss_bytes: int | None
+    cuda_bytes: int | None
+    sites: dict[str, SiteStats] = field(default_factory=dict)
+
+
+class TensorCensus(TorchFunctionMode):
+    """Enter around each ``step()`` call; call ``take()`` after it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: dict[int, Record] = {}
+        self.iteration = 0
+        self._order = 0
+        self.baseline: list[weakref.ReferenceType[Tensor]] = []
+
+    def scan_baseline(self) -> None:
+        """Tensors alive before the run (one gc scan, not repeated per iteration)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # isinstance() on deprecated torch attributes
+            self.baseline = [weakref.ref(o) for o in gc.get_objects()
+                             if isinstance(o, Tensor)]
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None
+                           ) -> Any:
+        out = func(*args, **(kwargs or {}))
+        if isinstance(out, Tensor):
+            self._track(out, func)
+        elif isinstance(out, tuple | list) and out and isinstance(out[0], Tensor):
+            for o in out:
+                if isinstance(o, Tensor):
+                    self._track(o, func)
+        return out
+
+    def _track(self, t: Tensor, func: Any) -> None:
+        key = t._cdata
+        old = self.records.get(key)
+        self._order += 1
+        if old is not None and old.ref() is t:
+            # An in-place op returned a tensor we already know: keep where it was made, but
+            # note it was touched now (a running total is the newest root of its graph).
+            old.order = self._order
+            return
+        self.records[key] = Record(weakref.ref(t), user_site(3),
+                                   getattr(func, "__name__", str(func)), self.iteration,
+                                   self._order)
+
+    def take(self, with_sites: bool = True) -> Snapshot:
+        """Count what is alive now."""
+        seen_tensors: set[int] = set()
+        storages: dict[int, int] = {}
+        sites: dict[str, SiteStats] = {}
+        roots: list[tuple[Any, str, tuple[int, int]]] = []
+        dead = []
+        for key, rec in self.records.items():
+            t = rec.ref()
+            if t is None:
+                dead.append(key)
+                continue
+            seen_tensors.add(t._cdata)
+            if rec.storage is None:
+                rec.storage = _storage(t)
+            skey, nbytes = rec.storage
+            new_bytes = 0 if skey in storages else nbytes
+            storages.setdefault(skey, nbytes)
+            if with_sites:
+                label = rec.site
+                st = sites.get(label)
+                if st is None:
+                    st = sites[label] = SiteStats(op=rec.op)
+                st.tensors += 1
+                st.bytes += new_bytes
+                st.example = _describe(t)
+                st.op = rec.op
+                if t.grad_fn is not None:
+                    st.with_grad_fn += 1
+            if t.grad_fn is not None:
+                roots.append((t.grad_fn, rec.site, (rec.iteration, rec.order)))
+        for key in dead:
+            del self.records[key]
+        for ref in self.baseline:
+            t = ref()
+            if t is None or t._cdata in seen_tensors:
+                continue
+            seen_tensors.add(t._cdata)
+            skey, nbytes = _storage(t)
+            storages.setdefault(skey, nbytes)
+            if t.grad_fn is not None:
+                roots.append((t.grad_fn, "before the run", (-1, 0)))
+        nodes = 0
+        seen_nodes: set[int] = set()
+        keep: list[Any] = []  # node wrappers stay alive during the walk, so ids stay unique
+        # Newest roots first: a graph is credited to the tensor that keeps it alive now
+        # (the running total), not to the intermediates inside it.
+        roots.sort(key=lambda r: r[2], reverse=True)
+        for root, site, _ in roots:
+            stack = [root]
+            credited = 0
+            saved_new = 0
+            activations = 0
+            while stack:
+                node = stack.pop()
+                if id(node) in seen_nodes:
+                    continue
+                seen_nodes.add(id(node))
+                keep.append(node)
+                credited += 1
+                for s in saved_tensors(node):
+                    if s.numel() > 1:
+                        activations += 1
+                    if s._cdata in seen_tensors:
+                        continue
+                    seen_tensors.add(s._cdata)
+                    skey, nbytes = _storage(s)
+                    if skey not in storages:
+                        storages[skey] = nbytes
+                        saved_new += nbytes
+                for nxt, _ in node.next_functions:
+                    if nxt is not None and id(nxt) not in seen_nodes:
+                        stack.append(nxt)
+            nodes += credited
+            if with_sites and site in sites:
+                sites[site].graph_nodes += credited
+                sites[site].saved_bytes += saved_new
+                sites[site].saved_activations += activations
+        cuda = (int(torch.cuda.memory_allocated()) if torch.cuda.is_available()
+                and torch.cuda.is_initialized() else None)
+        return Snapshot(len(seen_tensors), len(storages), sum(storages.values()), nodes,
+                        rss_bytes(), cuda, sites)
+
+
+def describe_holder(census: TensorCensus, site: str) -> str:
+    """What keeps the newest live tensor made at ``site`` alive: 'a list of 30 items'.
+
+    One gc.get_referrers call, made only for sites already judged to leak.
+    """
+    newest = None
+    for rec in census.records.values():
+        if rec.site == site and rec.ref() is not None and (
+                newest is None or rec.order > newest.order):
+            newest = rec
+    t = newest.ref() if newest else None
+    if t is None:
+        return ""
+    containers = (list, dict, set, tuple, collections.deque)
+    for holder in gc.get_referrers(t):
+        if isinstance(holder, containers) and holder is not census.records:
+            if isinstance(holder, dict) and ("__builtins__" in holder or "__name__" in holder):
+                continue  # a module's globals
+            return f"held in a {type(holder).__name__} of {len(holder)} items"
+    if t.grad_fn is not None:
+        return "held by a variable whose autograd graph keeps growing"
+    return ""
+
+
+def rss_bytes() -> int | None:
+    """Resident set size of this process (Linux /proc), or None where unavailable."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def naive_tensor_count() -> int:
+    """What a gc census sees: Python tensor objects. Misses graph-held tensors."""
+    return sum(1 for o in gc.get_objects() if isinstance(o, Tensor))

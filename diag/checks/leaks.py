@@ -1,0 +1,279 @@
+"""`diag leaks`: do live tensors, bytes or autograd graphs grow per iteration? Where from?
+
+The article counted tf.memory().numTensors every iteration. PyTorch's leaks are references
+held too long, often invisible to a count of Python tensor objects: ``total_loss += loss``
+keeps every iteration's autograd graph alive through ``total_loss.grad_fn``. The census in
+``diag.census`` counts tensors, storages, bytes and graph nodes, graph-held ones included,
+and remembers the user's file:line where each tensor was made.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from diag.census import Snapshot, TensorCensus, describe_holder
+from diag.detectors import Growth, persistent_growth
+from diag.errors import DiagError, UsageError, user_code_error
+from diag.result import CheckResult, Finding, Severity, Status
+from diag.state import isolated_rng
+
+NAME = "leaks"
+Progress = Callable[[int, int], None]
+StepFactory = Callable[[], Callable[[], object]]
+
+
+@dataclass(frozen=True)
+class LeaksOptions:
+    """Options of `diag leaks`."""
+
+    iterations: int = 30
+    """Calls to step(), warm-up included."""
+    warmup: int = 5
+    """Iterations whose growth is expected (lazy state: optimizer moments, caches)."""
+    seed: int = 0
+
+
+def _hook_counts() -> dict[str, tuple[int, str]]:
+    """Forward/backward hooks per live module (gc scan; taken twice per run, not per step)."""
+    import torch
+    from torch import nn
+
+    counts: dict[str, tuple[int, str]] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # isinstance() on deprecated torch attributes
+        modules = [o for o in gc.get_objects() if isinstance(o, nn.Module)]
+    for obj in modules:
+        hooks = [h for d in (obj._forward_hooks, obj._forward_pre_hooks, obj._backward_hooks,
+                             getattr(obj, "_backward_pre_hooks", {}))
+                 for h in d.values()]
+        if hooks:
+            code = getattr(hooks[-1], "__code__", None)
+            where = (f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}"
+                     if code else "")
+            counts[f"{type(obj).__name__}@{id(obj):x}"] = (len(hooks), where)
+    module_mod = torch.nn.modules.module
+    glob = sum(len(getattr(module_mod, n, {})) for n in (
+        "_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks"))
+    if glob:
+        counts["global"] = (glob, "")
+    return counts
+
+
+def run(step_factory: StepFactory, options: LeaksOptions | None = None,
+        progress: Progress | None = None, *, source: str = "") -> CheckResult:
+    """Call the step ``iterations`` times, census after each, and judge the trends."""
+    options = options or LeaksOptions()
+    if options.iterations < options.warmup + 4:
+        raise UsageError(f"--iterations {options.iterations} leaves fewer than 4 iterations "
+                         f"after --warmup {options.warmup}",
+                         hint="raise --iterations or lower --warmup")
+    started = time.perf_counter()
+    try:
+        with isolated_rng(options.seed):
+            result = _run(step_factory, options, progress, source)
+    except DiagError as exc:
+        result = CheckResult(NAME, Status.ERROR, exc.one_line(), findings=(
+            Finding(Severity.ERROR, exc.message, exc.hint, exc.location),))
+    return result.replace(duration_s=time.perf_counter() - started)
+
+
+def _run(step_factory: StepFactory, options: LeaksOptions, progress: Progress | None,
+         source: str) -> CheckResult:
+    try:
+        step = step_factory()
+    except DiagError:
+        raise
+    except Exception as exc:
+        raise user_code_error(exc, "the step factory") from None
+    if not callable(step):
+        raise UsageError(f"the step factory returned a {type(step).__name__}, not a callable",
+                         hint="return a zero-argument function that runs one iteration")
+    census = TensorCensus()
+    census.scan_baseline()
+    snaps: list[Snapshot] = []
+    hooks_start: dict[str, tuple[int, str]] = {}
+    for i in range(options.iterations):
+        census.iteration = i
+        try:
+            with census:
+                step()
+        except Exception as exc:
+            raise user_code_error(exc, f"step() at iteration {i + 1}") from None
+        if i == options.iterations - 1:
+            gc.collect()  # cycles awaiting collection are not leaks
+        snaps.append(census.take())
+        if i == options.warmup - 1:
+            hooks_start = _hook_counts()
+        if progress is not None:
+            progress(i + 1, options.iterations)
+    hooks_end = _hook_counts()
+    return _judge(snaps, options, hooks_start, hooks_end, source,
+                  holder=lambda site: describe_holder(census, site))
+
+
+QUANTITIES = ("tensors", "storages", "bytes", "graph_nodes")
+
+
+def training_step_factory(target: Any, *, batch_size: int = 12, lr: float = 1e-3,
+                          seed: int = 0) -> StepFactory:
+    """A step from a model, data and loss: the one training loop (diag.train), one batch a
+    call. Its model is a fresh copy, so the user's is never touched."""
+    from diag.train import Trainer
+
+    def factory() -> Callable[[], object]:
+        model = target.make_model()
+        trainer = Trainer(model, target.data, target.loss_fn, lr=lr, batch_size=batch_size,
+                          seed=seed)
+        batches = trainer.batches()
+
+        def step() -> None:
+            xb, yb = next(batches)
+            trainer.step(xb, yb)
+
+        return step
+
+    return factory
+
+
+def _judge(snaps: list[Snapshot], options: LeaksOptions,
+           hooks_start: dict[str, tuple[int, str]], hooks_end: dict[str, tuple[int, str]],
+           source: str, holder: Callable[[str], str] = lambda site: "") -> CheckResult:
+    w = options.warmup
+    series: dict[str, list[float]] = {q: [float(getattr(s, q)) for s in snaps]
+                                      for q in QUANTITIES}
+    if all(s.rss_bytes is not None for s in snaps):
+        series["rss_bytes"] = [float(s.rss_bytes or 0) for s in snaps]
+    if all(s.cuda_bytes is not None for s in snaps):
+        series["cuda_bytes"] = [float(s.cuda_bytes or 0) for s in snaps]
+    growth = {q: persistent_growth(v, w) for q, v in series.items()}
+    leaking = [q for q in QUANTITIES + ("cuda_bytes",) if q in growth and growth[q].growing]
+
+    findings: list[Finding] = []
+    rows, site_findings = _attribute(snaps, w, holder)
+    findings.extend(site_findings)
+    findings.extend(_hook_findings(hooks_start, hooks_end, options.iterations - w))
+    if "rss_bytes" in growth and growth["rss_bytes"].growing and not leaking:
+        findings.append(Finding(
+            Severity.INFO, f"process RSS grew {growth['rss_bytes'].per_iter / 1024:.1f} KiB/iter "
+            "while tensors did not (allocator caching or non-tensor objects)",
+            "RSS alone is not a leak verdict; watch it over a longer run"))
+    if leaking and not site_findings:
+        findings.append(Finding(
+            Severity.FAIL, "growth with no single creation site in your code: "
+            + ", ".join(f"{q} +{growth[q].per_iter:.3g}/iter" for q in leaking),
+            "look for tensors kept across iterations (lists, dicts, attributes, closures)"))
+
+    metrics: dict[str, Any] = {"leak": bool(leaking), "iterations": options.iterations,
+                               "warmup": w}
+    for q in QUANTITIES:
+        metrics[f"{q}_per_iter"] = round(growth[q].per_iter, 4)
+        metrics[f"{q}_final"] = int(series[q][-1])
+    metrics["growing"] = ",".join(leaking)
+    if source:
+        metrics["step"] = source
+    if leaking:
+        rates = ", ".join(_rate(q, growth[q]) for q in leaking if q != "storages")
+        where = f", biggest from {rows[0]['created_at']}" if rows else ""
+        summary = f"leak: {rates} after warm-up{where}"
+        status = Status.FAIL
+    else:
+        summary = (f"no growth in tensors, storages, bytes or graph nodes over "
+                   f"{options.iterations - w} iterations after {w} of warm-up "
+                   f"({int(series['tensors'][-1])} tensors, "
+                   f"{int(series['bytes'][-1]) / 1e6:.2f} MB live)")
+        status = Status.PASS
+    return CheckResult(NAME, status, summary, metrics=metrics, findings=tuple(findings),
+                       series=series, plot_data={"warmup": w, "attribution": rows})
+
+
+def _rate(q: str, g: Growth) -> str:
+    if q in ("bytes", "cuda_bytes"):
+        return f"+{_human(g.per_iter)}{' CUDA' if q == 'cuda_bytes' else ''}/iter"
+    unit = {"tensors": "tensors", "storages": "storages", "graph_nodes": "graph nodes"}[q]
+    return f"+{g.per_iter:.3g} {unit}/iter"
+
+
+def _attribute(snaps: list[Snapshot], warmup: int, holder: Callable[[str], str]
+               ) -> tuple[list[dict[str, Any]], list[Finding]]:
+    """Creation sites whose live tensors, bytes or graphs keep growing, biggest first."""
+    sites = {name for s in snaps[warmup:] for name in s.sites}
+    rows = []
+    for name in sites:
+        stats = [s.sites.get(name) for s in snaps]
+        tensors = persistent_growth([st.tensors if st else 0 for st in stats], warmup)
+        nbytes = persistent_growth([(st.bytes + st.saved_bytes) if st else 0 for st in stats],
+                                   warmup)
+        nodes = persistent_growth([st.graph_nodes if st else 0 for st in stats], warmup)
+        if not (tensors.growing or nbytes.growing or nodes.growing):
+            continue
+        last = next(st for st in reversed(stats) if st is not None)
+        rows.append((nbytes.per_iter, nodes.per_iter, tensors.per_iter, name, last,
+                     tensors, nbytes, nodes))
+    rows.sort(key=lambda r: (r[0], r[1], r[2]), reverse=True)
+    findings = []
+    table: list[dict[str, Any]] = []
+    for _b, _n, _t, name, last, tensors, nbytes, nodes in rows[:5]:
+        parts = []
+        if tensors.growing:
+            parts.append(f"+{tensors.per_iter:.3g} tensor/iter")
+        if nbytes.growing:
+            parts.append(f"+{_human(nbytes.per_iter)}/iter")
+        if nodes.growing:
+            parts.append(f"+{nodes.per_iter:.3g} graph nodes/iter")
+        held = holder(name)
+        message = (f"{', '.join(parts)}, {last.example} ({last.op}) created at {name}"
+                   + (f", {held}" if held else ""))
+        hint = _hint(last, tensors, nbytes, nodes)
+        findings.append(Finding(Severity.FAIL, message, hint, location=name))
+        table.append({"created_at": name, "tensor": last.example, "op": last.op,
+                      "held": held,
+                      "tensors_per_iter": tensors.per_iter if tensors.growing else 0.0,
+                      "bytes_per_iter": nbytes.per_iter if nbytes.growing else 0.0,
+                      "graph_nodes_per_iter": nodes.per_iter if nodes.growing else 0.0,
+                      "hint": hint})
+    return table, findings
+
+
+def _hint(last: Any, tensors: Growth, nbytes: Growth, nodes: Growth) -> str:
+    if nodes.growing and last.saved_activations > 0:
+        return ("graphs that never ran backward keep their activations alive: wrap "
+                "evaluation in torch.no_grad() (or torch.inference_mode()) and accumulate "
+                "loss.item()")
+    if nodes.growing and last.with_grad_fn and not tensors.growing:
+        return ("a tensor accumulated across iterations keeps every iteration's graph alive: "
+                "accumulate loss.item() or float(loss), or .detach() it")
+    if last.with_grad_fn:
+        return ("tensors kept with their autograd graphs: .detach() what you keep, or store "
+                "loss.item() / float(loss) for logging")
+    return ("a container keeps every iteration's tensors: bound it (collections.deque("
+            "maxlen=...)), store .item() / .cpu().numpy() summaries, or clear it")
+
+
+def _hook_findings(start: dict[str, tuple[int, str]], end: dict[str, tuple[int, str]],
+                   post_iters: int) -> list[Finding]:
+    findings = []
+    for key, (count, where) in end.items():
+        before = start.get(key, (0, ""))[0]
+        added = count - before
+        if post_iters > 0 and added >= max(2, post_iters // 2):
+            module = key.split("@", 1)[0]
+            findings.append(Finding(
+                Severity.FAIL, f"{added} hooks were added to {module} during "
+                f"{post_iters} iterations ({added / post_iters:.2g}/iter)",
+                "register hooks once, or keep the handle and call handle.remove()",
+                location=where or module))
+    return findings
+
+
+def _human(nbytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(nbytes) < 1024 or unit == "GiB":
+            return f"{nbytes:.3g} {unit}" if unit != "B" else f"{nbytes:.0f} B"
+        nbytes /= 1024
+    return f"{nbytes:.3g} GiB"

@@ -1,0 +1,121 @@
+"""leaks: every planted leak fails with its creation site; every fixed twin passes."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+import torch
+
+import leaky
+from diag.census import TensorCensus, naive_tensor_count
+from diag.checks import leaks
+from diag.result import Status
+
+TRAIN_LOSS = "loss = F.mse_loss(model(x), y)"  # where _train() creates each loss
+LEAKS = {  # quantity that grows, a word of the hint, the line that creates what leaks
+    "accumulate_tensor": ("graph_nodes", "loss.item()", 'state["total"] += loss'),
+    "list_of_losses": ("tensors", ".detach()", TRAIN_LOSS),
+    "running_average_tensor": ("graph_nodes", ".detach()", 'state["avg"] = 0.9'),
+    "hook_every_iteration": ("tensors", "handle.remove()", TRAIN_LOSS),
+    "validation_without_no_grad": ("bytes", "torch.no_grad()", 'state["val"] += F.mse_loss'),
+    "unbounded_prediction_cache": ("tensors", "deque", "cache[counter[0]] = model(x)"),
+}
+TWINS = ["clean", "accumulate_item", "list_of_floats", "running_average_detached", "hook_once",
+         "validation_with_no_grad", "bounded_ring_buffer", "unfreeze_mid_run"]
+
+
+def leaky_line(snippet: str) -> str:
+    """``leaky.py:N`` of the first line of tests/leaky.py containing ``snippet``."""
+    with open(leaky.__file__) as fh:
+        number = next(i for i, line in enumerate(fh, 1) if snippet in line)
+    return f"leaky.py:{number}"
+
+
+@pytest.mark.parametrize("name", list(LEAKS))
+def test_planted_leak_fails_with_site_and_hint(name: str) -> None:
+    quantity, hint, created = LEAKS[name]
+    r = leaks.run(getattr(leaky, name))
+    assert r.status == Status.FAIL, r.summary
+    assert quantity in r.metrics["growing"].split(",")
+    assert r.metrics[f"{quantity}_per_iter"] > 0
+    all_hints = " ".join(f.hint for f in r.findings)
+    assert hint in all_hints
+    locations = {f.location for f in r.findings}
+    assert leaky_line(created) in locations, (locations, leaky_line(created))
+    assert r.summary.startswith("leak: ")
+
+
+@pytest.mark.parametrize("name", TWINS)
+def test_fixed_twin_passes(name: str) -> None:
+    r = leaks.run(getattr(leaky, name))
+    assert r.status == Status.PASS, (r.summary, r.findings)
+    assert r.metrics["leak"] is False
+
+
+def test_one_tensor_per_iteration_is_reported_within_ten_iterations() -> None:
+    r = leaks.run(leaky.list_of_losses, leaks.LeaksOptions(iterations=15, warmup=5))
+    assert r.status == Status.FAIL
+    assert r.metrics["tensors_per_iter"] == pytest.approx(1.0)
+    message = r.findings[0].message
+    assert message.startswith("+1 tensor/iter") and "float32[] (mse_loss)" in message
+    assert "held in a list of 15 items" in message
+
+
+def test_naive_gc_census_misses_what_ours_sees() -> None:
+    """The PyTorch FAQ leak: Python tensor objects stay flat, the graph grows."""
+    step = leaky.accumulate_tensor()
+    census = TensorCensus()
+    naive, nodes = [], []
+    for i in range(12):
+        census.iteration = i
+        with census:
+            step()
+        gc.collect()
+        naive.append(naive_tensor_count())
+        nodes.append(census.take().graph_nodes)
+    assert naive[-1] == naive[4]  # flat
+    assert nodes[-1] - nodes[4] == 7 * 7  # +7 nodes per iteration
+
+
+def test_graph_held_tensors_are_counted() -> None:
+    model = torch.nn.Linear(4, 4)
+    census = TensorCensus()
+    keep: dict[str, torch.Tensor] = {}
+    with census:
+        h = torch.tanh(model(torch.randn(3, 4)))  # tanh saves its result
+        keep["out"] = (h * 2).sum()
+        del h
+    snap = census.take()
+    assert snap.graph_nodes >= 4
+    assert snap.tensors >= 3
+
+
+def test_step_that_raises_is_an_error_with_location() -> None:
+    r = leaks.run(leaky.raises)
+    assert r.status == Status.ERROR
+    assert "iteration 3" in r.summary and "leaky.py:" in r.findings[0].location
+
+
+def test_default_training_loop_is_clean() -> None:
+    from diag.target import build_target
+
+    target = build_target(input_size=32, samples=24)
+    r = leaks.run(leaks.training_step_factory(target), leaks.LeaksOptions(iterations=12))
+    assert r.status == Status.PASS, r.findings
+    assert set(r.series) >= {"tensors", "storages", "bytes", "graph_nodes"}
+    assert len(r.series["tensors"]) == 12
+
+
+def test_too_few_iterations_is_a_usage_error() -> None:
+    from diag.errors import UsageError
+
+    with pytest.raises(UsageError):
+        leaks.run(leaky.clean, leaks.LeaksOptions(iterations=6, warmup=5))
+
+
+def test_same_seed_same_numbers() -> None:
+    a = leaks.run(leaky.list_of_losses).to_dict()
+    b = leaks.run(leaky.list_of_losses).to_dict()
+    for key in ("tensors", "storages", "bytes", "graph_nodes"):
+        assert a["series"][key] == b["series"][key]
