@@ -241,6 +241,71 @@ def _step_factory(step: str | None, model: str | None, data: str | None, loss: s
     return check.training_step_factory(target, seed=seed), f"training loop on {target.model_name}"
 
 
+@app.command("lr-schedule")
+def lr_schedule(
+    *,
+    history: Annotated[str | None, typer.Option(
+        "--history", metavar="FILE", help="A CSV (header with the metric; optional epoch or "
+        "step, lr) or JSON (list of numbers or of objects). Without it, diag trains the model "
+        "and reads that curve.")] = None,
+    metric: Annotated[str, typer.Option("--metric", help="Column or key to analyse.")] = "loss",
+    model: ModelSpec = None,
+    data: DataSpec = None,
+    loss: LossSpec = None,
+    task: TaskOpt = Task.landmarks,
+    epochs: Annotated[int, typer.Option("--epochs", min=10, help="Training mode: epochs to "
+                                        "train.")] = 30,
+    lr: Annotated[float | None, typer.Option("--lr", min=1e-12, help="The current learning "
+                                             "rate (training mode default 1e-3; with "
+                                             "--history, used when the file has no lr "
+                                             "column).")] = None,
+    range_test: Annotated[bool, typer.Option("--range-test", help="Also run the LR range "
+                                             "test and suggest an initial LR.")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Resume from the detected point "
+                                         "with the recommended LR and compare.")] = False,
+    input_size: InputSize = 48,
+    seed: Seed = 0,
+    out: Out = Path("reports"),
+    fmt: Format = OutputFormat.text,
+    quiet: Quiet = False,
+    no_plots: NoPlots = False,
+    verbose: Verbose = False,
+) -> None:
+    """Plateau, oscillation and divergence in a loss curve, and which learning rate to use.
+
+    Reads a history file, or trains the model and reads its per-epoch loss. Reports where each condition starts, recommends an LR (the current one / 10 at that point), shows where torch's ReduceLROnPlateau would have cut, and with --verify measures what the recommended drop buys.
+    """
+
+    def body() -> int:
+        from diag.checks import lr as check
+        from diag.errors import UsageError
+        from diag.session import execute
+
+        options = check.LrOptions(epochs=epochs, lr=lr, range_test=range_test, verify=verify,
+                                  seed=seed)
+        if history is not None:
+            if range_test or verify or model or data or loss:
+                raise UsageError("--history analyses a file; --range-test, --verify, --model, "
+                                 "--data and --loss need training mode",
+                                 hint="drop --history to train, or drop those options")
+            from diag.history import load_history
+
+            hist = load_history(history, metric)
+            jobs = [("lr-schedule", lambda progress: check.run_history(hist, options))]
+        else:
+            from diag.target import build_target, check_fit
+
+            _torch_threads()
+            target = build_target(model=model, data=data, loss=loss, task=task.value,
+                                  input_size=input_size, samples=48, seed=seed)
+            check_fit(target, seed)
+            jobs = [("lr-schedule",
+                     lambda progress: check.run_training(target, options, progress))]
+        return execute(jobs, _run_options(out, fmt, quiet, no_plots, verbose))
+
+    _run_guarded(body)
+
+
 @app.command()
 def check(
     *,

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-MetricValue = float | int | str | bool | None
+MetricValue = float | int | str | bool | list[int] | None
 
 
 class ExitCode(enum.IntEnum):

@@ -22,6 +22,7 @@ def invoke(*args: str, planted: str = "") -> object:
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["overfit", "--help"], ["check", "--help"],
+                                  ["leaks", "--help"], ["lr-schedule", "--help"],
                                   ["model", "--help"]], ids=lambda a: " ".join(a))
 def test_help_does_not_import_torch(argv: list[str]) -> None:
     code = (
@@ -126,3 +127,51 @@ def test_every_output_format_has_a_reporter() -> None:
     from diag.report.formats import REPORTERS
 
     assert {f.value for f in OutputFormat} == set(REPORTERS)
+
+
+def test_leaks_cli_planted_and_clean(tmp_path: Path) -> None:
+    leaky = str(Path(__file__).parent / "leaky.py")
+    r = invoke("leaks", "--step", f"{leaky}:accumulate_tensor", "--out", str(tmp_path),
+               "--format", "json")
+    assert r.exit_code == ExitCode.CHECK_FAILED, r.output  # type: ignore[attr-defined]
+    check = json.loads(r.stdout)["checks"][0]  # type: ignore[attr-defined]
+    assert check["metrics"]["graph_nodes_per_iter"] > 0
+    assert set(check["series"]) >= {"tensors", "storages", "bytes", "graph_nodes"}
+    assert (tmp_path / "leaks_census.png").exists()
+    r = invoke("leaks", "--step", f"{leaky}:clean", "--out", str(tmp_path), "--no-plots")
+    assert r.exit_code == 0, r.output  # type: ignore[attr-defined]
+
+
+def test_leaks_cli_step_that_raises_exits_3(tmp_path: Path) -> None:
+    leaky = str(Path(__file__).parent / "leaky.py")
+    r = invoke("leaks", "--step", f"{leaky}:raises", "--out", str(tmp_path), "--no-plots")
+    assert r.exit_code == ExitCode.CHECK_ERROR, r.output  # type: ignore[attr-defined]
+    assert "leaky.py:" in r.stdout  # type: ignore[attr-defined]
+
+
+def test_lr_schedule_cli_history(tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    rows = [f"{i},{2.0 * 0.9 ** i + 0.6}" for i in range(32)]
+    rows += [f"{32 + i},{0.75 + 0.15 * (-1) ** i}" for i in range(28)]
+    path.write_text("epoch,loss\n" + "\n".join(rows) + "\n")
+    r = invoke("lr-schedule", "--history", str(path), "--lr", "0.01", "--out", str(tmp_path),
+               "--format", "json")
+    assert r.exit_code == 0, r.output  # type: ignore[attr-defined]
+    m = json.loads(r.stdout)["checks"][0]["metrics"]  # type: ignore[attr-defined]
+    assert m["oscillation_start"] == 32 and m["recommended_lr"] == pytest.approx(0.001)
+    assert isinstance(m["reduce_on_plateau_epochs"], list)
+    assert (tmp_path / "lr-schedule_curve.png").exists()
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--history", "missing.csv"], "not found"),
+    (["--history", "{h}", "--verify"], "training mode"),
+    (["--history", "{h}", "--metric", "acc"], "no column 'acc'"),
+], ids=["missing", "verify-with-history", "missing-metric"])
+def test_lr_schedule_cli_errors(tmp_path: Path, args: list[str], needle: str) -> None:
+    h = tmp_path / "h.csv"
+    h.write_text("loss\n" + "\n".join(str(1 / (i + 1)) for i in range(20)) + "\n")
+    r = invoke("lr-schedule", *[a.replace("{h}", str(h)) for a in args], "--out",
+               str(tmp_path))
+    assert r.exit_code == ExitCode.USAGE_ERROR, r.output  # type: ignore[attr-defined]
+    assert needle in r.stderr  # type: ignore[attr-defined]

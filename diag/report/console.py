@@ -19,6 +19,8 @@ SEVERITY_STYLES = {"info": "dim", "warn": "yellow", "fail": "red", "error": "bol
 KEY_METRICS: dict[str, tuple[str, ...]] = {
     "overfit": ("steps", "initial_loss", "final_loss", "target_loss", "accuracy",
                 "dead_relu_fraction"),
+    "lr-schedule": ("plateau_start", "oscillation_start", "divergence_start", "recommended_lr",
+                    "verify_gain", "range_test_suggested_lr"),
     "leaks": ("tensors_per_iter", "bytes_per_iter", "graph_nodes_per_iter", "tensors_final"),
 }
 

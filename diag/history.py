@@ -1,0 +1,132 @@
+"""Loss histories from files: CSV with a header, or JSON (a list of numbers or of objects).
+
+NaN/Inf are data (they mean divergence), not parse errors.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from diag.errors import DataError
+
+MIN_POINTS = 10
+INDEX_COLUMNS = ("epoch", "step", "iteration")
+
+
+@dataclass(frozen=True)
+class History:
+    """A metric per epoch or step, with the file's own index and learning rates if given."""
+
+    values: list[float]
+    index: list[int]
+    """Epoch or step numbers as the file counts them (0, 1, 2... when absent)."""
+    index_name: str
+    lr: list[float] | None
+    metric: str
+    source: str
+
+    def label(self, position: int | None) -> int | None:
+        return None if position is None else self.index[position]
+
+
+def _number(value: Any, where: str) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, bool):
+        raise DataError(f"{where}: {value!r} is not a number", hint="write plain numbers")
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip()
+    if text == "":
+        raise DataError(f"{where}: empty value", hint="fill it in, or write nan")
+    try:
+        return float(text)  # accepts nan, inf, -inf, 1e-3
+    except ValueError:
+        raise DataError(f"{where}: {text!r} is not a number",
+                        hint="the metric column must hold numbers (nan/inf allowed)") from None
+
+
+def load_history(path: str, metric: str = "loss") -> History:
+    """Read ``path`` (.csv or .json). Malformed files raise DataError (exit 2)."""
+    if not os.path.exists(path):
+        raise DataError(f"--history file not found: {path}", hint="check the path")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"--history {path} cannot be read: {exc}",
+                        hint="pass a UTF-8 CSV or JSON file") from None
+    if path.lower().endswith(".json") or text.lstrip().startswith(("[", "{")):
+        history = _from_json(text, path, metric)
+    else:
+        history = _from_csv(text, path, metric)
+    if len(history.values) < MIN_POINTS:
+        raise DataError(f"--history {path} has {len(history.values)} points; the detectors "
+                        f"need at least {MIN_POINTS}", hint="log more epochs or steps")
+    return history
+
+
+def _from_csv(text: str, path: str, metric: str) -> History:
+    reader = csv.DictReader(text.splitlines())
+    fields = [f.strip() for f in (reader.fieldnames or [])]
+    if not fields:
+        raise DataError(f"--history {path} is empty", hint="write a header row and values")
+    if metric not in fields:
+        raise DataError(f"--history {path} has no column {metric!r} (columns: "
+                        f"{', '.join(fields)})", hint="pass --metric NAME for your column")
+    index_name = next((c for c in INDEX_COLUMNS if c in fields), "")
+    values, index, lrs = [], [], []
+    for row_no, raw in enumerate(reader, start=2):
+        row = {(k or "").strip(): v for k, v in raw.items()}
+        if all((v or "").strip() == "" for v in row.values() if isinstance(v, str)):
+            continue  # blank line
+        values.append(_number(row.get(metric), f"{path} line {row_no}, column {metric!r}"))
+        if index_name:
+            idx = _number(row.get(index_name), f"{path} line {row_no}, column {index_name!r}")
+            if not math.isfinite(idx):
+                raise DataError(f"{path} line {row_no}: {index_name} is not finite",
+                                hint="number epochs/steps with integers")
+            index.append(int(idx))
+        if "lr" in fields:
+            lrs.append(_number(row.get("lr"), f"{path} line {row_no}, column 'lr'"))
+    return History(values, index or list(range(len(values))), index_name or "index",
+                   lrs if "lr" in fields else None, metric, path)
+
+
+def _from_json(text: str, path: str, metric: str) -> History:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise DataError(f"--history {path} is not valid JSON: {exc}",
+                        hint="write a list of numbers or a list of objects") from None
+    if isinstance(data, dict):
+        for key in ("history", "log", metric):
+            if isinstance(data.get(key), list):
+                data = data[key]
+                break
+    if not isinstance(data, list):
+        raise DataError(f"--history {path}: expected a JSON list, got {type(data).__name__}",
+                        hint="write a list of numbers or a list of objects")
+    if all(not isinstance(d, dict) for d in data):
+        values = [_number(v, f"{path} item {i}") for i, v in enumerate(data)]
+        return History(values, list(range(len(values))), "index", None, metric, path)
+    values, index, lrs = [], [], []
+    index_name = next((c for c in INDEX_COLUMNS if all(isinstance(d, dict) and c in d
+                                                       for d in data)), "")
+    has_lr = all(isinstance(d, dict) and "lr" in d for d in data)
+    for i, d in enumerate(data):
+        if not isinstance(d, dict) or metric not in d:
+            raise DataError(f"--history {path} item {i} has no {metric!r}",
+                            hint="pass --metric NAME, or give every object the metric")
+        values.append(_number(d[metric], f"{path} item {i}, {metric!r}"))
+        if index_name:
+            index.append(int(_number(d[index_name], f"{path} item {i}, {index_name!r}")))
+        if has_lr:
+            lrs.append(_number(d["lr"], f"{path} item {i}, 'lr'"))
+    return History(values, index or list(range(len(values))), index_name or "index",
+                   lrs if has_lr else None, metric, path)

@@ -1,0 +1,259 @@
+"""lr-schedule: detectors on literal curves and hypothesis, ReduceLROnPlateau replica against
+torch, history files, range test, verify."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from diag.checks import lr
+from diag.errors import DataError
+from diag.history import load_history
+from diag.lrdetect import (
+    detect_divergence,
+    detect_no_learning,
+    detect_oscillation,
+    detect_plateau,
+    diagnose,
+    reduce_on_plateau_steps,
+    steepest_lr,
+    suggest_lr,
+    suggestion_spread,
+)
+from diag.result import Status
+
+T = np.arange(60)
+RNG = np.random.default_rng(0)
+
+
+def article_curve() -> list[float]:
+    """Falls, then oscillates at epoch 32 (the article's case at lr 0.01)."""
+    fall = 2.0 * np.exp(-np.arange(32) / 12) + 0.6
+    osc = 2.0 * np.exp(-32 / 12) + 0.6 + 0.15 * (-1.0) ** np.arange(28)
+    return list(np.concatenate([fall, osc]))
+
+
+CURVES = {
+    "healthy-exp": (list(np.exp(-T / 15)), dict()),
+    "plateau-40": (list(np.where(T < 40, 2 - T * 0.03, 2 - 40 * 0.03)), dict(plateau=40)),
+    "article-oscillation": (article_curve(), dict(oscillation=32)),
+    "nan-30": (list(np.concatenate([np.exp(-T[:30] / 10), [np.nan] * 30])), dict(divergence=30)),
+    "rising-25": (list(np.concatenate([np.exp(-T[:25] / 10),
+                                       np.exp(-2.5) * np.exp((T[25:] - 25) / 10)])),
+                  dict(divergence=25)),
+    "stuck-ln10": (list(math.log(10) + 0.02 * RNG.standard_normal(200)), dict(no_learning=0)),
+}
+
+
+@pytest.mark.parametrize("name", list(CURVES))
+def test_literal_curves(name: str) -> None:
+    values, expected = CURVES[name]
+    d = diagnose(values)
+    tol = 2
+    if "plateau" in expected:
+        assert d.plateau_start is not None and abs(d.plateau_start - expected["plateau"]) <= tol
+    if "oscillation" in expected:
+        assert d.oscillation_start is not None
+        assert abs(d.oscillation_start - expected["oscillation"]) <= 1
+    else:
+        assert d.oscillation_start is None
+    if "divergence" in expected:
+        assert d.divergence_start == expected["divergence"]
+    else:
+        assert d.divergence_start is None
+    assert d.no_learning is ("no_learning" in expected)
+    if name == "healthy-exp":
+        assert d.plateau_start is None
+
+
+def test_noisy_minibatch_curve_that_trends_down_is_healthy() -> None:
+    x = np.exp(-np.arange(3000) / 900) * (1 + 0.2 * RNG.standard_normal(3000))
+    assert detect_plateau(x) is None
+    assert detect_oscillation(x) is None
+    assert detect_divergence(x) is None
+    assert detect_no_learning(x) is None
+
+
+def test_noisy_plateau_is_found_after_the_fall() -> None:
+    x = np.concatenate([np.exp(-np.arange(500) / 100), np.full(500, np.exp(-5))])
+    x = x + 0.01 * RNG.standard_normal(1000)
+    start = detect_plateau(x)
+    assert start is not None and 400 <= start <= 560
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.01, 0.3), st.integers(200, 3000))
+def test_hypothesis_noisy_decay_is_never_oscillation(seed: int, noise: float, n: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = np.exp(-np.arange(n) / (n / 3)) * (1 + noise * rng.standard_normal(n))
+    assert detect_oscillation(x) is None
+    assert detect_divergence(x) is None
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.05, 0.3), st.integers(20, 60))
+def test_hypothesis_alternation_after_a_fall_is_oscillation(seed: int, amp: float,
+                                                            onset: int) -> None:
+    rng = np.random.default_rng(seed)
+    fall = 2.0 * np.exp(-np.arange(onset) / (onset / 3)) + 0.6
+    level = fall[-1]
+    osc = level + amp * level * (-1.0) ** np.arange(40) + 0.005 * rng.standard_normal(40)
+    start = detect_oscillation(np.concatenate([fall, osc]))
+    assert start is not None and abs(start - onset) <= 2
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(0.01, 10), min_size=10, max_size=80), st.floats(1e-4, 1.0))
+def test_reduce_on_plateau_replica_matches_torch(values: list[float], lr0: float) -> None:
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=lr0)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt)
+    cuts, last = [], lr0
+    for i, v in enumerate(values):
+        sched.step(v)
+        now = opt.param_groups[0]["lr"]
+        if now < last:
+            cuts.append(i)
+        last = now
+    assert reduce_on_plateau_steps(values, lr=lr0) == cuts
+
+
+def test_detectors_are_fast_on_100k_points() -> None:
+    x = np.exp(-np.arange(100_000) / 30_000) * (1 + 0.1 * RNG.standard_normal(100_000))
+    d = diagnose(x)  # timed in benchmarks/bench_lr.py; here: it runs and stays quiet
+    assert d.oscillation_start is None and d.divergence_start is None
+
+
+# --- the check -----------------------------------------------------------------------------
+def test_article_case_recommends_a_tenth_of_the_file_lr() -> None:
+    values = article_curve()
+    r = lr.analyse(values, list(range(1, 61)), "epoch", [0.01] * 60, None)
+    assert r.status == Status.WARN
+    assert r.metrics["oscillation_start"] == 33  # the file's own (1-based) epoch numbers
+    assert r.metrics["recommended_lr"] == pytest.approx(0.001)
+    assert r.metrics["reduce_on_plateau_epochs"] == [45, 56]
+    assert r.metrics["divergence_start"] is None
+
+
+def test_healthy_curve_passes() -> None:
+    r = lr.analyse(list(np.exp(-T / 15)), list(range(60)), "epoch", None, 1e-3)
+    assert r.status == Status.PASS and r.metrics["recommended_lr"] is None
+
+
+def test_divergence_and_nan_fail() -> None:
+    values, _ = CURVES["nan-30"]
+    r = lr.analyse(values, list(range(60)), "epoch", None, 0.1)
+    assert r.status == Status.FAIL and r.metrics["divergence_start"] == 30
+    assert r.metrics["recommended_lr"] == pytest.approx(0.01)
+
+
+def test_no_learning_fails() -> None:
+    values, _ = CURVES["stuck-ln10"]
+    r = lr.analyse(values, list(range(200)), "step", None, 1e-3)
+    assert r.status == Status.FAIL and r.metrics["no_learning"] is True
+
+
+# --- history files -------------------------------------------------------------------------
+def write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_csv_with_epoch_lr_and_nan(tmp_path: Path) -> None:
+    rows = "\n".join(f"{i + 1},{v},0.01" for i, v in enumerate([1, 0.9, 0.8] * 4))
+    path = write(tmp_path, "h.csv", "epoch,loss,lr\n" + rows + "\n13,nan,0.01\n")
+    h = load_history(path)
+    assert h.index[0] == 1 and h.lr == [0.01] * 13 and math.isnan(h.values[-1])
+
+
+def test_json_formats(tmp_path: Path) -> None:
+    assert load_history(write(tmp_path, "a.json", json.dumps(list(range(12))))).values[3] == 3
+    objs = [{"step": 10 * i, "val_loss": 1 / (i + 1)} for i in range(12)]
+    h = load_history(write(tmp_path, "b.json", json.dumps(objs)), metric="val_loss")
+    assert h.index_name == "step" and h.index[2] == 20
+
+
+@pytest.mark.parametrize(("name", "text", "match"), [
+    ("a.csv", "epoch,acc\n1,0.5\n", "no column 'loss'"),
+    ("b.csv", "loss\n" + "0.5\n" * 5, "need at least 10"),
+    ("c.csv", "loss\n" + "0.5\n" * 10 + "abc\n", "'abc' is not a number"),
+    ("d.json", "[1, 2,", "not valid JSON"),
+    ("e.json", json.dumps([{"acc": 1}] * 12), "has no 'loss'"),
+    ("f.csv", "", "is empty"),
+], ids=["missing-column", "too-few", "not-a-number", "bad-json", "json-missing-key", "empty"])
+def test_malformed_history(tmp_path: Path, name: str, text: str, match: str) -> None:
+    with pytest.raises(DataError, match=match):
+        load_history(write(tmp_path, name, text))
+
+
+# --- range test and verify -----------------------------------------------------------------
+def finder_curve(seed: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """A typical range-test curve: flat, a fall around 1e-3..1e-2, blow-up past 0.3."""
+    lrs = np.logspace(-7, 1, 100)
+    x = np.log10(lrs)
+    base = 2.0 - 1.5 / (1 + np.exp(-(x + 2.5) * 3)) + np.exp((x + 0.5) * 4) * 0.05
+    rng = np.random.default_rng(seed)
+    return lrs, base * (1 + noise * rng.standard_normal(100))
+
+
+def test_range_test_suggestion_is_stable_on_a_noisy_curve() -> None:
+    ours, steepest = [], []
+    for seed in range(10):
+        lrs, losses = finder_curve(seed, noise=0.08)
+        ours.append(suggest_lr(lrs, losses))
+        steepest.append(steepest_lr(lrs, losses))
+        _, spread = suggestion_spread(lrs, losses)
+        assert spread <= 0.5
+    ours_decades = math.log10(max(ours) / min(ours))
+    steep_decades = math.log10(max(steepest) / min(steepest))
+    assert ours_decades <= 0.5
+    assert ours_decades < steep_decades  # the classic steepest-slope pick jumps more
+    assert 3e-4 <= float(np.median(ours)) <= 3e-2  # the fall is centred on 10**-2.5
+
+
+def test_range_test_restores_model_and_optimizer() -> None:
+    from diag.lrfind import range_test
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 4, generator=g), torch.randn(64, 1, generator=g)
+    model = torch.nn.Linear(4, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model(x).sum().backward()
+    opt.step()
+    before_model = {k: v.clone() for k, v in model.state_dict().items()}
+    before_opt = {k: v.clone() for k, v in opt.state_dict()["state"][0].items()}
+
+    def batches():  # type: ignore[no-untyped-def]
+        while True:
+            yield x, y
+
+    rt = range_test(model, opt, batches(), torch.nn.functional.mse_loss, num_iter=50)
+    assert len(rt.lrs) >= 10
+    assert all(torch.equal(before_model[k], v) for k, v in model.state_dict().items())
+    after = opt.state_dict()["state"][0]
+    assert all(torch.equal(before_opt[k], after[k]) for k in before_opt)
+    assert opt.param_groups[0]["lr"] == 1e-3
+
+
+def test_verify_measures_the_gain_of_the_lower_lr() -> None:
+    """Linear regression at a far too high LR oscillates; 10x lower keeps falling."""
+    from diag.target import target_from_objects
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(96, 6, generator=g)
+    y = x @ torch.randn(6, 1, generator=g) + 0.01 * torch.randn(96, 1, generator=g)
+    target = target_from_objects(lambda: torch.nn.Linear(6, 1), (x, y))
+    r = lr.run_training(target, lr.LrOptions(epochs=30, lr=0.5, verify=True,
+                                             batch_size=96))
+    assert r.status in (Status.WARN, Status.FAIL), r.summary
+    assert r.metrics["recommended_lr"] == pytest.approx(0.05)
+    assert r.metrics["verify_gain"] > 0, r.metrics
+    assert r.metrics["verify_loss_new_lr"] < r.metrics["verify_loss_old_lr"]
