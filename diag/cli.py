@@ -306,6 +306,80 @@ def lr_schedule(
     _run_guarded(body)
 
 
+@app.command("loss-grad")
+def loss_grad(
+    spec: Annotated[str | None, typer.Argument(
+        metavar="SPEC", help="The loss, loss(pred, target) -> scalar tensor. Omit to check the "
+        "browser model's own losses (landmark MSE, softmax cross-entropy).")] = None,
+    *,
+    pred_shape: Annotated[str, typer.Option("--pred-shape", metavar="N,C",
+                                            help="Shape of the prediction.")] = "8,10",
+    target: Annotated[str, typer.Option(
+        "--target", metavar="index|like|binary|SPEC",
+        help="index: class indices for (N, C) logits; like: floats of pred's shape; binary: "
+        "0/1 floats of pred's shape; a SPEC: (pred_shape) -> target.")] = "like",
+    reference: Annotated[str | None, typer.Option(
+        "--reference", metavar="SPEC", help="A trusted loss the value and gradient must "
+        "agree with.")] = None,
+    seed: Seed = 0,
+    out: Out = Path("reports"),
+    fmt: Format = OutputFormat.text,
+    quiet: Quiet = False,
+    no_plots: NoPlots = False,
+    verbose: Verbose = False,
+) -> None:
+    """Is a custom loss's gradient right, finite at edge inputs, and batch-correct?
+
+    Checks, each on its own: the gradient against finite differences in float64 (skipping kinks, so L1 or hinge pass), that it reaches pred at all, finite value and gradient at edge inputs in float32 and float64, that samples of a batch do not mix, the reduction and invariances, and agreement with --reference.
+    """
+
+    def body() -> int:
+        from diag.checks import lossgrad as check
+        from diag.session import execute
+
+        shape = _parse_shape(pred_shape)
+        losses = _losses_under_test(spec, target, reference)
+        options = check.LossGradOptions(pred_shape=shape, seed=seed)
+        jobs = [("loss-grad", lambda progress: check.run(losses, options, progress))]
+        return execute(jobs, _run_options(out, fmt, quiet, no_plots, verbose))
+
+    _run_guarded(body)
+
+
+def _parse_shape(text: str) -> tuple[int, ...]:
+    from diag.errors import UsageError
+
+    try:
+        shape = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
+    except ValueError:
+        shape = ()
+    if not shape or any(d < 1 for d in shape):
+        raise UsageError(f"--pred-shape {text!r} is not a shape", hint="write it as N,C, e.g. 8,10")
+    return shape
+
+
+def _losses_under_test(spec: str | None, target: str, reference: str | None) -> list[Any]:
+    from diag.checks.lossgrad import TARGET_KINDS, LossUnderTest, default_losses
+    from diag.errors import UsageError
+    from diag.spec import resolve
+    from diag.target import load_loss
+
+    if spec is None:
+        if reference is not None:
+            raise UsageError("--reference needs a loss SPEC to compare", hint="pass the SPEC")
+        return default_losses()
+    fn = load_loss(spec)
+    target_fn = None
+    if target not in TARGET_KINDS:
+        target_fn = resolve(target, "--target")
+        if not callable(target_fn):
+            raise UsageError(f"--target {target} is not callable",
+                             hint="use index, like, binary or a SPEC (pred_shape) -> target")
+    ref = load_loss(reference) if reference else None
+    return [LossUnderTest(spec.rsplit(":", 1)[-1], fn, target if target_fn is None else "like",
+                          target_fn, ref, reference or "")]
+
+
 @app.command()
 def check(
     *,

@@ -23,6 +23,7 @@ def invoke(*args: str, planted: str = "") -> object:
 
 @pytest.mark.parametrize("argv", [["--help"], ["overfit", "--help"], ["check", "--help"],
                                   ["leaks", "--help"], ["lr-schedule", "--help"],
+                                  ["loss-grad", "--help"],
                                   ["model", "--help"]], ids=lambda a: " ".join(a))
 def test_help_does_not_import_torch(argv: list[str]) -> None:
     code = (
@@ -175,3 +176,27 @@ def test_lr_schedule_cli_errors(tmp_path: Path, args: list[str], needle: str) ->
                str(tmp_path))
     assert r.exit_code == ExitCode.USAGE_ERROR, r.output  # type: ignore[attr-defined]
     assert needle in r.stderr  # type: ignore[attr-defined]
+
+
+def test_loss_grad_cli(tmp_path: Path) -> None:
+    lp = str(Path(__file__).parent / "losses.py")
+    r = invoke("loss-grad", f"{lp}:softmax_over_batch", "--target", "index", "--out",
+               str(tmp_path), "--format", "json")
+    assert r.exit_code == ExitCode.CHECK_FAILED, r.output  # type: ignore[attr-defined]
+    assert json.loads(r.stdout)["checks"][0]["metrics"]["batch_independent"] is False  # type: ignore[attr-defined]
+    r = invoke("loss-grad", f"{lp}:l1", "--pred-shape", "4,3", "--out", str(tmp_path))
+    assert r.exit_code == 0, r.output  # type: ignore[attr-defined]
+    r = invoke("loss-grad", "--out", str(tmp_path))  # the browser model's own losses
+    assert r.exit_code == 0, r.output  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("args", "code", "needle"), [
+    (["{lp}:raises"], 3, "losses.py:"),
+    (["{lp}:nope"], 2, "no attribute"),
+    (["{lp}:mse", "--pred-shape", "a,b"], 2, "not a shape"),
+], ids=["raises", "missing", "bad-shape"])
+def test_loss_grad_cli_errors(tmp_path: Path, args: list[str], code: int, needle: str) -> None:
+    lp = str(Path(__file__).parent / "losses.py")
+    r = invoke("loss-grad", *[a.replace("{lp}", lp) for a in args], "--out", str(tmp_path))
+    assert r.exit_code == code, r.output  # type: ignore[attr-defined]
+    assert needle in (r.stderr + r.stdout)  # type: ignore[attr-defined]

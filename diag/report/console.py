@@ -21,6 +21,8 @@ KEY_METRICS: dict[str, tuple[str, ...]] = {
                 "dead_relu_fraction"),
     "lr-schedule": ("plateau_start", "oscillation_start", "divergence_start", "recommended_lr",
                     "verify_gain", "range_test_suggested_lr"),
+    "loss-grad": ("gradient_correct", "grad_reaches_pred", "finite_at_edges",
+                  "batch_independent", "reduction", "reference_match"),
     "leaks": ("tensors_per_iter", "bytes_per_iter", "graph_nodes_per_iter", "tensors_final"),
 }
 
@@ -35,8 +37,11 @@ def _fmt(value: Any) -> str:
 
 def key_metrics(result: CheckResult) -> str:
     names = KEY_METRICS.get(result.name)
-    items = [(k, result.metrics[k]) for k in names if k in result.metrics] if names else list(
-        result.metrics.items())[:5]
+    if names:  # also 'loss.metric' keys, as checks of several objects write them
+        items = [(k, v) for k, v in result.metrics.items()
+                 if k in names or k.rsplit(".", 1)[-1] in names]
+    else:
+        items = list(result.metrics.items())[:5]
     return "\n".join(f"{k}={_fmt(v)}" for k, v in items if v is not None)
 
 
