@@ -381,6 +381,38 @@ def _losses_under_test(spec: str | None, target: str, reference: str | None) -> 
 
 
 @app.command()
+def preprocess(
+    *,
+    pipeline: Annotated[str | None, typer.Option(
+        "--pipeline", metavar="SPEC", help="An object (or a zero-argument callable returning "
+        "one) with preprocess(image, points) -> (tensor, model_points) and "
+        "postprocess(model_points, image_size) -> points. Default: the browser model's "
+        "pipeline.")] = None,
+    seed: Seed = 0,
+    out: Out = Path("reports"),
+    fmt: Format = OutputFormat.text,
+    quiet: Quiet = False,
+    no_plots: NoPlots = False,
+    verbose: Verbose = False,
+) -> None:
+    """Do preprocessing and postprocessing round-trip exactly? What does the network see?
+
+    diag draws probe images (portrait, landscape, square, odd sizes) with markers at known points and checks: the output contract, channel order, that markers are not scrambled, flipped or transposed, that markers sit at model_points, the points' round trip (0.5 px), intensity (uint8 wrap-around, double normalisation) and determinism.
+    """
+
+    def body() -> int:
+        from diag.checks import preprocess as check
+        from diag.session import execute
+
+        obj, source = check.load_pipeline(pipeline)
+        options = check.PreprocessOptions(seed=seed)
+        jobs = [("preprocess", lambda progress: check.run(obj, options, progress, source))]
+        return execute(jobs, _run_options(out, fmt, quiet, no_plots, verbose))
+
+    _run_guarded(body)
+
+
+@app.command()
 def check(
     *,
     model: ModelSpec = None,

@@ -23,7 +23,7 @@ def invoke(*args: str, planted: str = "") -> object:
 
 @pytest.mark.parametrize("argv", [["--help"], ["overfit", "--help"], ["check", "--help"],
                                   ["leaks", "--help"], ["lr-schedule", "--help"],
-                                  ["loss-grad", "--help"],
+                                  ["loss-grad", "--help"], ["preprocess", "--help"],
                                   ["model", "--help"]], ids=lambda a: " ".join(a))
 def test_help_does_not_import_torch(argv: list[str]) -> None:
     code = (
@@ -200,3 +200,17 @@ def test_loss_grad_cli_errors(tmp_path: Path, args: list[str], code: int, needle
     r = invoke("loss-grad", *[a.replace("{lp}", lp) for a in args], "--out", str(tmp_path))
     assert r.exit_code == code, r.output  # type: ignore[attr-defined]
     assert needle in (r.stderr + r.stdout)  # type: ignore[attr-defined]
+
+
+def test_preprocess_cli(tmp_path: Path) -> None:
+    pp = str(Path(__file__).parent / "pipelines.py")
+    r = invoke("preprocess", "--out", str(tmp_path))
+    assert r.exit_code == 0, r.output  # type: ignore[attr-defined]
+    assert len(list(tmp_path.glob("preprocess_probe_*.png"))) == 5
+    r = invoke("preprocess", "--pipeline", f"{pp}:Uint8Wrap", "--out", str(tmp_path),
+               "--no-plots")
+    assert r.exit_code == ExitCode.CHECK_FAILED, r.output  # type: ignore[attr-defined]
+    r = invoke("preprocess", "--pipeline", f"{pp}:Raises", "--out", str(tmp_path), "--no-plots")
+    assert r.exit_code == ExitCode.CHECK_ERROR, r.output  # type: ignore[attr-defined]
+    r = invoke("preprocess", "--pipeline", f"{pp}:Nope", "--out", str(tmp_path))
+    assert r.exit_code == ExitCode.USAGE_ERROR, r.output  # type: ignore[attr-defined]

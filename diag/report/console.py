@@ -23,6 +23,8 @@ KEY_METRICS: dict[str, tuple[str, ...]] = {
                     "verify_gain", "range_test_suggested_lr"),
     "loss-grad": ("gradient_correct", "grad_reaches_pred", "finite_at_edges",
                   "batch_independent", "reduction", "reference_match"),
+    "preprocess": ("max_point_error_px", "max_round_trip_error_px", "dynamic_range",
+                   "channel_order"),
     "leaks": ("tensors_per_iter", "bytes_per_iter", "graph_nodes_per_iter", "tensors_final"),
 }
 

@@ -1,0 +1,77 @@
+"""preprocess: each classic bug planted in a pipeline fails with the right finding; correct
+twins pass (an honest BGR pipeline included)."""
+
+from __future__ import annotations
+
+import pytest
+
+import pipelines
+from diag.checks.preprocess import PROPERTIES, load_pipeline, run
+from diag.pipeline import BrowserPipeline
+from diag.result import Status
+
+
+@pytest.mark.parametrize("pipe", [BrowserPipeline(), BrowserPipeline(size=56),
+                                  pipelines.BGRHonest(size=64), pipelines.clean()],
+                         ids=["browser-112", "browser-56", "bgr-honest", "clean-64"])
+def test_correct_pipelines_pass(pipe: object) -> None:
+    r = run(pipe)
+    assert r.status == Status.PASS, (r.summary, r.findings)
+    assert all(r.metrics[p] is True for p in PROPERTIES)
+    assert r.metrics["max_round_trip_error_px"] <= 0.5
+    assert r.metrics["max_point_error_px"] <= 1.0
+
+
+PLANTED = [
+    ("BGRUndeclared", "channel_order", "wrong channels"),
+    ("ViewNotPermute", "spatial_integrity", "permute(2, 0, 1)"),
+    ("DoubleNormalised", "intensity", "applied twice"),
+    ("Uint8Wrap", "intensity", "not monotone"),
+    ("PointsPaddedTopLeft", "points_agree", "from model_points"),
+    ("PostprocessForgetsPadding", "round_trip", "padding offset"),
+    ("SwappedXY", "points_agree", "x then y"),
+    ("Flipped", "spatial_integrity", "flipped"),
+    ("RandomJitter", "determinism", "different outputs"),
+]
+
+
+@pytest.mark.parametrize(("name", "prop", "needle"), PLANTED, ids=[p[0] for p in PLANTED])
+def test_planted_bug_fails_its_property(name: str, prop: str, needle: str) -> None:
+    r = run(getattr(pipelines, name)(size=64))
+    assert r.status == Status.FAIL, r.summary
+    assert r.metrics[prop] is False, r.metrics
+    text = " ".join(f.message + " " + f.hint for f in r.findings)
+    assert needle in text, text
+
+
+def test_pipeline_that_raises_is_an_error_with_location() -> None:
+    r = run(pipelines.Raises())
+    assert r.status == Status.ERROR
+    assert r.findings[0].location.startswith("pipelines.py:")
+
+
+def test_not_a_pipeline_is_a_clear_error() -> None:
+    r = run(object())
+    assert r.status == Status.ERROR and "no preprocess() method" in r.summary
+
+
+def test_round_trip_error_is_reported_in_pixels() -> None:
+    r = run(pipelines.PostprocessForgetsPadding(size=64))
+    assert r.metrics["max_round_trip_error_px"] == pytest.approx(25.0, abs=0.5)  # 120x71 pad
+
+
+def test_plot_data_has_a_panel_per_probe_size() -> None:
+    from diag.report.plots import figures_for
+
+    r = run(BrowserPipeline(size=48))
+    figs = figures_for(r)
+    assert len(figs) == r.metrics["probes"]
+    for fig in figs.values():
+        assert fig._suptitle is not None and all(ax.get_xlabel() for ax in fig.axes)
+
+
+def test_load_pipeline_default_and_class_spec(planted_path: str) -> None:
+    obj, source = load_pipeline(None)
+    assert isinstance(obj, BrowserPipeline) and "default" in source
+    obj, _ = load_pipeline(planted_path.replace("planted.py", "pipelines.py") + ":Clean")
+    assert type(obj).__name__ == "Clean" and obj.size == 112  # loaded as a file: its own module
