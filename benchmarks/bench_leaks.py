@@ -23,7 +23,7 @@ def main() -> None:
     import torch
 
     from diag.census import TensorCensus
-    from diag.checks import leaks
+    from diag.checks import _leaks as leaks
     from diag.target import build_target
 
     torch.set_num_threads(min(2, torch.get_num_threads()))

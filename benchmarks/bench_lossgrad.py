@@ -15,7 +15,7 @@ import torch
 
 
 def main() -> None:
-    from diag.checks.lossgrad import LossGradOptions, LossUnderTest, run
+    from diag.checks._lossgrad import LossGradOptions, LossUnderTest, run
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     import losses

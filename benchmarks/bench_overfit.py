@@ -45,7 +45,7 @@ def main() -> None:
 
     import torch
 
-    from diag.checks import overfit
+    from diag.checks import _overfit as overfit
     from diag.target import build_target
 
     torch.set_num_threads(min(2, torch.get_num_threads()))

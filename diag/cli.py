@@ -161,7 +161,7 @@ def overfit(
     """
 
     def body() -> int:
-        from diag.checks import overfit as check
+        from diag.checks import _overfit as check
         from diag.session import execute
         from diag.target import build_target, check_fit
 
@@ -206,7 +206,7 @@ def leaks(
     """
 
     def body() -> int:
-        from diag.checks import leaks as check
+        from diag.checks import _leaks as check
         from diag.session import execute
 
         _torch_threads()
@@ -221,7 +221,7 @@ def leaks(
 
 def _step_factory(step: str | None, model: str | None, data: str | None, loss: str | None,
                   task: Task, input_size: int, seed: int) -> tuple[Any, str]:
-    from diag.checks import leaks as check
+    from diag.checks import _leaks as check
     from diag.errors import UsageError
     from diag.spec import resolve
     from diag.target import build_target, check_fit
@@ -277,7 +277,7 @@ def lr_schedule(
     """
 
     def body() -> int:
-        from diag.checks import lr as check
+        from diag.checks import _lr as check
         from diag.errors import UsageError
         from diag.session import execute
 
@@ -334,7 +334,7 @@ def loss_grad(
     """
 
     def body() -> int:
-        from diag.checks import lossgrad as check
+        from diag.checks import _lossgrad as check
         from diag.session import execute
 
         shape = _parse_shape(pred_shape)
@@ -359,7 +359,7 @@ def _parse_shape(text: str) -> tuple[int, ...]:
 
 
 def _losses_under_test(spec: str | None, target: str, reference: str | None) -> list[Any]:
-    from diag.checks.lossgrad import TARGET_KINDS, LossUnderTest, default_losses
+    from diag.checks._lossgrad import TARGET_KINDS, LossUnderTest, default_losses
     from diag.errors import UsageError
     from diag.spec import resolve
     from diag.target import load_loss
@@ -401,7 +401,7 @@ def preprocess(
     """
 
     def body() -> int:
-        from diag.checks import preprocess as check
+        from diag.checks import _preprocess as check
         from diag.session import execute
 
         obj, source = check.load_pipeline(pipeline)
@@ -430,7 +430,7 @@ def check(
     """Run every check as one CI health check, with one exit code and report files."""
 
     def body() -> int:
-        from diag.checks import overfit as overfit_check
+        from diag.checks import _overfit as overfit_check
         from diag.session import execute
         from diag.target import build_target, check_fit
 

@@ -9,7 +9,7 @@ import torch
 
 import leaky
 from diag.census import TensorCensus, naive_tensor_count
-from diag.checks import leaks
+from diag.checks import _leaks as leaks
 from diag.result import Status
 
 TRAIN_LOSS = "loss = F.mse_loss(model(x), y)"  # where _train() creates each loss

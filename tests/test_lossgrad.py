@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import losses
-from diag.checks.lossgrad import LossGradOptions, LossUnderTest, default_losses, kink_probe, run
+from diag.checks._lossgrad import LossGradOptions, LossUnderTest, default_losses, kink_probe, run
 from diag.result import Status
 
 

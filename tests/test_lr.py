@@ -13,7 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from diag.checks import lr
+from diag.checks import _lr as lr
 from diag.errors import DataError
 from diag.history import load_history
 from diag.lrdetect import (

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import planted
-from diag.checks import overfit
+from diag.checks import _overfit as overfit
 from diag.result import Severity, Status
 from diag.target import target_from_objects
 

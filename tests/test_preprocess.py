@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import pipelines
-from diag.checks.preprocess import PROPERTIES, load_pipeline, run
+from diag.checks._preprocess import PROPERTIES, load_pipeline, run
 from diag.pipeline import BrowserPipeline
 from diag.result import Status
 
