@@ -415,32 +415,61 @@ def preprocess(
 @app.command()
 def check(
     *,
+    config: Annotated[Path | None, typer.Option(
+        "--config", metavar="FILE", help="A TOML file with a [tool.diag] table (default: "
+        "./pyproject.toml's, if any).")] = None,
+    select: Annotated[list[str] | None, typer.Option(
+        "--select", metavar="NAMES", help="Only these checks (comma-separated or repeated): "
+        "overfit, leaks, lr-schedule, loss-grad, preprocess.")] = None,
+    skip: Annotated[list[str] | None, typer.Option("--skip", metavar="NAMES",
+                                                   help="Leave these checks out.")] = None,
+    junit: Annotated[Path | None, typer.Option(
+        "--junit", metavar="FILE", help="Also write JUnit XML (one testcase per check).")] = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", min=0.0, metavar="SECONDS", help="Per check: over budget is an error "
+        "(timed out), the other checks go on.")] = None,
     model: ModelSpec = None,
     data: DataSpec = None,
     loss: LossSpec = None,
-    task: TaskOpt = Task.landmarks,
-    input_size: InputSize = 48,
-    seed: Seed = 0,
+    step: Annotated[str | None, typer.Option("--step", metavar="SPEC",
+                                             help="Factory returning step(), for leaks.")] = None,
+    pipeline: Annotated[str | None, typer.Option("--pipeline", metavar="SPEC",
+                                                 help="Pipeline, for preprocess.")] = None,
+    history: Annotated[str | None, typer.Option("--history", metavar="FILE",
+                                                help="Loss history, for lr-schedule.")] = None,
+    task: Annotated[Task | None, typer.Option("--task", help="Head of the default browser "
+                                              "model.")] = None,
+    input_size: Annotated[int | None, typer.Option("--input-size", min=8, help="Input size "
+                                                   "of the default data.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed (default: the config's, "
+                                             "else 0).")] = None,
     out: Out = Path("reports"),
     fmt: Format = OutputFormat.text,
     quiet: Quiet = False,
     no_plots: NoPlots = False,
     verbose: Verbose = False,
 ) -> None:
-    """Run every check as one CI health check, with one exit code and report files."""
+    """Run every check as one CI health check: one exit code, JSON, JUnit and summary.md.
+
+    Configured by [tool.diag] in pyproject.toml (or --config): model, data, loss, step, pipeline, history, seed, select, skip, timeout, and a sub-table per check for its options. With no configuration, every check runs on the built-in defaults. An errored check (exit 3) wins over a failed one (exit 1). summary.md is appended to $GITHUB_STEP_SUMMARY when that is set.
+    """
 
     def body() -> int:
-        from diag.checks import _overfit as overfit_check
-        from diag.session import execute
-        from diag.target import build_target, check_fit
+        from diag.config import load_config
+        from diag.plan import Overrides, build_jobs
+        from diag.session import RunOptions, execute
 
         _torch_threads()
-        target = build_target(model=model, data=data, loss=loss, task=task.value,
-                              input_size=input_size, seed=seed)
-        check_fit(target, seed)
-        options = overfit_check.OverfitOptions(seed=seed)
-        jobs = [("overfit", lambda progress: overfit_check.run(target, options, progress))]
-        return execute(jobs, _run_options(out, fmt, quiet, no_plots, verbose))
+        cfg = load_config(str(config) if config else None)
+        cli = Overrides(model=model, data=data, loss=loss, step=step, pipeline=pipeline,
+                        history=history, seed=seed, task=task.value if task else None,
+                        input_size=input_size, select=tuple(select or ()),
+                        skip=tuple(skip or ()))
+        jobs = build_jobs(cfg, cli)
+        limit = timeout if timeout is not None else cfg.get("timeout")
+        opts = RunOptions(out=out, fmt=fmt.value, quiet=quiet, plots=not no_plots,
+                          verbose=verbose, timeout=limit, junit=junit)
+        return execute(jobs, opts)
 
     _run_guarded(body)
 

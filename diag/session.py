@@ -7,12 +7,16 @@ imported by ``diag --help``.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -36,6 +40,36 @@ class RunOptions:
     quiet: bool = False
     plots: bool = True
     verbose: bool = False
+    timeout: float | None = None
+    """Seconds per check; over budget is an error ("timed out"), the rest go on."""
+    junit: Path | None = None
+    """Also write JUnit XML here."""
+
+
+class CheckTimeout(BaseException):
+    """Raised inside a check by the timer. A BaseException, so a user's ``except
+    Exception`` does not swallow it."""
+
+
+@contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """SIGALRM-based limit for the main thread (POSIX); elsewhere no limit is applied."""
+    usable = (seconds is not None and seconds > 0 and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def expire(_signum: int, _frame: Any) -> None:
+        raise CheckTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def stderr_console() -> Console:
@@ -57,10 +91,16 @@ def error_result(name: str, exc: BaseException) -> CheckResult:
 
 
 def run_job(name: str, fn: Callable[[Progress | None], CheckResult],
-            progress: Progress | None) -> CheckResult:
+            progress: Progress | None, timeout: float | None = None) -> CheckResult:
     started = time.perf_counter()
     try:
-        result = fn(progress)
+        with time_limit(timeout):
+            result = fn(progress)
+    except CheckTimeout:
+        message = f"timed out after {timeout:g} s"
+        result = CheckResult(name, Status.ERROR, message, findings=(Finding(
+            Severity.ERROR, message, "raise --timeout, or make the check cheaper (fewer "
+            "steps, iterations or epochs)"),))
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:
@@ -84,7 +124,7 @@ def execute(jobs: Sequence[Job], opts: RunOptions) -> int:
     """Run the jobs in order, write reports, render, and return the exit code."""
     ensure_out(opts.out)
     err = stderr_console()
-    live = err.is_terminal and not opts.quiet
+    live = err.is_terminal and not opts.quiet and not os.environ.get("NO_COLOR")
     results: list[CheckResult] = []
     interrupted: str | None = None
     current = ""
@@ -92,11 +132,11 @@ def execute(jobs: Sequence[Job], opts: RunOptions) -> int:
         for name, fn in jobs:
             current = name
             if live:
-                result = _run_with_bar(name, fn, err)
+                result = _run_with_bar(name, fn, err, opts.timeout)
             else:
                 if not opts.quiet:
                     err.print(f"diag: running {name} ...", soft_wrap=True)
-                result = run_job(name, fn, None)
+                result = run_job(name, fn, None, opts.timeout)
             try:
                 result = write_check(result, opts.out, plots=opts.plots)
             except OSError as exc:
@@ -113,11 +153,21 @@ def execute(jobs: Sequence[Job], opts: RunOptions) -> int:
                   f"reports of the {len(results)} finished checks are written", soft_wrap=True)
     write_summary(results, opts.out, interrupted)
     report = Report(results, interrupted=interrupted)
+    if opts.junit is not None:
+        from diag.report.files import atomic_write
+        from diag.report.junit import JUnitReporter
+
+        try:
+            atomic_write(opts.junit, JUnitReporter().render(report))
+        except OSError as exc:
+            err.print(f"diag: cannot write --junit {opts.junit}: {exc}", soft_wrap=True)
     if opts.fmt != "text":
         sys.stdout.write(REPORTERS[opts.fmt]().render(report))
         sys.stdout.flush()
     else:
-        out = Console(highlight=False)
+        # CI logs are not terminals: give the table room instead of rich's 80 columns.
+        wide = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
+        out = Console(highlight=False, width=wide)
         reporter = ConsoleReporter(verbose=opts.verbose)
         if opts.quiet:
             for r in results:
@@ -130,7 +180,7 @@ def execute(jobs: Sequence[Job], opts: RunOptions) -> int:
 
 
 def _run_with_bar(name: str, fn: Callable[[Progress | None], CheckResult],
-                  console: Console) -> CheckResult:
+                  console: Console, timeout: float | None) -> CheckResult:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
         TimeElapsedColumn
 
@@ -141,4 +191,4 @@ def _run_with_bar(name: str, fn: Callable[[Progress | None], CheckResult],
         def update(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        return run_job(name, fn, update)
+        return run_job(name, fn, update, timeout)

@@ -147,21 +147,23 @@ def _judge(snaps: list[Snapshot], options: LeaksOptions,
     w = options.warmup
     series: dict[str, list[float]] = {q: [float(getattr(s, q)) for s in snaps]
                                       for q in QUANTITIES}
-    if all(s.rss_bytes is not None for s in snaps):
-        series["rss_bytes"] = [float(s.rss_bytes or 0) for s in snaps]
+    # RSS is a secondary signal, and not deterministic: it stays out of the JSON series.
+    rss = ([float(s.rss_bytes or 0) for s in snaps]
+           if all(s.rss_bytes is not None for s in snaps) else None)
     if all(s.cuda_bytes is not None for s in snaps):
         series["cuda_bytes"] = [float(s.cuda_bytes or 0) for s in snaps]
     growth = {q: persistent_growth(v, w) for q, v in series.items()}
+    rss_growth = persistent_growth(rss, w) if rss else None
     leaking = [q for q in QUANTITIES + ("cuda_bytes",) if q in growth and growth[q].growing]
 
     findings: list[Finding] = []
     rows, site_findings = _attribute(snaps, w, holder)
     findings.extend(site_findings)
     findings.extend(_hook_findings(hooks_start, hooks_end, options.iterations - w))
-    if "rss_bytes" in growth and growth["rss_bytes"].growing and not leaking:
+    if rss_growth is not None and rss_growth.growing and not leaking:
         findings.append(Finding(
-            Severity.INFO, f"process RSS grew {growth['rss_bytes'].per_iter / 1024:.1f} KiB/iter "
-            "while tensors did not (allocator caching or non-tensor objects)",
+            Severity.INFO, "process RSS kept growing while tensors did not (allocator "
+            "caching, or objects that are not tensors)",
             "RSS alone is not a leak verdict; watch it over a longer run"))
     if leaking and not site_findings:
         findings.append(Finding(

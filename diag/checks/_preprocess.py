@@ -132,7 +132,7 @@ def _run(pipeline: Any, options: PreprocessOptions, progress: Callable[[int, int
     pipe = _Pipe(pipeline)
     rng = np.random.default_rng(options.seed)
     findings: list[Finding] = []
-    metrics: dict[str, Any] = {"channel_order": pipe.channel_order,
+    metrics: dict[str, Any] = {"declared_channel_order": pipe.channel_order,
                                "points_unit": pipe.points_unit, "probes": len(options.sizes)}
     failed: set[str] = set()
 

@@ -24,7 +24,7 @@ KEY_METRICS: dict[str, tuple[str, ...]] = {
     "loss-grad": ("gradient_correct", "grad_reaches_pred", "finite_at_edges",
                   "batch_independent", "reduction", "reference_match"),
     "preprocess": ("max_point_error_px", "max_round_trip_error_px", "dynamic_range",
-                   "channel_order"),
+                   "declared_channel_order"),
     "leaks": ("tensors_per_iter", "bytes_per_iter", "graph_nodes_per_iter", "tensors_final"),
 }
 
@@ -43,7 +43,12 @@ def key_metrics(result: CheckResult) -> str:
         items = [(k, v) for k, v in result.metrics.items()
                  if k in names or k.rsplit(".", 1)[-1] in names]
     else:
-        items = list(result.metrics.items())[:5]
+        items = list(result.metrics.items())
+    if any("." in k for k, _ in items):  # several objects checked: their verdicts only
+        items = [(k, v) for k, v in items if isinstance(v, bool)]
+        failed = [k for k, v in items if v is False]
+        return "\n".join(f"{k}=False" for k in failed) if failed else f"{len(items)} checks ok"
+    items = items[:6]
     return "\n".join(f"{k}={_fmt(v)}" for k, v in items if v is not None)
 
 

@@ -1,0 +1,230 @@
+"""`diag check`: config, selection, JUnit, GitHub summary, timeout, Ctrl-C, determinism,
+user state, and the Python API."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import planted
+from diag import checks
+from diag.cli import app
+from diag.config import load_config
+from diag.errors import UsageError
+from diag.result import ExitCode, Status
+
+runner = CliRunner()
+TESTS = Path(__file__).resolve().parent
+
+FAST_CONFIG = f"""
+[tool.diag]
+model = "{TESTS}/planted.py:clean_mlp"
+data = "{TESTS}/planted.py:regression_data"
+step = "{TESTS}/leaky.py:clean"
+seed = 3
+
+[tool.diag.overfit]
+lr = 0.01
+max_steps = 300
+
+[tool.diag.leaks]
+iterations = 12
+
+[tool.diag.lr-schedule]
+epochs = 12
+"""
+
+
+def write_config(tmp_path: Path, text: str = FAST_CONFIG) -> Path:
+    path = tmp_path / "diag.toml"
+    path.write_text(text)
+    return path
+
+
+def run_check(*args: str) -> object:
+    return runner.invoke(app, ["check", *args])
+
+
+def test_fast_config_runs_every_check(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    junit = tmp_path / "junit.xml"
+    r = run_check("--config", str(cfg), "--out", str(tmp_path / "out"), "--junit", str(junit),
+                  "--format", "json", "--no-plots")
+    doc = json.loads(r.stdout)  # type: ignore[attr-defined]
+    statuses = {c["name"]: c["status"] for c in doc["checks"]}
+    assert list(statuses) == list(checks.CHECKS)
+    assert statuses["overfit"] == "pass" and statuses["leaks"] == "pass"
+    assert statuses["preprocess"] == "skip"  # a user model and no pipeline
+    assert r.exit_code in (0, 1), r.output  # type: ignore[attr-defined]
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.get("tests") == "5"
+    assert [c.get("name") for c in suite.iter("testcase")] == list(checks.CHECKS)
+    assert all(c["duration_s"] >= 0 for c in doc["checks"])
+
+
+def test_junit_failure_carries_findings(tmp_path: Path) -> None:
+    r = run_check("--model", f"{TESTS}/planted.py:DetachedBranch", "--data",
+                  f"{TESTS}/planted.py:regression_data", "--select", "overfit", "--junit",
+                  str(tmp_path / "j.xml"), "--out", str(tmp_path), "--no-plots")
+    assert r.exit_code == ExitCode.CHECK_FAILED, r.output  # type: ignore[attr-defined]
+    failure = ET.parse(tmp_path / "j.xml").getroot().find(".//failure")
+    assert failure is not None and "never receive a gradient" in (failure.text or "")
+
+
+def test_select_and_skip(tmp_path: Path) -> None:
+    r = run_check("--select", "loss-grad,preprocess", "--skip", "preprocess", "--out",
+                  str(tmp_path), "--format", "json", "--no-plots")
+    assert r.exit_code == 0, r.output  # type: ignore[attr-defined]
+    assert [c["name"] for c in json.loads(r.stdout)["checks"]] == ["loss-grad"]  # type: ignore[attr-defined]
+    r = run_check("--select", "overfitt", "--out", str(tmp_path))
+    assert r.exit_code == ExitCode.USAGE_ERROR and "unknown check" in r.stderr  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("[tool.diag]\nmodle = 'x:y'\n", "unknown key 'modle'; did you mean 'model'?"),
+    ("[tool.diag.overfit]\nsamples = 'many'\n", "samples: expected an integer"),
+    ("[tool.diag.overfit]\nsteps = 3\n", "did you mean 'max_steps'?"),
+    ("[tool.diag]\nmodel = 'no_such_module_q:m'\n", "[tool.diag] model: --model: no module"),
+    ("[tool.diag]\nhistory = 'missing.csv'\nselect = ['lr-schedule']\n", "history"),
+    ("[tool.diag]\nselect = ['nope']\n", "unknown check 'nope'"),
+    ("[tool.diag\n", "not valid TOML"),
+], ids=["unknown-key", "wrong-type", "unknown-check-key", "bad-spec", "missing-history",
+        "bad-select", "bad-toml"])
+def test_config_errors_name_the_key(tmp_path: Path, text: str, needle: str) -> None:
+    cfg = write_config(tmp_path, text)
+    r = run_check("--config", str(cfg), "--out", str(tmp_path))
+    assert r.exit_code == ExitCode.USAGE_ERROR, r.output  # type: ignore[attr-defined]
+    assert needle in r.stderr and r.stderr.count("\n") == 1, r.stderr  # type: ignore[attr-defined]
+
+
+def test_pyproject_in_the_working_directory_is_read(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n[tool.diag]\nseed = 5\n"
+                                             "skip = ['overfit']\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(None)
+    assert cfg.get("seed") == 5 and cfg.get("skip") == ["overfit"]
+    (tmp_path / "pyproject.toml").write_text("[tool.diag]\nseed = 'x'\n")
+    with pytest.raises(UsageError, match="pyproject.toml"):
+        load_config(None)
+
+
+def test_github_step_summary_is_appended(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    summary = tmp_path / "gh.md"
+    summary.write_text("earlier\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    r = run_check("--select", "loss-grad", "--out", str(tmp_path / "o"), "--no-plots")
+    assert r.exit_code == 0, r.output  # type: ignore[attr-defined]
+    text = summary.read_text()
+    assert text.startswith("earlier\n") and "| loss-grad |" in text
+    assert (tmp_path / "o" / "summary.md").read_text() in text
+
+
+def test_timeout_errors_one_check_and_the_rest_go_on(tmp_path: Path) -> None:
+    r = run_check("--step", f"{TESTS}/sleepy.py:slow_step", "--select", "leaks,loss-grad",
+                  "--timeout", "1", "--out", str(tmp_path), "--format", "json", "--no-plots")
+    assert r.exit_code == ExitCode.CHECK_ERROR, r.output  # type: ignore[attr-defined]
+    doc = {c["name"]: c for c in json.loads(r.stdout)["checks"]}  # type: ignore[attr-defined]
+    assert doc["leaks"]["status"] == "error" and "timed out" in doc["leaks"]["summary"]
+    assert doc["loss-grad"]["status"] == "pass"
+    assert doc["leaks"]["duration_s"] < 5
+
+
+def test_ctrl_c_writes_finished_checks_and_exits_130(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, FAST_CONFIG.replace("leaky.py:clean", "sleepy.py:slow_step")
+                       .replace("iterations = 12", "iterations = 60"))
+    out = tmp_path / "out"
+    env = dict(os.environ, NO_COLOR="1")
+    proc = subprocess.Popen([sys.executable, "-m", "diag", "check", "--config", str(cfg),
+                             "--out", str(out), "--no-plots", "--select", "overfit,leaks"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 60
+    while not (out / "overfit.json").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # inside leaks now
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == ExitCode.INTERRUPTED, (stdout, stderr)
+    assert "interrupted while running leaks" in stderr
+    report = json.loads((out / "report.json").read_text())
+    assert [c["name"] for c in report["checks"]] == ["overfit"]
+    assert report["interrupted"] == "leaks"
+    assert json.loads((out / "overfit.json").read_text())["checks"][0]["status"] == "pass"
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_two_runs_with_the_same_seed_write_identical_metrics(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    docs = []
+    for i in range(2):
+        out = subprocess.run([sys.executable, "-m", "diag", "check", "--config", str(cfg),
+                              "--out", str(tmp_path / str(i)), "--no-plots", "--format",
+                              "json", "--skip", "preprocess"],
+                             capture_output=True, text=True)
+        docs.append({c["name"]: (c["metrics"], c["series"])
+                     for c in json.loads(out.stdout)["checks"]})
+    assert docs[0] == docs[1]
+
+
+def test_user_state_is_unchanged_by_the_api() -> None:
+    model = planted.MLP()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x, y = planted.regression_data()
+    torch.nn.functional.mse_loss(model(x), y).backward()
+    opt.step()
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    moments = {k: v.clone() for k, v in opt.state_dict()["state"][0].items()}
+    import random
+
+    import numpy as np
+
+    torch.manual_seed(11)
+    random.seed(11)
+    np.random.seed(11)
+    expected = (torch.rand(2), random.random(), np.random.rand())
+    torch.manual_seed(11)
+    random.seed(11)
+    np.random.seed(11)
+
+    checks.overfit(model, (x, y), lr=0.01, max_steps=50)
+    checks.lr_schedule(model=model, data=(x, y), epochs=10)
+    checks.leaks(model=model, data=(x, y), iterations=10)
+    checks.loss_grad()
+
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+    after = opt.state_dict()["state"][0]
+    assert all(torch.equal(moments[k], after[k]) for k in moments)
+    assert torch.equal(torch.rand(2), expected[0])
+    assert random.random() == expected[1] and np.random.rand() == expected[2]
+
+
+def test_python_api_asserts() -> None:
+    checks.overfit(planted.clean_mlp, planted.regression_data(), lr=0.01).assert_passed()
+    checks.loss_grad(torch.nn.functional.l1_loss).assert_passed()
+    with pytest.raises(AssertionError, match="never receive a gradient"):
+        checks.overfit(planted.DetachedBranch, planted.regression_data(), lr=0.01,
+                       max_steps=100).assert_passed()
+    r = checks.lr_schedule([1.0 / (i + 1) for i in range(30)])
+    assert r.status == Status.PASS
+    assert checks.preprocess().status == Status.PASS
+
+
+def test_security_pickled_npz_is_refused(tmp_path: Path) -> None:
+    import numpy as np
+
+    path = tmp_path / "evil.npz"
+    np.savez(path, x=np.array([object()], dtype=object), y=np.zeros(1))
+    r = run_check("--model", f"{TESTS}/planted.py:clean_mlp", "--data", str(path),
+                  "--out", str(tmp_path))
+    assert r.exit_code == ExitCode.USAGE_ERROR and "refuses to unpickle" in r.stderr  # type: ignore[attr-defined]
