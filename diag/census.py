@@ -17,6 +17,7 @@ import warnings
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 import torch
@@ -39,12 +40,12 @@ def _is_lib(filename: str) -> bool:
 
 def user_site(depth: int = 2) -> str:
     """``file.py:42`` of the innermost calling frame outside torch, diag and the stdlib."""
-    frame = sys._getframe(depth)
-    innermost = frame
+    innermost = sys._getframe(depth)
+    frame: FrameType | None = innermost
     while frame is not None and _is_lib(frame.f_code.co_filename):
         frame = frame.f_back
-    frame = frame or innermost
-    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+    found = frame or innermost
+    return f"{os.path.basename(found.f_code.co_filename)}:{found.f_lineno}"
 
 
 @dataclass
@@ -240,7 +241,7 @@ class TensorCensus(TorchFunctionMode):
                 sites[site].saved_bytes += saved_new
                 sites[site].saved_activations += activations
         cuda = (int(torch.cuda.memory_allocated()) if torch.cuda.is_available()
-                and torch.cuda.is_initialized() else None)
+                and torch.cuda.is_initialized() else None)  # type: ignore[no-untyped-call]
         return Snapshot(len(seen_tensors), len(storages), sum(storages.values()), nodes,
                         rss_bytes(), cuda, sites)
 

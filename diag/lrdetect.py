@@ -48,7 +48,8 @@ def smooth(x: FloatArray, w: int) -> FloatArray:
     c = np.concatenate([[0.0], np.cumsum(x, dtype=float)])
     lo = np.clip(np.arange(n) - h, 0, n)
     hi = np.clip(np.arange(n) + h + 1, 0, n)
-    return (c[hi] - c[lo]) / (hi - lo)
+    out: FloatArray = (c[hi] - c[lo]) / (hi - lo)
+    return out
 
 
 def smooth_robust(x: FloatArray, w: int) -> FloatArray:
@@ -62,7 +63,8 @@ def smooth_robust(x: FloatArray, w: int) -> FloatArray:
     from numpy.lib.stride_tricks import sliding_window_view
 
     # An even number of points: the median of an up/down alternation is its midpoint.
-    return np.median(sliding_window_view(padded, 2 * h), axis=1)[:n]
+    out: FloatArray = np.median(sliding_window_view(padded, 2 * h), axis=1)[:n]
+    return out
 
 
 def noise_sigma(x: FloatArray) -> float:
@@ -84,7 +86,9 @@ def _finite_prefix(values: Sequence[float]) -> tuple[FloatArray, int | None]:
 
 def _tolerance(s: FloatArray, sigma: float, w: int, p: CurveParams) -> FloatArray:
     scale = max(float(np.max(np.abs(s))) if s.size else 0.0, 1e-12)
-    return np.maximum(p.rel_tol * np.abs(s), np.maximum(3 * sigma / math.sqrt(w), 1e-9 * scale))
+    floor = max(3 * sigma / math.sqrt(w), 1e-9 * scale)
+    out: FloatArray = np.maximum(p.rel_tol * np.abs(s), floor)
+    return out
 
 
 def detect_no_learning(values: Sequence[float], params: CurveParams = CurveParams()
@@ -130,7 +134,8 @@ def detect_plateau(values: Sequence[float], params: CurveParams = CurveParams())
 def _ahead_min_strided(s: FloatArray, w: int) -> FloatArray:
     from numpy.lib.stride_tricks import sliding_window_view
 
-    return sliding_window_view(s[1:], w).min(axis=1)[: len(s) - w]
+    out: FloatArray = sliding_window_view(s[1:], w).min(axis=1)[: len(s) - w]
+    return out
 
 
 def detect_divergence(values: Sequence[float], params: CurveParams = CurveParams()

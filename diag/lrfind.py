@@ -48,7 +48,7 @@ def range_test(model: nn.Module, optimizer: Optimizer,
             xb, yb = next(batches)
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(xb), yb)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
             value = loss.item()
             lrs.append(lr)

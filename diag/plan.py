@@ -6,6 +6,7 @@ setting, exit 2, before any check starts.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,7 +69,7 @@ class _Setting:
 
 def build_jobs(config: Config, cli: Overrides) -> list[Job]:
     """Resolve everything the selected checks need, then return the jobs to run."""
-    from diag.checks import _leaks, _lossgrad, _lr, _overfit, _preprocess
+    from diag.checks import _leaks, _lr, _overfit, _preprocess
 
     names = selected(config, cli)
     s = {k: _Setting(config, cli, k) for k in ("model", "data", "loss", "step", "pipeline",
@@ -87,7 +88,7 @@ def build_jobs(config: Config, cli: Overrides) -> list[Job]:
     if "overfit" in names:
         o = config.options("overfit")
         opts = _overfit.OverfitOptions(seed=seed, **o)
-        jobs.append(("overfit", lambda p, t=target, o=opts: _overfit.run(t, o, p)))
+        jobs.append(("overfit", _job(_overfit.run, target, opts)))
     if "leaks" in names:
         o = config.options("leaks")
         lopts = _leaks.LeaksOptions(seed=seed, **o)
@@ -97,8 +98,7 @@ def build_jobs(config: Config, cli: Overrides) -> list[Job]:
         else:
             factory = _leaks.training_step_factory(target, seed=seed)
             source = f"training loop on {target.model_name}"  # type: ignore[union-attr]
-        jobs.append(("leaks", lambda p, f=factory, o=lopts, src=source:
-                     _leaks.run(f, o, p, source=src)))
+        jobs.append(("leaks", _job(_leaks.run, factory, lopts, source=source)))
     if "lr-schedule" in names:
         o = config.options("lr-schedule")
         metric = o.pop("metric", "loss")
@@ -107,23 +107,32 @@ def build_jobs(config: Config, cli: Overrides) -> list[Job]:
             from diag.history import load_history
 
             hist = _resolve(s["history"], lambda v: load_history(v, metric))
-            jobs.append(("lr-schedule", lambda p, h=hist, o=ropts: _lr.run_history(h, o)))
+            jobs.append(("lr-schedule", _job(_lr.run_history, hist, ropts, progress=False)))
         else:
-            jobs.append(("lr-schedule", lambda p, t=target, o=ropts: _lr.run_training(t, o, p)))
+            jobs.append(("lr-schedule", _job(_lr.run_training, target, ropts)))
     if "loss-grad" in names:
         jobs.append(("loss-grad", _loss_grad_job(config, s, seed, target)))
     if "preprocess" in names:
         if s["pipeline"].value is None and s["model"].value is not None:
-            jobs.append(("preprocess", lambda p: CheckResult(
-                "preprocess", Status.SKIP, "no pipeline configured for your model: set "
-                "pipeline (or --pipeline) to check yours")))
+            skipped = CheckResult("preprocess", Status.SKIP, "no pipeline configured for your "
+                                  "model: set pipeline (or --pipeline) to check yours")
+            jobs.append(("preprocess", _job(lambda: skipped, progress=False)))
         else:
             pipe, src = _resolve(s["pipeline"], _preprocess.load_pipeline) if s[
                 "pipeline"].value else _preprocess.load_pipeline(None)
             popts = _preprocess.PreprocessOptions(seed=seed)
-            jobs.append(("preprocess", lambda p, x=pipe, o=popts, src=src:
-                         _preprocess.run(x, o, p, src)))
+            jobs.append(("preprocess", _job(_preprocess.run, pipe, popts, source=src)))
     return jobs
+
+
+def _job(fn: Callable[..., CheckResult], *args: Any, progress: bool = True, **kwargs: Any
+         ) -> Callable[[Progress | None], CheckResult]:
+    """A job: ``fn(*args, progress, **kwargs)`` (or without progress) when run."""
+
+    def run(p: Progress | None) -> CheckResult:
+        return fn(*args, p, **kwargs) if progress else fn(*args, **kwargs)
+
+    return run
 
 
 def _resolve(setting: _Setting, fn: Callable[[Any], Any]) -> Any:
@@ -131,6 +140,12 @@ def _resolve(setting: _Setting, fn: Callable[[Any], Any]) -> Any:
         return fn(setting.value)
     except DiagError as exc:
         raise setting.wrap(exc) from None
+
+
+def _resolve_option(value: str, option: str) -> Any:
+    from diag.spec import resolve
+
+    return resolve(value, option)
 
 
 def _callable_spec(value: str, option: str) -> Any:
@@ -144,12 +159,11 @@ def _callable_spec(value: str, option: str) -> Any:
 
 
 def _resolve_target(s: dict[str, _Setting], task: str, input_size: int, seed: int) -> Any:
-    from diag.spec import resolve
     from diag.target import build_target, check_fit
 
     for key in ("model", "loss"):
         if s[key].value is not None:
-            _resolve(s[key], lambda v, k=key: resolve(v, f"--{k}"))
+            _resolve(s[key], functools.partial(_resolve_option, option=f"--{key}"))
     data = s["data"].value
     if data is not None and (data.endswith(".npz") or os.path.exists(data)):
         if not os.path.exists(data):
@@ -188,4 +202,4 @@ def _loss_grad_job(config: Config, s: dict[str, _Setting], seed: int, target: An
         ref = load_loss(reference) if reference else None
         losses = [_lossgrad.LossUnderTest(s["loss"].value.rsplit(":", 1)[-1], fn, kind,
                                           target_fn, ref, reference or "")]
-    return lambda p: _lossgrad.run(losses, options, p)
+    return _job(_lossgrad.run, losses, options)

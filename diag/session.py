@@ -181,8 +181,7 @@ def execute(jobs: Sequence[Job], opts: RunOptions) -> int:
 
 def _run_with_bar(name: str, fn: Callable[[Progress | None], CheckResult],
                   console: Console, timeout: float | None) -> CheckResult:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
-        TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True) as bar:

@@ -22,7 +22,8 @@ def isolated_rng(seed: int | None) -> Iterator[None]:
     py_state = random.getstate()
     np_state = np.random.get_state()
     torch_state = torch.get_rng_state()
-    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    cuda_states = (torch.cuda.get_rng_state_all()
+                   if torch.cuda.is_initialized() else None)  # type: ignore[no-untyped-call]
     try:
         if seed is not None:
             random.seed(seed)

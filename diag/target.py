@@ -267,6 +267,7 @@ def target_from_objects(
         raise UsageError(f"model is a {type(model).__name__}",
                          hint="give a torch.nn.Module or a zero-argument callable")
     classify = tensor_data.is_classification
+    loss_fn: LossFn
     if loss is None:
         loss_fn, loss_name = (classify_loss, "cross_entropy") if classify else (
             landmark_loss, "mse")

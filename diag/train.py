@@ -87,7 +87,7 @@ class Trainer:
         """One optimisation step; returns the loss (still attached to its graph)."""
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.forward_loss(xb, yb)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         self.optimizer.step()
         self.steps_done += 1
         return loss

@@ -16,12 +16,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import planted
 from diag import checks
 from diag.cli import app
 from diag.config import load_config
 from diag.errors import UsageError
 from diag.result import ExitCode, Status
+
+import planted
 
 runner = CliRunner()
 TESTS = Path(__file__).resolve().parent

@@ -7,10 +7,11 @@ import gc
 import pytest
 import torch
 
-import leaky
 from diag.census import TensorCensus, naive_tensor_count
 from diag.checks import _leaks as leaks
 from diag.result import Status
+
+import leaky
 
 TRAIN_LOSS = "loss = F.mse_loss(model(x), y)"  # where _train() creates each loss
 LEAKS = {  # quantity that grows, a word of the hint, the line that creates what leaks

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-import losses
 from diag.checks._lossgrad import LossGradOptions, LossUnderTest, default_losses, kink_probe, run
 from diag.result import Status
+
+import losses
 
 
 def check(name: str, target: str = "like", **kw: object) -> object:

@@ -8,10 +8,11 @@ import math
 import pytest
 import torch
 
-import planted
 from diag.checks import _overfit as overfit
 from diag.result import Severity, Status
 from diag.target import target_from_objects
+
+import planted
 
 FAST = overfit.OverfitOptions(lr=1e-2, max_steps=300)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-import pipelines
 from diag.checks._preprocess import PROPERTIES, load_pipeline, run
 from diag.pipeline import BrowserPipeline
 from diag.result import Status
+
+import pipelines
 
 
 @pytest.mark.parametrize("pipe", [BrowserPipeline(), BrowserPipeline(size=56),

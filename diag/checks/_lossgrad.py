@@ -327,8 +327,9 @@ def check_invariances(call: _Caller, pred: Tensor, target: Tensor, gen: torch.Ge
     else:
         reduction = "other"
     info["reduction"] = reduction
+    effect = {"mean": "stays", "sum": "doubles"}.get(reduction, "changes oddly")
     findings.append(Finding(
-        Severity.INFO, f"reduction: {reduction} (the value {'stays' if reduction == 'mean' else 'doubles' if reduction == 'sum' else 'changes oddly'} when the batch is doubled)",
+        Severity.INFO, f"reduction: {reduction} (the value {effect} when the batch is doubled)",
         "with sum, the gradient scale (and the right LR) grows with the batch size"
         if reduction == "sum" else ""))
     perm = torch.randperm(pred.shape[0], generator=gen)

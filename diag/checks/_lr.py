@@ -58,7 +58,10 @@ def analyse(values: list[float], index: list[int], index_name: str, lrs: list[fl
             lr: float | None, source: str = "") -> CheckResult:
     """Detectors, verdict and recommendation for one curve (pure: no training)."""
     d = diagnose(values)
-    label = (lambda p: None if p is None else index[p])  # noqa: E731
+
+    def label(p: int | None) -> int | None:
+        return None if p is None else index[p]
+
     unit = index_name if index_name != "index" else "point"
 
     def lr_at(p: int) -> float | None:
@@ -138,12 +141,12 @@ def analyse(values: list[float], index: list[int], index_name: str, lrs: list[fl
         "no_learning": d.no_learning,
         "nonfinite_at": label(d.nonfinite_at),
         "current_lr": current,
-        "recommended_lr": _round(recommended),
+        "recommended_lr": _round_opt(recommended),
         "reduce_on_plateau_epochs": cut_labels,
         "points": len(values),
         "index": index_name,
         "first_loss": _round(values[0]),
-        "best_loss": _round(min(finite)) if finite else None,
+        "best_loss": _round_opt(min(finite)) if finite else None,
         "final_loss": _round(values[-1]),
         "window": d.window,
     }
@@ -163,10 +166,15 @@ def analyse(values: list[float], index: list[int], index_name: str, lrs: list[fl
                        series={"loss": [_round(v) for v in values]}, plot_data=plot_data)
 
 
-def _round(v: float | None) -> float | None:
-    if v is None or not math.isfinite(v) or v == 0:
+def _round(v: float) -> float:
+    """Six significant digits (NaN/Inf kept): stable across runs, readable in JSON."""
+    if not math.isfinite(v) or v == 0:
         return v
     return float(f"{v:.6g}")
+
+
+def _round_opt(v: float | None) -> float | None:
+    return None if v is None else _round(v)
 
 
 def run_training(target: Any, options: LrOptions | None = None,
@@ -238,15 +246,16 @@ def _verify(trainer: Any, snapshots: list[dict[str, Any]], result: CheckResult,
             ) -> Finding:
     """Resume from the detected point twice: at the old LR and at the recommended one."""
     point = result.plot_data.get("point")
-    new_lr = result.metrics.get("recommended_lr")
+    recommended = result.metrics.get("recommended_lr")
     old_lr = trainer.lr
-    if point is None or not new_lr:
+    if point is None or not isinstance(recommended, float | int) or not recommended:
         metrics["verify_gain"] = None
         return Finding(Severity.INFO, "--verify: nothing to verify (no plateau, oscillation "
                        "or divergence detected)")
+    new_lr = float(recommended)
     horizon = max(len(snapshots) - 1 - int(point), 5)
     outcomes = {}
-    for name, lr in (("old", old_lr), ("new", float(new_lr))):
+    for name, lr in (("old", old_lr), ("new", new_lr)):
         _restore(trainer, snapshots[int(point)])
         trainer.set_lr(lr)
         curve = [trainer.train_epoch() for _ in range(horizon)]
@@ -278,7 +287,7 @@ def _range(target: Any, options: LrOptions, metrics: dict[str, Any],
     except Exception as exc:
         raise user_code_error(exc, "the range test") from None
     suggestion, spread = suggestion_spread(rt.lrs, rt.losses)
-    metrics.update(range_test_suggested_lr=_round(suggestion),
+    metrics.update(range_test_suggested_lr=_round_opt(suggestion),
                    range_test_spread_decades=round(spread, 3) if math.isfinite(spread) else None,
                    range_test_steps=len(rt.lrs))
     if suggestion is None:

@@ -211,8 +211,9 @@ def _run(pipeline: Any, options: PreprocessOptions, progress: Callable[[int, int
                 worst_agree, worst_agree_at = err, f"{h}x{w} marker {k}"
         spread = min(spread, compact)
         (ax, ay), (bx, by), (lx, ly) = found
-        if compact >= 0.6 and not (ax < bx and ay < ly) or abs(ay - by) > abs(bx - ax) or abs(ax - lx) > abs(
-                ly - ay):
+        ordered = ax < bx and ay < ly  # left stays left, top stays top
+        upright = abs(ay - by) <= abs(bx - ax) and abs(ax - lx) <= abs(ly - ay)  # no transpose
+        if compact >= 0.6 and not (ordered and upright):
             fail("spatial_integrity", f"markers are flipped, transposed or scrambled in the "
                  f"{h}x{w} "
                  f"probe: top-left at ({ax:.1f}, {ay:.1f}), top-right at ({bx:.1f}, {by:.1f}),"

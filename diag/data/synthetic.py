@@ -150,7 +150,8 @@ def generate_face(seed: int, index: int, min_side: int = 48, max_side: int = 128
         _fill_ellipse(img, centre[0], centre[1], 0.17 * rx, 0.08 * ry + 0.5, dark)
     lips = np.array([200, 40, 60], dtype=np.uint8)
     if label == 3:
-        _fill_ellipse(img, *pts[48:60].mean(axis=0), 0.2 * rx, 0.2 * ry, dark)
+        mouth_x, mouth_y = pts[48:60].mean(axis=0)
+        _fill_ellipse(img, float(mouth_x), float(mouth_y), 0.2 * rx, 0.2 * ry, dark)
     _stamp_disc(img, _polyline(pts[48:60], True), line, lips)
     return FaceSample(img, pts, label)
 

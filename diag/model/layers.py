@@ -36,7 +36,8 @@ class Conv(nn.Module):
         self.conv = nn.Conv2d(cin, cout, 3, stride=stride, padding=0, bias=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.conv(tf_same_pad(x, 3, self.stride))
+        out: Tensor = self.conv(tf_same_pad(x, 3, self.stride))
+        return out
 
 
 class SeparableConv(nn.Module):
@@ -52,7 +53,8 @@ class SeparableConv(nn.Module):
         self.pointwise = nn.Conv2d(cin, cout, 1, bias=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.pointwise(self.depthwise(tf_same_pad(x, 3, self.stride)))
+        out: Tensor = self.pointwise(self.depthwise(tf_same_pad(x, 3, self.stride)))
+        return out
 
 
 class DenseBlock(nn.Module):

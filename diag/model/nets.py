@@ -49,7 +49,8 @@ class BrowserNet(nn.Module):
         self.fc = nn.Linear(self.features.out_channels, outputs)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc(self.features(x).mean(dim=(2, 3)))
+        out: Tensor = self.fc(self.features(x).mean(dim=(2, 3)))
+        return out
 
 
 def glorot_init_(model: nn.Module, generator: torch.Generator | None = None) -> nn.Module:

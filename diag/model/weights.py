@@ -75,7 +75,8 @@ def tfjs_tensors(model: nn.Module) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def encode(model: nn.Module, quantization: str | None = "uint8") -> tuple[list[dict[str, Any]], bytes]:
+def encode(model: nn.Module, quantization: str | None = "uint8"
+           ) -> tuple[list[dict[str, Any]], bytes]:
     """Manifest entries and the shard bytes for a model."""
     entries: list[dict[str, Any]] = []
     chunks: list[bytes] = []
@@ -155,8 +156,8 @@ def load_weights(model: nn.Module, manifest_path: str | Path) -> nn.Module:
     return model
 
 
-def _tfjs_params(model: nn.Module) -> dict[str, nn.Parameter]:
-    params: dict[str, nn.Parameter] = {}
+def _tfjs_params(model: nn.Module) -> dict[str, torch.Tensor]:
+    params: dict[str, torch.Tensor] = {}
     for path, module in model.named_modules():
         name = "/".join(p for p in path.split(".") if p != "features")
         if isinstance(module, Conv):

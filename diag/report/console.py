@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from typing import Any
 
@@ -101,7 +102,7 @@ class ConsoleReporter:
 
     def render(self, report: Report) -> str:
         console = Console(width=120, record=True, color_system=None, force_terminal=False,
-                          file=_NullFile())
+                          file=io.StringIO())
         console.print(self.renderable(report))
         return console.export_text()
 
@@ -121,10 +122,3 @@ def _attribution_table(name: str, rows: list[dict[str, Any]]) -> Table:
                       _fmt(r["bytes_per_iter"]), _fmt(r["graph_nodes_per_iter"]), r["hint"])
     return table
 
-
-class _NullFile:
-    def write(self, _text: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass

@@ -18,9 +18,8 @@ class MarkdownReporter:
     def render(self, report: Report) -> str:
         lines = ["# diag report", "", "| check | status | summary | time (s) |",
                  "|---|---|---|---|"]
-        for c in report.checks:
-            lines.append(f"| {c.name} | {ICONS.get(c.status.value, '')} {c.status.value} | "
-                         f"{_cell(c.summary)} | {c.duration_s:.1f} |")
+        lines.extend(f"| {c.name} | {ICONS.get(c.status.value, '')} {c.status.value} | "
+                     f"{_cell(c.summary)} | {c.duration_s:.1f} |" for c in report.checks)
         if report.interrupted:
             lines += ["", f"**Interrupted** while running `{report.interrupted}`."]
         for c in report.checks:

@@ -6,7 +6,7 @@ check from its ``series`` and ``plot_data``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -167,7 +167,7 @@ def _leaks_figures(result: CheckResult) -> dict[str, Figure]:
 
 
 def curve_diagnosis(values: Sequence[float], index: Sequence[int], index_name: str,
-                    spans: dict[str, int | None], point: int | None, recommended: float | None,
+                    spans: Mapping[str, Any], point: int | None, recommended: float | None,
                     title: str) -> Figure:
     """The loss curve with plateau / oscillation / divergence shaded from where they start,
     and the recommended LR drop marked."""
@@ -249,7 +249,7 @@ def tensor_to_image(tensor: np.ndarray, channel_order: str = "RGB") -> np.ndarra
     img = ((t - lo) / np.maximum(hi - lo, 1e-12) * 255).round().astype(np.uint8)
     if img.shape[-1] == 3 and channel_order.upper() == "BGR":
         img = img[..., ::-1]
-    return img
+    return np.ascontiguousarray(img, dtype=np.uint8)
 
 
 def pipeline_probe(image: np.ndarray, points: np.ndarray, tensor: np.ndarray,
