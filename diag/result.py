@@ -106,6 +106,18 @@ class CheckResult:
             "duration_s": round(self.duration_s, 3),
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CheckResult:
+        """The inverse of ``to_dict`` (plot data is not serialised, so it comes back empty)."""
+        return cls(
+            name=str(data["name"]), status=Status(data["status"]), summary=str(data["summary"]),
+            metrics=dict(data.get("metrics", {})),
+            findings=tuple(Finding(Severity(f["severity"]), f["message"], f.get("hint", ""),
+                                   f.get("location", "")) for f in data.get("findings", [])),
+            series={k: list(v) for k, v in data.get("series", {}).items()},
+            artifacts=tuple(data.get("artifacts", ())),
+            duration_s=float(data.get("duration_s", 0.0)))
+
     def replace(self, **changes: Any) -> CheckResult:
         return dataclasses.replace(self, **changes)
 

@@ -69,3 +69,15 @@ def test_unwritable_out_is_a_usage_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(UsageError):
         execute([("first", ok)], RunOptions(out=blocker / "sub", quiet=True))
+
+
+def test_report_files_are_readable_like_plain_files(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    execute([("first", ok)], RunOptions(out=tmp_path, quiet=True))
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("first.json", "summary.md", "report.json"):
+        mode = stat.S_IMODE(os.stat(tmp_path / name).st_mode)
+        assert mode == 0o666 & ~umask, (name, oct(mode))

@@ -13,6 +13,13 @@ from diag.report.markdown import MarkdownReporter
 from diag.result import CheckResult
 
 
+def _mode() -> int:
+    """The permissions a plain open() would give (mkstemp's are 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write(path: Path, data: str | bytes) -> None:
     """Write to a temporary file in the same folder, then rename: never half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -20,6 +27,7 @@ def atomic_write(path: Path, data: str | bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode() if isinstance(data, str) else data)
+        os.chmod(tmp, _mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -39,6 +47,7 @@ def write_plots(result: CheckResult, out: Path) -> CheckResult:
         os.close(fd)
         try:
             fig.savefig(tmp, format="png")
+            os.chmod(tmp, _mode())
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
