@@ -7,7 +7,7 @@ import sys
 import traceback
 from types import TracebackType
 
-from diag.result import ExitCode
+from diag.result import CheckResult, ExitCode, Finding, Severity, Status
 
 
 class DiagError(Exception):
@@ -20,6 +20,14 @@ class DiagError(Exception):
         self.message = message
         self.hint = hint
         self.location = location
+
+    def as_finding(self) -> Finding:
+        """This error as the finding of a check that could not run."""
+        return Finding(Severity.ERROR, self.message, self.hint, self.location)
+
+    def as_result(self, name: str) -> CheckResult:
+        """This error as the result of check ``name`` (status error)."""
+        return CheckResult(name, Status.ERROR, self.one_line(), findings=(self.as_finding(),))
 
     def one_line(self) -> str:
         text = self.message

@@ -79,9 +79,7 @@ def stderr_console() -> Console:
 def error_result(name: str, exc: BaseException) -> CheckResult:
     """A check that could not run, as a result: never a traceback that stops the others."""
     if isinstance(exc, DiagError):
-        return CheckResult(name, Status.ERROR, exc.one_line(),
-                           findings=(Finding(Severity.ERROR, exc.message, exc.hint,
-                                             exc.location),))
+        return exc.as_result(name)
     location = user_location(exc.__traceback__)
     detail = str(exc).splitlines()[0] if str(exc) else ""
     message = f"internal error: {type(exc).__name__}" + (f": {detail}" if detail else "")

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import gc
 import os
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from diag.census import Snapshot, TensorCensus, describe_holder
+from diag.checks._common import guarded
 from diag.detectors import Growth, persistent_growth
 from diag.errors import DiagError, UsageError, user_code_error
 from diag.result import CheckResult, Finding, Severity, Status
-from diag.state import isolated_rng
 
 NAME = "leaks"
 Progress = Callable[[int, int], None]
@@ -73,14 +72,8 @@ def run(step_factory: StepFactory, options: LeaksOptions | None = None,
         raise UsageError(f"--iterations {options.iterations} leaves fewer than 4 iterations "
                          f"after --warmup {options.warmup}",
                          hint="raise --iterations or lower --warmup")
-    started = time.perf_counter()
-    try:
-        with isolated_rng(options.seed):
-            result = _run(step_factory, options, progress, source)
-    except DiagError as exc:
-        result = CheckResult(NAME, Status.ERROR, exc.one_line(), findings=(
-            Finding(Severity.ERROR, exc.message, exc.hint, exc.location),))
-    return result.replace(duration_s=time.perf_counter() - started)
+    opts = options
+    return guarded(NAME, lambda: _run(step_factory, opts, progress, source), opts.seed)
 
 
 def _run(step_factory: StepFactory, options: LeaksOptions, progress: Progress | None,

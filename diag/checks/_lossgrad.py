@@ -384,8 +384,7 @@ def run(losses: list[LossUnderTest], options: LossGradOptions | None = None,
             with torch.random.fork_rng(devices=[]):
                 status, fs, ms = _check_one(lut, options)
         except DiagError as exc:
-            status, fs, ms = Status.ERROR, [Finding(Severity.ERROR, exc.message, exc.hint,
-                                                    exc.location)], {}
+            status, fs, ms = Status.ERROR, [exc.as_finding()], {}
         statuses.append(status)
         tag = f"[{lut.name}] " if len(losses) > 1 else ""
         findings += [Finding(f.severity, tag + f.message, f.hint, f.location) for f in fs]

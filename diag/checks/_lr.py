@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from diag.errors import DiagError, UsageError, user_code_error
+from diag.checks._common import guarded
+from diag.errors import UsageError, user_code_error
 from diag.history import History
 from diag.lrdetect import diagnose, reduce_on_plateau_steps, suggestion_spread
 from diag.result import CheckResult, Finding, Severity, Status
-from diag.state import isolated_rng
 
 NAME = "lr-schedule"
 Progress = Callable[[int, int], None]
@@ -40,18 +39,11 @@ class LrOptions:
     seed: int = 0
 
 
-def _error(exc: DiagError) -> CheckResult:
-    return CheckResult(NAME, Status.ERROR, exc.one_line(), findings=(
-        Finding(Severity.ERROR, exc.message, exc.hint, exc.location),))
-
-
 def run_history(history: History, options: LrOptions | None = None) -> CheckResult:
     """Diagnose a curve read from a file."""
-    options = options or LrOptions()
-    started = time.perf_counter()
-    result = analyse(history.values, history.index, history.index_name, history.lr,
-                     options.lr, source=history.source)
-    return result.replace(duration_s=time.perf_counter() - started)
+    opts = options or LrOptions()
+    return guarded(NAME, lambda: analyse(history.values, history.index, history.index_name,
+                                         history.lr, opts.lr, source=history.source))
 
 
 def analyse(values: list[float], index: list[int], index_name: str, lrs: list[float] | None,
@@ -181,14 +173,8 @@ def run_training(target: Any, options: LrOptions | None = None,
                  progress: Progress | None = None) -> CheckResult:
     """Train the target for ``epochs``, analyse the per-epoch loss; optionally verify the
     recommendation and run the range test."""
-    options = options or LrOptions()
-    started = time.perf_counter()
-    try:
-        with isolated_rng(options.seed):
-            result = _train_and_analyse(target, options, progress)
-    except DiagError as exc:
-        result = _error(exc)
-    return result.replace(duration_s=time.perf_counter() - started)
+    opts = options or LrOptions()
+    return guarded(NAME, lambda: _train_and_analyse(target, opts, progress), opts.seed)
 
 
 def _train_and_analyse(target: Any, options: LrOptions, progress: Progress | None

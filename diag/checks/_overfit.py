@@ -8,7 +8,6 @@ targets, NaNs, dead ReLUs) that no amount of data or training time will fix.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,12 +16,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from diag.checks._common import guarded
 from diag.checks._relu import relu_census
 from diag.data import TensorData
 from diag.errors import DiagError, UserCodeError, user_code_error
 from diag.graph import leaf_tensors
 from diag.result import CheckResult, Finding, Severity, Status
-from diag.state import isolated_rng
 from diag.target import Target, expected_initial_ce
 from diag.train import Trainer
 
@@ -52,15 +51,8 @@ class OverfitOptions:
 def run(target: Target, options: OverfitOptions | None = None,
         progress: Progress | None = None) -> CheckResult:
     """Train a fresh copy of the model on a small subset and diagnose what stops it."""
-    options = options or OverfitOptions()
-    started = time.perf_counter()
-    try:
-        with isolated_rng(options.seed):
-            result = _run(target, options, progress)
-    except DiagError as exc:
-        result = CheckResult(NAME, Status.ERROR, exc.one_line(), findings=(Finding(
-            Severity.ERROR, exc.message, exc.hint, exc.location),))
-    return result.replace(duration_s=time.perf_counter() - started)
+    opts = options or OverfitOptions()
+    return guarded(NAME, lambda: _run(target, opts, progress), opts.seed)
 
 
 def _subset(data: TensorData, samples: int, seed: int) -> TensorData:

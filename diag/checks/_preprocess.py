@@ -12,14 +12,14 @@ Pipelines follow DESIGN.md: ``preprocess(image, points) -> (tensor, model_points
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from diag.errors import DiagError, UsageError, user_code_error
+from diag.checks._common import guarded
+from diag.errors import UsageError, user_code_error
 from diag.result import CheckResult, Finding, Severity, Status
 
 NAME = "preprocess"
@@ -117,14 +117,8 @@ def _blob(diff: np.ndarray) -> tuple[float, float, float]:
 
 def run(pipeline: Any, options: PreprocessOptions | None = None,
         progress: Callable[[int, int], None] | None = None, source: str = "") -> CheckResult:
-    options = options or PreprocessOptions()
-    started = time.perf_counter()
-    try:
-        result = _run(pipeline, options, progress, source)
-    except DiagError as exc:
-        result = CheckResult(NAME, Status.ERROR, exc.one_line(), findings=(
-            Finding(Severity.ERROR, exc.message, exc.hint, exc.location),))
-    return result.replace(duration_s=time.perf_counter() - started)
+    opts = options or PreprocessOptions()
+    return guarded(NAME, lambda: _run(pipeline, opts, progress, source))
 
 
 def _run(pipeline: Any, options: PreprocessOptions, progress: Callable[[int, int], None] | None,
