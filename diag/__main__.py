@@ -1,6 +1,6 @@
 """``python -m diag`` runs the CLI."""
 
-from diag.cli import app
+from diag.cli import main
 
 if __name__ == "__main__":  # pragma: no cover
-    app(prog_name="diag")
+    main()

@@ -55,7 +55,7 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def main(
+def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show the version and exit.")] = False,
 ) -> None:
@@ -510,5 +510,38 @@ def _print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2) + "\n")
 
 
+def _click_exceptions() -> Any:
+    """Recent typer vendors click as typer._click; older typer uses click itself."""
+    import importlib
+
+    try:
+        return importlib.import_module("typer._click.exceptions")
+    except ImportError:  # pragma: no cover
+        return importlib.import_module("click.exceptions")
+
+
+def main() -> None:
+    """The console script: like ``app()``, but a bad option is one line on stderr, exit 2."""
+    ex = _click_exceptions()
+    no_args = getattr(ex, "NoArgsIsHelpError", ())
+    try:
+        code = app(standalone_mode=False, prog_name="diag")
+    except no_args as exc:  # `diag` alone shows the help, as usual
+        typer.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+        sys.exit(0)
+    except ex.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "diag"
+        message = " ".join(exc.format_message().split()).replace("Value error, ", "")
+        typer.echo(f"diag: error: {message.rstrip('.')}; see '{where} --help'", err=True)
+        sys.exit(int(ExitCode.USAGE_ERROR))
+    except ex.ClickException as exc:
+        typer.echo(f"diag: error: {' '.join(exc.format_message().split())}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("diag: interrupted", err=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

@@ -214,3 +214,21 @@ def test_preprocess_cli(tmp_path: Path) -> None:
     assert r.exit_code == ExitCode.CHECK_ERROR, r.output  # type: ignore[attr-defined]
     r = invoke("preprocess", "--pipeline", f"{pp}:Nope", "--out", str(tmp_path))
     assert r.exit_code == ExitCode.USAGE_ERROR, r.output  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["overfit", "--lr", "-1"], "Invalid value for '--lr'"),
+    (["overfit", "--bogus"], "No such option: --bogus"),
+    (["nope"], "No such command 'nope'"),
+    (["model", "--format", "xml"], "'xml' is not one of 'text', 'json'"),
+], ids=["bad-value", "unknown-option", "unknown-command", "bad-choice"])
+def test_console_script_bad_options_are_one_line_exit_2(argv: list[str], needle: str) -> None:
+    out = subprocess.run([sys.executable, "-m", "diag", *argv], capture_output=True, text=True)
+    assert out.returncode == ExitCode.USAGE_ERROR, out.stderr
+    assert out.stderr.startswith("diag: error: ") and out.stderr.count("\n") == 1, out.stderr
+    assert needle in out.stderr and "--help'" in out.stderr
+
+
+def test_console_script_without_arguments_shows_help() -> None:
+    out = subprocess.run([sys.executable, "-m", "diag"], capture_output=True, text=True)
+    assert out.returncode == 0 and "Usage: diag" in out.stdout
