@@ -148,15 +148,3 @@ def exit_code_for(results: Iterable[CheckResult]) -> ExitCode:
     if Status.FAIL in statuses:
         return ExitCode.CHECK_FAILED
     return ExitCode.OK
-
-
-def worst_status(findings: Iterable[Finding]) -> Status:
-    """The status implied by a set of findings alone."""
-    sev = {f.severity for f in findings}
-    if Severity.ERROR in sev:
-        return Status.ERROR
-    if Severity.FAIL in sev:
-        return Status.FAIL
-    if Severity.WARN in sev:
-        return Status.WARN
-    return Status.PASS

@@ -1,12 +1,10 @@
-"""Snapshot and restore what the user owns: global RNG states and model/optimizer state."""
+"""Keep what the user owns as it was: the global RNG states."""
 
 from __future__ import annotations
 
-import copy
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import numpy as np
 import torch
@@ -36,8 +34,3 @@ def isolated_rng(seed: int | None) -> Iterator[None]:
         torch.set_rng_state(torch_state)
         if cuda_states is not None:
             torch.cuda.set_rng_state_all(cuda_states)
-
-
-def snapshot(obj: Any) -> Any:
-    """A deep copy of a state_dict-bearing object's state (model or optimizer)."""
-    return copy.deepcopy(obj.state_dict())

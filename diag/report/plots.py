@@ -300,9 +300,5 @@ def figures_for(result: CheckResult) -> dict[str, Figure]:
     return plotter(result) if plotter else {}
 
 
-def save(fig: Figure, path: str) -> None:
-    fig.savefig(path)
-
-
 __all__ = ["class_predictions", "figures_for", "grad_norms", "landmark_predictions",
-           "loss_curve", "save"]
+           "loss_curve"]
