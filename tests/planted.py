@@ -117,6 +117,18 @@ class ReluOutput(MLP):
         return torch.relu(super().forward(x))
 
 
+class SigmoidOutput(MLP):
+    """Bug: a sigmoid on the output of a regressor whose targets leave [0, 1]."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(super().forward(x) * 4)
+
+
+def wide_data() -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = regression_data()
+    return x, y * 6
+
+
 class OverconfidentInit(nn.Module):
     """Bug: logits scaled x50 at init, so the first loss is far above ln(C)."""
 

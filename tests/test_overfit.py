@@ -93,6 +93,20 @@ def test_relu_on_regressor_with_negative_targets_is_found() -> None:
     assert "below the lowest" in f.message and "ReLU or clamp" in f.message
 
 
+def test_sigmoid_on_regressor_with_targets_beyond_one_is_found() -> None:
+    r = run(planted.SigmoidOutput, planted.wide_data())
+    assert r.status == Status.FAIL
+    f = next(f for f in r.findings if "cannot reach" in f.message)
+    assert "sigmoid or tanh" in f.message
+
+
+def test_an_undertrained_model_is_not_blamed_on_its_output_layer() -> None:
+    r = run(planted.clean_mlp, planted.wide_data(), overfit.OverfitOptions(max_steps=3))
+    assert r.status == Status.FAIL
+    assert not any("cannot reach" in f.message for f in r.findings)
+    assert any("raise --max-steps" in f.hint for f in r.findings)
+
+
 def test_relu_output_is_fine_when_targets_are_nonnegative() -> None:
     r = run(planted.ReluOutput, planted.nonneg_data())
     assert not any("cannot reach" in f.message for f in r.findings)

@@ -250,7 +250,10 @@ def _run(target: Target, options: OverfitOptions, progress: Progress | None) -> 
                    f"samples (target {goal:.3g}): the model can memorise a small subset")
     else:
         status = Status.FAIL
-        cause = next((f.message for f in findings if f.severity == Severity.FAIL), "")
+        top = next((f for f in findings if f.severity == Severity.FAIL), None)
+        # the generic "fell but not far enough" would only repeat the numbers: give its hint
+        cause = "" if top is None else (
+            top.hint if top.message.startswith("the loss fell from") else top.message)
         summary = (f"loss {init_loss:.4g} -> {final_loss:.4g} after {steps} steps, target "
                    f"{goal:.3g} not reached" + (f": {cause}" if cause else ""))
 
@@ -393,23 +396,34 @@ def _diagnose(*, passed: bool, probe: _Probe, unchanged: list[str], losses: list
 
 
 def _output_range(pred: Tensor, y: Tensor) -> list[Finding]:
-    """Targets outside anything the model produces: an output activation that cannot reach."""
+    """Targets outside anything the model produces, where the output shows a hard bound: many
+    outputs exactly at it (ReLU, clamp) or piled up at 0, 1 or -1 (sigmoid, tanh). A model
+    that is merely undertrained has neither, and gets no such finding."""
     p, t = pred.detach().float(), y.detach().float()
     lo, hi = float(p.min()), float(p.max())
     span = max(float(t.max() - t.min()), 1e-12)
     below = float((t < lo - 1e-3 * span).float().mean())
     above = float((t > hi + 1e-3 * span).float().mean())
     out = []
-    for frac, bound, side in ((below, lo, "below the lowest"), (above, hi, "above the highest")):
-        if frac > 0.05:
-            at_bound = float((p == bound).float().mean())
-            clamp = (f"; {at_bound:.0%} of outputs sit exactly at {bound:.4g}, a ReLU or clamp "
-                     "on the output layer?") if at_bound > 0.05 else ""
-            out.append(Finding(
-                Severity.FAIL, f"{frac:.0%} of target values lie {side} output the model "
-                f"produced ({bound:.4g}): the output layer cannot reach them{clamp}",
-                "remove the activation after the last layer (or rescale the targets into its "
-                "range)", location="output"))
+    for frac, bound, side, natural in ((below, lo, "below the lowest", (0.0, -1.0)),
+                                       (above, hi, "above the highest", (1.0,))):
+        if frac <= 0.05:
+            continue
+        at_bound = float((p == bound).float().mean())
+        piled = next((b for b in natural if abs(bound - b) < 1e-3
+                      and float(((p - b).abs() < 1e-3).float().mean()) > 0.05), None)
+        if at_bound > 0.05:
+            why = (f"{at_bound:.0%} of outputs sit exactly at {bound:.4g}: a ReLU or clamp on "
+                   "the output layer?")
+        elif piled is not None:
+            why = f"outputs pile up at {piled:g}: a sigmoid or tanh on the output layer?"
+        else:
+            continue
+        out.append(Finding(
+            Severity.FAIL, f"{frac:.0%} of target values lie {side} output the model "
+            f"produced ({bound:.4g}): the output layer cannot reach them; {why}",
+            "remove the activation after the last layer (or rescale the targets into its "
+            "range)", location="output"))
     return out
 
 
