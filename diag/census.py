@@ -17,7 +17,7 @@ import warnings
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 import torch
@@ -38,14 +38,31 @@ def _is_lib(filename: str) -> bool:
     return cached
 
 
+_CODE_IS_LIB: dict[CodeType, bool] = {}
+_SITES: dict[tuple[CodeType, int], str] = {}
+
+
 def user_site(depth: int = 2) -> str:
-    """``file.py:42`` of the innermost calling frame outside torch, diag and the stdlib."""
+    """``file.py:42`` of the innermost calling frame outside torch, diag and the stdlib.
+
+    Runs for every tensor a step creates, so both answers are cached per code object.
+    """
     innermost = sys._getframe(depth)
     frame: FrameType | None = innermost
-    while frame is not None and _is_lib(frame.f_code.co_filename):
+    while frame is not None:
+        code = frame.f_code
+        lib = _CODE_IS_LIB.get(code)
+        if lib is None:
+            lib = _CODE_IS_LIB[code] = _is_lib(code.co_filename)
+        if not lib:
+            break
         frame = frame.f_back
     found = frame or innermost
-    return f"{os.path.basename(found.f_code.co_filename)}:{found.f_lineno}"
+    key = (found.f_code, found.f_lineno)
+    site = _SITES.get(key)
+    if site is None:
+        site = _SITES[key] = f"{os.path.basename(key[0].co_filename)}:{key[1]}"
+    return site
 
 
 @dataclass
@@ -129,7 +146,45 @@ class TensorCensus(TorchFunctionMode):
         self.records: dict[int, Record] = {}
         self.iteration = 0
         self._order = 0
+        self._popped = False
+        self._hooks: list[Any] = []
         self.baseline: list[weakref.ReferenceType[Tensor]] = []
+
+    # The optimizer's step() is the busiest caller of torch functions (a dozen in-place ops
+    # per parameter) and creates nothing but its lazy state, which the two gc scans of the
+    # leaks check still see. Stepping out of the mode there keeps the census cheap. Only our
+    # own mode is popped, and only when it is on top; other modes and tensor subclasses
+    # keep working.
+    def __enter__(self) -> TensorCensus:
+        import torch.optim.optimizer as optim
+
+        self._popped = False
+        hooks = getattr(optim, "register_optimizer_step_pre_hook", None)
+        self._hooks = [] if hooks is None else [
+            optim.register_optimizer_step_pre_hook(self._pause),
+            optim.register_optimizer_step_post_hook(self._resume)]
+        super().__enter__()  # type: ignore[no-untyped-call]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._resume()
+        for handle in self._hooks:
+            handle.remove()
+        super().__exit__(*exc)  # type: ignore[no-untyped-call]
+
+    def _pause(self, *_: Any) -> None:
+        try:
+            depth = torch._C._len_torch_function_stack()
+            if depth and torch._C._get_function_stack_at(depth - 1) is self:
+                torch._C._pop_torch_function_stack()
+                self._popped = True
+        except AttributeError:  # private API moved: keep tracking, just slower
+            pass
+
+    def _resume(self, *_: Any) -> None:
+        if self._popped:
+            torch._C._push_on_torch_function_stack(self)
+            self._popped = False
 
     def scan_baseline(self) -> None:
         """Tensors alive before the run (one gc scan, not repeated per iteration)."""
@@ -142,6 +197,14 @@ class TensorCensus(TorchFunctionMode):
                            ) -> Any:
         out = func(*args, **(kwargs or {}))
         if isinstance(out, Tensor):
+            if args and out is args[0]:
+                # In place (add_, mul_, +=): no new tensor. Note that a tracked one was touched
+                # now: a running total is the newest root of its graph.
+                rec = self.records.get(out._cdata)
+                if rec is not None:
+                    self._order += 1
+                    rec.order = self._order
+                return out
             self._track(out, func)
         elif isinstance(out, tuple | list) and out and isinstance(out[0], Tensor):
             for o in out:
@@ -246,6 +309,30 @@ class TensorCensus(TorchFunctionMode):
                         rss_bytes(), cuda, sites)
 
 
+def untracked_tensors(census: TensorCensus) -> list[Tensor]:
+    """Live Python tensors the census neither tracked nor saw before the run: made where
+    the TorchFunctionMode cannot see (torch.from_numpy, C++ extensions, other threads).
+    One gc scan; taken twice per run, not per iteration."""
+    known = {rec.ref() for rec in census.records.values()}
+    known |= {ref() for ref in census.baseline}
+    known_ids = {id(t) for t in known if t is not None}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # isinstance() on deprecated torch attributes
+        return [o for o in gc.get_objects() if isinstance(o, Tensor) and id(o) not in known_ids]
+
+
+def holder_of(t: Tensor, ignore: Iterable[object] = ()) -> str:
+    """'held in a list of 30 items', from one gc.get_referrers call."""
+    skip = {id(x) for x in ignore}
+    containers = (list, dict, set, tuple, collections.deque)
+    for holder in gc.get_referrers(t):
+        if isinstance(holder, containers) and id(holder) not in skip:
+            if isinstance(holder, dict) and ("__builtins__" in holder or "__name__" in holder):
+                continue  # a module's globals
+            return f"held in a {type(holder).__name__} of {len(holder)} items"
+    return ""
+
+
 def describe_holder(census: TensorCensus, site: str) -> str:
     """What keeps the newest live tensor made at ``site`` alive: 'a list of 30 items'.
 
@@ -259,12 +346,9 @@ def describe_holder(census: TensorCensus, site: str) -> str:
     t = newest.ref() if newest else None
     if t is None:
         return ""
-    containers = (list, dict, set, tuple, collections.deque)
-    for holder in gc.get_referrers(t):
-        if isinstance(holder, containers) and holder is not census.records:
-            if isinstance(holder, dict) and ("__builtins__" in holder or "__name__" in holder):
-                continue  # a module's globals
-            return f"held in a {type(holder).__name__} of {len(holder)} items"
+    held = holder_of(t, ignore=[census.records])
+    if held:
+        return held
     if t.grad_fn is not None:
         return "held by a variable whose autograd graph keeps growing"
     return ""

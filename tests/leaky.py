@@ -163,6 +163,59 @@ def unbounded_prediction_cache():
     return step
 
 
+def numpy_cache():
+    """Tensors made by torch.from_numpy, which a TorchFunctionMode does not see."""
+    import numpy as np
+
+    model, opt, x, y = _setup()
+    cache: list[torch.Tensor] = []
+
+    def step() -> None:
+        _train(model, opt, x, y)
+        cache.append(torch.from_numpy(np.ones(4)))  # LEAK, made out of the mode's sight
+
+    return step
+
+
+def numpy_latest():
+    import numpy as np
+
+    model, opt, x, y = _setup()
+    latest: dict[str, torch.Tensor] = {}
+
+    def step() -> None:
+        _train(model, opt, x, y)
+        latest["batch"] = torch.from_numpy(np.ones(4))
+
+    return step
+
+
+class _HistoryAdam(torch.optim.Adam):
+    """A custom optimizer that keeps every gradient it saw (a leak inside step())."""
+
+    def __init__(self, params, lr: float = 1e-3) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(params, lr=lr)
+        self.seen: list[torch.Tensor] = []
+
+    @torch.no_grad()
+    def step(self, closure=None):  # type: ignore[no-untyped-def, override]
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self.seen.append(p.grad.clone())  # LEAK inside the optimizer
+        return super().step(closure)
+
+
+def optimizer_history():
+    model, _, x, y = _setup()
+    opt = _HistoryAdam(model.parameters())
+
+    def step() -> None:
+        _train(model, opt, x, y)
+
+    return step
+
+
 def bounded_ring_buffer():
     model, opt, x, y = _setup()
     ring: collections.deque[torch.Tensor] = collections.deque(maxlen=4)

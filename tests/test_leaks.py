@@ -22,7 +22,7 @@ LEAKS = {  # quantity that grows, a word of the hint, the line that creates what
     "validation_without_no_grad": ("bytes", "torch.no_grad()", 'state["val"] += F.mse_loss'),
     "unbounded_prediction_cache": ("tensors", "deque", "cache[counter[0]] = model(x)"),
 }
-TWINS = ["clean", "accumulate_item", "list_of_floats", "running_average_detached", "hook_once",
+TWINS = ["clean", "numpy_latest", "accumulate_item", "list_of_floats", "running_average_detached", "hook_once",
          "validation_with_no_grad", "bounded_ring_buffer", "unfreeze_mid_run"]
 
 
@@ -52,6 +52,44 @@ def test_fixed_twin_passes(name: str) -> None:
     r = leaks.run(getattr(leaky, name))
     assert r.status == Status.PASS, (r.summary, r.findings)
     assert r.metrics["leak"] is False
+
+
+def test_tensors_made_out_of_sight_are_still_counted() -> None:
+    r = leaks.run(leaky.numpy_cache)
+    assert r.status == Status.FAIL, r.summary
+    assert r.metrics["untracked_tensors_per_iter"] == pytest.approx(1.0)
+    f = next(f for f in r.findings if "cannot see" in f.message)
+    assert "float64[4]" in f.message and "held in a list" in f.message
+
+
+def test_a_leak_inside_optimizer_step_is_counted() -> None:
+    """The census steps out of optimizer.step() for speed; the gc scans still see it."""
+    r = leaks.run(leaky.optimizer_history)
+    assert r.status == Status.FAIL, r.summary
+    assert r.metrics["untracked_tensors_per_iter"] == pytest.approx(4.0)  # 4 parameters
+
+
+def test_a_users_own_mode_inside_step_still_works() -> None:
+    from torch.overrides import TorchFunctionMode
+
+    calls = []
+
+    class Counting(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            calls.append(func)
+            return func(*args, **(kwargs or {}))
+
+    def factory():  # type: ignore[no-untyped-def]
+        inner = leaky.clean()
+
+        def step() -> None:
+            with Counting():
+                inner()
+
+        return step
+
+    r = leaks.run(factory)
+    assert r.status == Status.PASS and calls
 
 
 def test_one_tensor_per_iteration_is_reported_within_ten_iterations() -> None:

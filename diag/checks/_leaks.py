@@ -16,7 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from diag.census import Snapshot, TensorCensus, describe_holder
+from diag.census import (
+    Snapshot,
+    TensorCensus,
+    describe_holder,
+    holder_of,
+    untracked_tensors,
+)
 from diag.checks._common import guarded
 from diag.detectors import Growth, persistent_growth
 from diag.errors import DiagError, UsageError, user_code_error
@@ -91,6 +97,7 @@ def _run(step_factory: StepFactory, options: LeaksOptions, progress: Progress | 
     census.scan_baseline()
     snaps: list[Snapshot] = []
     hooks_start: dict[str, tuple[int, str]] = {}
+    untracked_start: set[int] = set()
     for i in range(options.iterations):
         census.iteration = i
         try:
@@ -103,11 +110,39 @@ def _run(step_factory: StepFactory, options: LeaksOptions, progress: Progress | 
         snaps.append(census.take())
         if i == options.warmup - 1:
             hooks_start = _hook_counts()
+            untracked_start = {id(t) for t in untracked_tensors(census)}
         if progress is not None:
             progress(i + 1, options.iterations)
     hooks_end = _hook_counts()
-    return _judge(snaps, options, hooks_start, hooks_end, source,
-                  holder=lambda site: describe_holder(census, site))
+    untracked = untracked_tensors(census)
+    result = _judge(snaps, options, hooks_start, hooks_end, source,
+                    holder=lambda site: describe_holder(census, site))
+    return _untracked_growth(result, untracked, untracked_start,
+                             options.iterations - options.warmup)
+
+
+def _untracked_growth(result: CheckResult, untracked: list[Any], start: set[int], post: int
+                      ) -> CheckResult:
+    """Tensors made out of the census's sight still count, through two gc scans."""
+    added = len(untracked) - len(start)
+    metrics = dict(result.metrics, untracked_tensors_per_iter=round(added / max(post, 1), 4))
+    if added < max(2, post // 2):
+        return result.replace(metrics=metrics)
+    newest = next(t for t in reversed(untracked) if id(t) not in start)
+    held = holder_of(newest, ignore=[untracked])
+    finding = Finding(
+        Severity.FAIL, f"+{added / post:.3g} tensor/iter made where diag cannot see the call "
+        f"(torch.from_numpy, a C++ extension, another thread), e.g. "
+        f"{str(newest.dtype).replace('torch.', '')}{list(newest.shape)}"
+        + (f", {held}" if held else ""),
+        "a container keeps every iteration's tensors: bound it (collections.deque(maxlen=...)),"
+        " store .item() / .cpu().numpy() summaries, or clear it")
+    summary = (result.summary if result.status == Status.FAIL else
+               f"leak: +{added / post:.3g} tensors/iter after warm-up, made outside Python "
+               "torch calls")
+    metrics["leak"] = True
+    return result.replace(status=Status.FAIL, summary=summary, metrics=metrics,
+                          findings=(*result.findings, finding))
 
 
 QUANTITIES = ("tensors", "storages", "bytes", "graph_nodes")
