@@ -90,12 +90,6 @@ InputSize = Annotated[int, typer.Option("--input-size", min=8, help="Input size 
                                         "for the default data (the browser uses 112).")]
 
 
-def fail_usage(message: str) -> NoReturn:
-    """One line on stderr, exit 2."""
-    typer.echo(f"diag: error: {message}", err=True)
-    raise typer.Exit(int(ExitCode.USAGE_ERROR))
-
-
 def _run_guarded(body: Callable[[], int]) -> NoReturn:
     """Map DiagError to one stderr line and its exit code; Ctrl-C to 130."""
     from diag.errors import DiagError
@@ -116,16 +110,6 @@ def _run_options(out: Path, fmt: OutputFormat, quiet: bool, no_plots: bool,
     from diag.session import RunOptions
 
     return RunOptions(out=out, fmt=fmt.value, quiet=quiet, plots=not no_plots, verbose=verbose)
-
-
-def _torch_threads() -> None:
-    """Checks are tuned for small CPUs; respect an explicit OMP/torch setting."""
-    import os
-
-    import torch
-
-    if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
 
 
 # Commands --------------------------------------------------------------------------------
@@ -165,7 +149,6 @@ def overfit(
         from diag.session import execute
         from diag.target import build_target, check_fit
 
-        _torch_threads()
         target = build_target(model=model, data=data, loss=loss, task=task.value,
                               input_size=input_size, samples=max(samples, 16), seed=seed)
         check_fit(target, seed)
@@ -209,7 +192,6 @@ def leaks(
         from diag.checks import _leaks as check
         from diag.session import execute
 
-        _torch_threads()
         options = check.LeaksOptions(iterations=iterations, warmup=warmup, seed=seed)
         factory, source = _step_factory(step, model, data, loss, task, input_size, seed)
         jobs = [("leaks", lambda progress: check.run(factory, options, progress,
@@ -295,7 +277,6 @@ def lr_schedule(
         else:
             from diag.target import build_target, check_fit
 
-            _torch_threads()
             target = build_target(model=model, data=data, loss=loss, task=task.value,
                                   input_size=input_size, samples=48, seed=seed)
             check_fit(target, seed)
@@ -459,7 +440,6 @@ def check(
         from diag.plan import Overrides, build_jobs
         from diag.session import RunOptions, execute
 
-        _torch_threads()
         cfg = load_config(str(config) if config else None)
         cli = Overrides(model=model, data=data, loss=loss, step=step, pipeline=pipeline,
                         history=history, seed=seed, task=task.value if task else None,
