@@ -229,3 +229,15 @@ def test_security_pickled_npz_is_refused(tmp_path: Path) -> None:
     r = run_check("--model", f"{TESTS}/planted.py:clean_mlp", "--data", str(path),
                   "--out", str(tmp_path))
     assert r.exit_code == ExitCode.USAGE_ERROR and "refuses to unpickle" in r.stderr  # type: ignore[attr-defined]
+
+
+def test_the_readme_config_example_is_valid() -> None:
+    """The README's [tool.diag] example uses only keys and types the parser accepts."""
+    import tomllib
+
+    from diag.config import parse
+
+    readme = (TESTS.parent / "README.md").read_text()
+    block = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    cfg = parse(tomllib.loads(block)["tool"]["diag"], "README.md")
+    assert cfg.get("timeout") == 120 and cfg.options("loss-grad")["target"] == "index"
