@@ -194,8 +194,10 @@ def _run(pipeline: Any, options: PreprocessOptions, progress: Callable[[int, int
         px = side / size  # original pixels per tensor pixel (for reporting)
         found = []
         compact = 1.0
+        seen = t_base.copy()  # every marker at once, for the picture
         for k, img in enumerate(marked):
             t, _ = pipe.pre(img, points)
+            seen += t - t_base
             cx, cy, near = _blob(t - t_base)
             compact = min(compact, near)
             found.append((cx, cy))
@@ -224,7 +226,7 @@ def _run(pipeline: Any, options: PreprocessOptions, progress: Callable[[int, int
             fail("round_trip", f"postprocess returned {back.shape[0]} points for "
                  f"{points.shape[0]}", "return one point per model point")
         panels.append({"image": marked[0] | marked[1] | marked[2], "points": centres,
-                       "tensor": t_base + sum(pipe.pre(m, points)[0] - t_base for m in marked),
+                       "tensor": seen,
                        "model_points": mp[: len(centres)] * scale, "size": (h, w)})
     metrics["marker_compactness_min"] = round(spread, 3)
     if spread < 0.6:
