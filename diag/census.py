@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import CodeType, FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
@@ -26,6 +26,7 @@ from torch.overrides import TorchFunctionMode
 
 from diag.errors import is_library_file
 
+T = TypeVar("T")
 _SAVED_ATTRS: dict[type, tuple[str, ...]] = {}
 _LIB_CACHE: dict[str, bool] = {}
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -188,10 +189,7 @@ class TensorCensus(TorchFunctionMode):
 
     def scan_baseline(self) -> None:
         """Tensors alive before the run (one gc scan, not repeated per iteration)."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # isinstance() on deprecated torch attributes
-            self.baseline = [weakref.ref(o) for o in gc.get_objects()
-                             if isinstance(o, Tensor)]
+        self.baseline = [weakref.ref(t) for t in live_objects(Tensor)]
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None
                            ) -> Any:
@@ -316,9 +314,7 @@ def untracked_tensors(census: TensorCensus) -> list[Tensor]:
     known = {rec.ref() for rec in census.records.values()}
     known |= {ref() for ref in census.baseline}
     known_ids = {id(t) for t in known if t is not None}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # isinstance() on deprecated torch attributes
-        return [o for o in gc.get_objects() if isinstance(o, Tensor) and id(o) not in known_ids]
+    return [t for t in live_objects(Tensor) if id(t) not in known_ids]
 
 
 def holder_of(t: Tensor, ignore: Iterable[object] = ()) -> str:
@@ -363,8 +359,13 @@ def rss_bytes() -> int | None:
         return None
 
 
-def naive_tensor_count() -> int:
-    """What a gc census sees: Python tensor objects. Misses graph-held tensors."""
+def live_objects(kind: type[T]) -> list[T]:
+    """Every gc-tracked object of ``kind``: one full scan, for use a few times per run."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # isinstance() on deprecated torch attributes
-        return sum(1 for o in gc.get_objects() if isinstance(o, Tensor))
+        return [o for o in gc.get_objects() if isinstance(o, kind)]
+
+
+def naive_tensor_count() -> int:
+    """What a gc census sees: Python tensor objects. Misses graph-held tensors."""
+    return len(live_objects(Tensor))

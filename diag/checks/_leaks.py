@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import os
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from diag.census import (
     TensorCensus,
     describe_holder,
     holder_of,
+    live_objects,
     untracked_tensors,
 )
 from diag.checks._common import guarded
@@ -50,10 +50,7 @@ def _hook_counts() -> dict[str, tuple[int, str]]:
     from torch import nn
 
     counts: dict[str, tuple[int, str]] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # isinstance() on deprecated torch attributes
-        modules = [o for o in gc.get_objects() if isinstance(o, nn.Module)]
-    for obj in modules:
+    for obj in live_objects(nn.Module):
         hooks = [h for d in (obj._forward_hooks, obj._forward_pre_hooks, obj._backward_hooks,
                              getattr(obj, "_backward_pre_hooks", {}))
                  for h in d.values()]
