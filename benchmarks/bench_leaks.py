@@ -22,9 +22,9 @@ def main() -> None:
 
     import torch
 
-    from diag.census import TensorCensus
+    from diag.checks.leaks.census import TensorCensus
     from diag.checks import _leaks as leaks
-    from diag.target import build_target
+    from diag.inputs.target import build_target
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     target = build_target(input_size=48, samples=64)

@@ -13,7 +13,7 @@ import numpy as np
 
 
 def main() -> None:
-    from diag.lrdetect import diagnose, reduce_on_plateau_steps
+    from diag.checks.lr.detect import diagnose, reduce_on_plateau_steps
 
     rng = np.random.default_rng(0)
     x = np.exp(-np.arange(100_000) / 30_000) * (1 + 0.1 * rng.standard_normal(100_000))
@@ -29,8 +29,8 @@ def main() -> None:
 
     import torch
 
-    from diag.lrfind import range_test
-    from diag.target import build_target
+    from diag.checks.lr.rangetest import range_test
+    from diag.inputs.target import build_target
     from diag.train import Trainer
 
     torch.set_num_threads(min(2, torch.get_num_threads()))

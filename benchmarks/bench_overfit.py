@@ -46,7 +46,7 @@ def main() -> None:
     import torch
 
     from diag.checks import _overfit as overfit
-    from diag.target import build_target
+    from diag.inputs.target import build_target
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     target = build_target(task="landmarks", input_size=48, samples=16)

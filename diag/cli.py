@@ -1,4 +1,6 @@
-"""The ``diag`` command line. Thin: parse options, build a target, call a check, render.
+"""The ``diag`` command line. Thin: options -> the plan (``diag.run.plan``) -> the session,
+which runs the jobs and renders. No wiring of its own: every command builds its work through
+the same plan as `diag check` and the Python API.
 
 Nothing here imports torch at module level, so ``diag --help`` stays fast.
 """
@@ -17,7 +19,8 @@ from diag import __version__
 from diag.result import ExitCode
 
 if TYPE_CHECKING:
-    from diag.session import RunOptions
+    from diag.run.plan import Sources
+    from diag.run.session import RunOptions
 
 app = typer.Typer(
     name="diag",
@@ -107,9 +110,25 @@ def _run_guarded(body: Callable[[], int]) -> NoReturn:
 
 def _run_options(out: Path, fmt: OutputFormat, quiet: bool, no_plots: bool,
                  verbose: bool) -> RunOptions:
-    from diag.session import RunOptions
+    from diag.run.session import RunOptions
 
     return RunOptions(out=out, fmt=fmt.value, quiet=quiet, plots=not no_plots, verbose=verbose)
+
+
+def _one_check(name: str, sources: Sources, options: dict[str, Any], run: RunOptions, *,
+               seed: int, task: Task | None = None, input_size: int = 48) -> int:
+    """A single command: its options validated by the check's own rules, then the plan."""
+    from diag.checks.base import validate_options
+    from diag.checks.registry import get
+    from diag.run.plan import Settings, build
+    from diag.run.session import execute
+
+    check = get(name)
+    opts = validate_options(check, options, "",
+                            key_name=lambda k: "--" + k.replace("_", "-"))
+    settings = Settings(seed=seed, task=task.value if task else "landmarks",
+                        input_size=input_size)
+    return execute(build(sources, settings, [name], {name: opts}), run)
 
 
 # Commands --------------------------------------------------------------------------------
@@ -145,18 +164,13 @@ def overfit(
     """
 
     def body() -> int:
-        from diag.checks import _overfit as check
-        from diag.session import execute
-        from diag.target import build_target, check_fit
+        from diag.run.plan import Sources
 
-        target = build_target(model=model, data=data, loss=loss, task=task.value,
-                              input_size=input_size, samples=max(samples, 16), seed=seed)
-        check_fit(target, seed)
-        options = check.OverfitOptions(samples=samples, max_steps=max_steps, lr=lr,
-                                       batch_size=batch_size, target_loss=target_loss,
-                                       seed=seed)
-        jobs = [("overfit", lambda progress: check.run(target, options, progress))]
-        return execute(jobs, _run_options(out, fmt, quiet, no_plots, verbose))
+        options = {"samples": samples, "max_steps": max_steps, "lr": lr,
+                   "batch_size": batch_size, "target_loss": target_loss}
+        return _one_check("overfit", Sources(model=model, data=data, loss=loss), options,
+                          _run_options(out, fmt, quiet, no_plots, verbose), seed=seed,
+                          task=task, input_size=input_size)
 
     _run_guarded(body)
 
@@ -189,38 +203,18 @@ def leaks(
     """
 
     def body() -> int:
-        from diag.checks import _leaks as check
-        from diag.session import execute
+        from diag.errors import UsageError
+        from diag.run.plan import Sources
 
-        options = check.LeaksOptions(iterations=iterations, warmup=warmup, seed=seed)
-        factory, source = _step_factory(step, model, data, loss, task, input_size, seed)
-        jobs = [("leaks", lambda progress: check.run(factory, options, progress,
-                                                     source=source))]
-        return execute(jobs, _run_options(out, fmt, quiet, no_plots, verbose))
-
-    _run_guarded(body)
-
-
-def _step_factory(step: str | None, model: str | None, data: str | None, loss: str | None,
-                  task: Task, input_size: int, seed: int) -> tuple[Any, str]:
-    from diag.checks import _leaks as check
-    from diag.errors import UsageError
-    from diag.spec import resolve
-    from diag.target import build_target, check_fit
-
-    if step is not None:
-        if model or data or loss:
+        if step is not None and (model or data or loss):
             raise UsageError("--step runs your own iteration; it cannot be combined with "
                              "--model/--data/--loss", hint="pass either --step or those")
-        factory = resolve(step, "--step")
-        if not callable(factory):
-            raise UsageError(f"--step {step} is a {type(factory).__name__}",
-                             hint="give a zero-argument factory returning step()")
-        return factory, step
-    target = build_target(model=model, data=data, loss=loss, task=task.value,
-                          input_size=input_size, seed=seed)
-    check_fit(target, seed)
-    return check.training_step_factory(target, seed=seed), f"training loop on {target.model_name}"
+        return _one_check("leaks", Sources(step=step, model=model, data=data, loss=loss),
+                          {"iterations": iterations, "warmup": warmup},
+                          _run_options(out, fmt, quiet, no_plots, verbose), seed=seed,
+                          task=task, input_size=input_size)
+
+    _run_guarded(body)
 
 
 @app.command("lr-schedule")
@@ -259,30 +253,19 @@ def lr_schedule(
     """
 
     def body() -> int:
-        from diag.checks import _lr as check
         from diag.errors import UsageError
-        from diag.session import execute
+        from diag.run.plan import Sources
 
-        options = check.LrOptions(epochs=epochs, lr=lr, range_test=range_test, verify=verify,
-                                  seed=seed)
-        if history is not None:
-            if range_test or verify or model or data or loss:
-                raise UsageError("--history analyses a file; --range-test, --verify, --model, "
-                                 "--data and --loss need training mode",
-                                 hint="drop --history to train, or drop those options")
-            from diag.history import load_history
-
-            hist = load_history(history, metric)
-            jobs = [("lr-schedule", lambda progress: check.run_history(hist, options))]
-        else:
-            from diag.target import build_target, check_fit
-
-            target = build_target(model=model, data=data, loss=loss, task=task.value,
-                                  input_size=input_size, samples=48, seed=seed)
-            check_fit(target, seed)
-            jobs = [("lr-schedule",
-                     lambda progress: check.run_training(target, options, progress))]
-        return execute(jobs, _run_options(out, fmt, quiet, no_plots, verbose))
+        if history is not None and (range_test or verify or model or data or loss):
+            raise UsageError("--history analyses a file; --range-test, --verify, --model, "
+                             "--data and --loss need training mode",
+                             hint="drop --history to train, or drop those options")
+        options = {"epochs": epochs, "lr": lr, "range_test": range_test, "verify": verify,
+                   "metric": metric}
+        return _one_check("lr-schedule", Sources(history=history, model=model, data=data,
+                                                 loss=loss), options,
+                          _run_options(out, fmt, quiet, no_plots, verbose), seed=seed,
+                          task=task, input_size=input_size)
 
     _run_guarded(body)
 
@@ -295,13 +278,18 @@ def loss_grad(
     *,
     pred_shape: Annotated[str, typer.Option("--pred-shape", metavar="N,C",
                                             help="Shape of the prediction.")] = "8,10",
-    target: Annotated[str, typer.Option(
+    target: Annotated[str | None, typer.Option(
         "--target", metavar="index|like|binary|SPEC",
         help="index: class indices for (N, C) logits; like: floats of pred's shape; binary: "
-        "0/1 floats of pred's shape; a SPEC: (pred_shape) -> target.")] = "like",
+        "0/1 floats of pred's shape; a SPEC: (pred_shape) -> target. Default: index when "
+        "--data holds class indices (or --task classify), else like.")] = None,
     reference: Annotated[str | None, typer.Option(
         "--reference", metavar="SPEC", help="A trusted loss the value and gradient must "
         "agree with.")] = None,
+    data: Annotated[str | None, typer.Option(
+        "--data", metavar="SPEC|FILE", help="Your data, to pick the default --target (class "
+        "indices or not).")] = None,
+    task: TaskOpt = Task.landmarks,
     seed: Seed = 0,
     out: Out = Path("reports"),
     fmt: Format = OutputFormat.text,
@@ -315,14 +303,13 @@ def loss_grad(
     """
 
     def body() -> int:
-        from diag.checks import _lossgrad as check
-        from diag.session import execute
+        from diag.run.plan import Sources
 
-        shape = _parse_shape(pred_shape)
-        losses = _losses_under_test(spec, target, reference)
-        options = check.LossGradOptions(pred_shape=shape, seed=seed)
-        jobs = [("loss-grad", lambda progress: check.run(losses, options, progress))]
-        return execute(jobs, _run_options(out, fmt, quiet, no_plots, verbose))
+        options = {"pred_shape": _parse_shape(pred_shape), "target": target,
+                   "reference": reference}
+        return _one_check("loss-grad", Sources(loss=spec, data=data), options,
+                          _run_options(out, fmt, quiet, no_plots, verbose), seed=seed,
+                          task=task)
 
     _run_guarded(body)
 
@@ -337,28 +324,6 @@ def _parse_shape(text: str) -> tuple[int, ...]:
     if not shape or any(d < 1 for d in shape):
         raise UsageError(f"--pred-shape {text!r} is not a shape", hint="write it as N,C, e.g. 8,10")
     return shape
-
-
-def _losses_under_test(spec: str | None, target: str, reference: str | None) -> list[Any]:
-    from diag.checks._lossgrad import TARGET_KINDS, LossUnderTest, default_losses
-    from diag.errors import UsageError
-    from diag.spec import resolve
-    from diag.target import load_loss
-
-    if spec is None:
-        if reference is not None:
-            raise UsageError("--reference needs a loss SPEC to compare", hint="pass the SPEC")
-        return default_losses()
-    fn = load_loss(spec)
-    target_fn = None
-    if target not in TARGET_KINDS:
-        target_fn = resolve(target, "--target")
-        if not callable(target_fn):
-            raise UsageError(f"--target {target} is not callable",
-                             hint="use index, like, binary or a SPEC (pred_shape) -> target")
-    ref = load_loss(reference) if reference else None
-    return [LossUnderTest(spec.rsplit(":", 1)[-1], fn, target if target_fn is None else "like",
-                          target_fn, ref, reference or "")]
 
 
 @app.command()
@@ -382,13 +347,10 @@ def preprocess(
     """
 
     def body() -> int:
-        from diag.checks import _preprocess as check
-        from diag.session import execute
+        from diag.run.plan import Sources
 
-        obj, source = check.load_pipeline(pipeline)
-        options = check.PreprocessOptions(seed=seed)
-        jobs = [("preprocess", lambda progress: check.run(obj, options, progress, source))]
-        return execute(jobs, _run_options(out, fmt, quiet, no_plots, verbose))
+        return _one_check("preprocess", Sources(pipeline=pipeline), {},
+                          _run_options(out, fmt, quiet, no_plots, verbose), seed=seed)
 
     _run_guarded(body)
 
@@ -397,7 +359,7 @@ def preprocess(
 def check(
     *,
     config: Annotated[Path | None, typer.Option(
-        "--config", metavar="FILE", help="A TOML file with a [tool.diag] table (default: "
+        "--config", metavar="FILE", help="A TOML file with a \\[tool.diag] table (default: "
         "./pyproject.toml's, if any).")] = None,
     select: Annotated[list[str] | None, typer.Option(
         "--select", metavar="NAMES", help="Only these checks (comma-separated or repeated): "
@@ -432,20 +394,24 @@ def check(
 ) -> None:
     """Run every check as one CI health check: one exit code, JSON, JUnit and summary.md.
 
-    Configured by [tool.diag] in pyproject.toml (or --config): model, data, loss, step, pipeline, history, seed, select, skip, timeout, and a sub-table per check for its options. With no configuration, every check runs on the built-in defaults. An errored check (exit 3) wins over a failed one (exit 1). summary.md is appended to $GITHUB_STEP_SUMMARY when that is set.
+    Configured by \\[tool.diag] in pyproject.toml (or --config): model, data, loss, step, pipeline, history, seed, select, skip, timeout, and a sub-table per check for its options. With no configuration, every check runs on the built-in defaults. An errored check (exit 3) wins over a failed one (exit 1). summary.md is appended to $GITHUB_STEP_SUMMARY when that is set.
     """
 
     def body() -> int:
-        from diag.config import load_config
-        from diag.plan import Overrides, build_jobs
-        from diag.session import RunOptions, execute
+        from diag.errors import UsageError
+        from diag.inputs.config import load_config
+        from diag.run.plan import Overrides, plan_check
+        from diag.run.session import RunOptions, execute
 
+        if timeout is not None and timeout <= 0:
+            raise UsageError(f"--timeout {timeout:g} is not positive",
+                             hint="give seconds > 0, or leave --timeout out for no limit")
         cfg = load_config(str(config) if config else None)
         cli = Overrides(model=model, data=data, loss=loss, step=step, pipeline=pipeline,
                         history=history, seed=seed, task=task.value if task else None,
                         input_size=input_size, select=tuple(select or ()),
                         skip=tuple(skip or ()))
-        jobs = build_jobs(cfg, cli)
+        jobs = plan_check(cfg, cli)
         limit = timeout if timeout is not None else cfg.get("timeout")
         opts = RunOptions(out=out, fmt=fmt.value, quiet=quiet, plots=not no_plots,
                           verbose=verbose, timeout=limit, junit=junit)
@@ -465,7 +431,7 @@ def model_cmd(
     """List the reference browser nets, or show one layer by layer with its sizes."""
 
     def body() -> int:
-        from diag.modelinfo import describe, list_nets, render_list, render_net
+        from diag.model.info import describe, list_nets, render_list, render_net
 
         if name is None:
             nets = list_nets()

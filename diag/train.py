@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from diag.data import TensorData
+from diag.inputs.data import TensorData
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 OptimizerFactory = Callable[[Any, float], torch.optim.Optimizer]

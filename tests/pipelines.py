@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from diag.pipeline import BrowserPipeline, square_padding
+from diag.model.pipeline import BrowserPipeline, square_padding
 
 
 class Clean(BrowserPipeline):

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from diag import checks
 from diag.cli import app
-from diag.config import load_config
+from diag.inputs.config import load_config
 from diag.errors import UsageError
 from diag.result import ExitCode, Status
 
@@ -233,7 +233,7 @@ def test_security_pickled_npz_is_refused(tmp_path: Path) -> None:
 
 def test_the_readme_config_example_is_valid() -> None:
     """The README's [tool.diag] example uses only keys and types the parser accepts."""
-    from diag.config import parse
+    from diag.inputs.config import parse
 
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 

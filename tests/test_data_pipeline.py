@@ -8,9 +8,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from diag.data import EXPRESSIONS, default_data, generate_faces, load_npz
+from diag.inputs.data import EXPRESSIONS, default_data, generate_faces, load_npz
 from diag.errors import DataError
-from diag.pipeline import MEAN_RGB, BrowserPipeline, square_padding
+from diag.model.pipeline import MEAN_RGB, BrowserPipeline, square_padding
 
 
 def test_generation_is_seeded_and_prefix_stable() -> None:

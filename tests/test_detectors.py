@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from diag.detectors import persistent_growth, slope
+from diag.checks.leaks.detect import persistent_growth, slope
 
 
 @pytest.mark.parametrize(("values", "growing"), [

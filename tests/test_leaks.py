@@ -7,7 +7,7 @@ import gc
 import pytest
 import torch
 
-from diag.census import TensorCensus, naive_tensor_count
+from diag.checks.leaks.census import TensorCensus, naive_tensor_count
 from diag.checks import _leaks as leaks
 from diag.result import Status
 
@@ -137,7 +137,7 @@ def test_step_that_raises_is_an_error_with_location() -> None:
 
 
 def test_default_training_loop_is_clean() -> None:
-    from diag.target import build_target
+    from diag.inputs.target import build_target
 
     target = build_target(input_size=32, samples=24)
     r = leaks.run(leaks.training_step_factory(target), leaks.LeaksOptions(iterations=12))

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from diag.checks import _lr as lr
 from diag.errors import DataError
-from diag.history import load_history
-from diag.lrdetect import (
+from diag.inputs.history import load_history
+from diag.checks.lr.detect import (
     detect_divergence,
     detect_no_learning,
     detect_oscillation,
@@ -220,7 +220,7 @@ def test_range_test_suggestion_is_stable_on_a_noisy_curve() -> None:
 
 
 def test_range_test_restores_model_and_optimizer() -> None:
-    from diag.lrfind import range_test
+    from diag.checks.lr.rangetest import range_test
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(64, 4, generator=g), torch.randn(64, 1, generator=g)
@@ -245,7 +245,7 @@ def test_range_test_restores_model_and_optimizer() -> None:
 
 def test_verify_measures_the_gain_of_the_lower_lr() -> None:
     """Linear regression at a far too high LR oscillates; 10x lower keeps falling."""
-    from diag.target import target_from_objects
+    from diag.inputs.target import target_from_objects
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(96, 6, generator=g)

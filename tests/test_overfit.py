@@ -10,7 +10,7 @@ import torch
 
 from diag.checks import _overfit as overfit
 from diag.result import Severity, Status
-from diag.target import target_from_objects
+from diag.inputs.target import target_from_objects
 
 import planted
 
@@ -168,7 +168,7 @@ def test_no_tensors_in_results() -> None:
 
 @pytest.mark.slow
 def test_default_browser_model_passes_on_generated_data() -> None:
-    from diag.target import build_target
+    from diag.inputs.target import build_target
 
     target = build_target(task="landmarks", input_size=48, samples=16)
     r = overfit.run(target)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from diag.checks._preprocess import PROPERTIES, load_pipeline, run
-from diag.pipeline import BrowserPipeline
+from diag.model.pipeline import BrowserPipeline
 from diag.result import Status
 
 import pipelines
@@ -62,7 +62,7 @@ def test_round_trip_error_is_reported_in_pixels() -> None:
 
 
 def test_plot_data_has_a_panel_per_probe_size() -> None:
-    from diag.report.plots import figures_for
+    from diag.report.figures import figures_for
 
     r = run(BrowserPipeline(size=48))
     figs = figures_for(r)

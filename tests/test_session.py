@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from diag.result import CheckResult, ExitCode, Status
-from diag.session import RunOptions, execute
+from diag.run.session import RunOptions, execute
 
 
 def ok(_progress: object) -> CheckResult:

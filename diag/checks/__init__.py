@@ -1,41 +1,40 @@
-"""The checks, and a small Python API for a user's own test suite.
+"""The checks, and the public Python API for a user's own test suite.
 
     from diag import checks
     checks.overfit(model=MyNet, data=(x, y)).assert_passed()
 
 Each function returns a ``CheckResult``; ``assert_passed()`` raises AssertionError with the
-findings unless it passed (warnings allowed). Implementation modules (``_overfit`` ...)
-expose ``run(...)``. User state is never changed: models are deep-copied (or built fresh
-from a factory) and the global RNGs are restored.
+findings unless it passed (warnings allowed). They build their work through the same plan
+as the command line (``diag.run.plan``), so the same seed and options give the same numbers
+as ``diag <check>`` and ``diag check``. User state is never changed: models are deep-copied
+(or built fresh from a factory) and the global RNGs are restored. Bad arguments raise
+``diag.errors.UsageError``.
+
+Layout: one folder per check (``overfit/``, ``leaks/``, ``lr/``, ``lossgrad/``,
+``preprocess/``), each with its options and registry record in ``__init__.py`` and its
+code in public modules (``check.py``, ``figures.py``, ``detect.py`` ...); ``base.py`` holds
+the Check record and the guard, ``registry.py`` the one list of checks.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from diag.result import CheckResult
 
-CHECKS = ("overfit", "leaks", "lr-schedule", "loss-grad", "preprocess")
-"""Every check `diag check` runs, in order."""
 
+def _run(name: str, options: dict[str, Any], *, seed: int = 0, task: str = "landmarks",
+         input_size: int = 48, **sources: Any) -> CheckResult:
+    from diag.checks.base import validate_options
+    from diag.checks.registry import get
+    from diag.run.plan import Settings, Sources, build
 
-def _target(model: Any, data: Any, loss: Any, seed: int, task: str, input_size: int,
-            samples: int) -> Any:
-    from diag.target import build_target, target_from_objects
-
-    if model is None and data is None:
-        target = build_target(task=task, input_size=input_size, samples=samples, seed=seed)
-        if loss is None:
-            return target
-        return dataclasses.replace(target, loss_fn=loss,
-                                   loss_name=getattr(loss, "__name__", "loss"))
-    if model is None:
-        raise TypeError("data given without model")
-    if data is None:
-        raise TypeError("model given without data")
-    return target_from_objects(model, data, loss, seed=seed)
+    check = get(name)
+    opts = validate_options(check, options, f"checks.{name.replace('-', '_')}():")
+    settings = Settings(seed=seed, task=task, input_size=input_size)
+    [job] = build(Sources(**sources), settings, [name], {name: opts})
+    return job.run()
 
 
 def overfit(model: Any = None, data: Any = None, loss: Any = None, *, samples: int = 16,
@@ -44,70 +43,47 @@ def overfit(model: Any = None, data: Any = None, loss: Any = None, *, samples: i
             input_size: int = 48) -> CheckResult:
     """Can ``model`` (a Module, deep-copied, or a factory) memorise a few samples of
     ``data`` ((x, y) tensors or a Dataset)? Defaults: the browser net on generated faces."""
-    from diag.checks import _overfit
-
-    target = _target(model, data, loss, seed, task, input_size, max(samples, 16))
-    return _overfit.run(target, _overfit.OverfitOptions(
-        samples=samples, max_steps=max_steps, lr=lr, batch_size=batch_size,
-        target_loss=target_loss, seed=seed))
+    return _run("overfit", {"samples": samples, "max_steps": max_steps, "lr": lr,
+                            "batch_size": batch_size, "target_loss": target_loss},
+                seed=seed, task=task, input_size=input_size, model=model, data=data,
+                loss=loss)
 
 
 def leaks(step: Callable[[], Callable[[], object]] | None = None, *, model: Any = None,
           data: Any = None, loss: Any = None, iterations: int = 30, warmup: int = 5,
-          seed: int = 0) -> CheckResult:
+          seed: int = 0, task: str = "landmarks", input_size: int = 48) -> CheckResult:
     """Does ``step()`` leak? ``step`` is a zero-argument factory returning the iteration
     function; without it, diag's training loop on ``model``/``data``/``loss``."""
-    from diag.checks import _leaks
-
-    options = _leaks.LeaksOptions(iterations=iterations, warmup=warmup, seed=seed)
-    if step is None:
-        step = _leaks.training_step_factory(_target(model, data, loss, seed, "landmarks", 48,
-                                                    48), seed=seed)
-    return _leaks.run(step, options)
+    return _run("leaks", {"iterations": iterations, "warmup": warmup}, seed=seed, task=task,
+                input_size=input_size, step=step, model=model, data=data, loss=loss)
 
 
 def lr_schedule(history: Sequence[float] | str | None = None, *, model: Any = None,
                 data: Any = None, loss: Any = None, epochs: int = 30, lr: float | None = None,
                 verify: bool = False, range_test: bool = False, metric: str = "loss",
-                seed: int = 0) -> CheckResult:
+                seed: int = 0, task: str = "landmarks", input_size: int = 48) -> CheckResult:
     """Diagnose a loss curve: a list of numbers, a CSV/JSON file, or (None) a training run."""
-    from diag.checks import _lr
-
-    options = _lr.LrOptions(epochs=epochs, lr=lr, verify=verify, range_test=range_test,
-                            seed=seed)
-    if isinstance(history, str):
-        from diag.history import load_history
-
-        return _lr.run_history(load_history(history, metric), options)
-    if history is not None:
-        values = [float(v) for v in history]
-        return _lr.analyse(values, list(range(len(values))), "index", None, lr)
-    return _lr.run_training(_target(model, data, loss, seed, "landmarks", 48, 48), options)
+    return _run("lr-schedule", {"epochs": epochs, "lr": lr, "verify": verify,
+                                "range_test": range_test, "metric": metric},
+                seed=seed, task=task, input_size=input_size, history=history, model=model,
+                data=data, loss=loss)
 
 
-def loss_grad(loss: Callable[..., Any] | None = None, *, pred_shape: tuple[int, ...] = (8, 10),
-              target: str | Callable[[tuple[int, ...]], Any] = "like",
-              reference: Callable[..., Any] | None = None, seed: int = 0) -> CheckResult:
-    """Test a custom loss's gradients; None checks the browser model's own losses."""
-    from diag.checks import _lossgrad
-
-    options = _lossgrad.LossGradOptions(pred_shape=tuple(pred_shape), seed=seed)
-    if loss is None:
-        return _lossgrad.run(_lossgrad.default_losses(), options)
-    kind, fn = (target, None) if isinstance(target, str) else ("like", target)
-    name = getattr(loss, "__name__", type(loss).__name__)
-    return _lossgrad.run([_lossgrad.LossUnderTest(name, loss, kind, fn, reference,
-                                                  getattr(reference, "__name__", ""))],
-                         options)
+def loss_grad(loss: Callable[..., Any] | str | None = None, *, data: Any = None,
+              pred_shape: tuple[int, ...] = (8, 10),
+              target: str | Callable[[tuple[int, ...]], Any] | None = None,
+              reference: Callable[..., Any] | str | None = None, seed: int = 0,
+              task: str = "landmarks") -> CheckResult:
+    """Test a custom loss's gradients; None checks the browser model's own losses.
+    ``target`` defaults to class indices when ``data`` (or ``task``) is classification."""
+    return _run("loss-grad", {"pred_shape": tuple(pred_shape), "target": target,
+                              "reference": reference},
+                seed=seed, task=task, loss=loss, data=data)
 
 
 def preprocess(pipeline: Any = None, *, seed: int = 0) -> CheckResult:
     """Do the pipeline's preprocess and postprocess round-trip? None: the browser's."""
-    from diag.checks import _preprocess
-    from diag.pipeline import default_pipeline
-
-    return _preprocess.run(pipeline if pipeline is not None else default_pipeline(),
-                           _preprocess.PreprocessOptions(seed=seed))
+    return _run("preprocess", {}, seed=seed, pipeline=pipeline)
 
 
-__all__ = ["CHECKS", "leaks", "loss_grad", "lr_schedule", "overfit", "preprocess"]
+__all__ = ["leaks", "loss_grad", "lr_schedule", "overfit", "preprocess"]

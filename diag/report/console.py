@@ -1,10 +1,16 @@
-"""Terminal reporter (rich): a table of checks, key metrics, findings with hints."""
+"""Terminal reporter (rich): a table of checks, key metrics, findings with hints.
+
+What each check adds (its key metrics, extra rows such as the leak attribution table)
+comes from the registry; this module only lays it out.
+"""
 
 from __future__ import annotations
 
 import io
 import math
-from typing import Any
+import os
+import sys
+from typing import Any, TextIO
 
 from rich.console import Console, Group
 from rich.table import Table
@@ -16,21 +22,9 @@ from diag.result import CheckResult, Severity
 STYLES = {"pass": "green", "warn": "yellow", "fail": "red", "error": "bold red", "skip": "dim"}
 SEVERITY_STYLES = {"info": "dim", "warn": "yellow", "fail": "red", "error": "bold red"}
 
-# The few metrics worth a glance per check; the JSON report has them all.
-KEY_METRICS: dict[str, tuple[str, ...]] = {
-    "overfit": ("steps", "initial_loss", "final_loss", "target_loss", "accuracy",
-                "dead_relu_fraction"),
-    "lr-schedule": ("plateau_start", "oscillation_start", "divergence_start", "recommended_lr",
-                    "verify_gain", "range_test_suggested_lr"),
-    "loss-grad": ("gradient_correct", "grad_reaches_pred", "finite_at_edges",
-                  "batch_independent", "reduction", "reference_match"),
-    "preprocess": ("max_point_error_px", "max_round_trip_error_px", "dynamic_range",
-                   "declared_channel_order"),
-    "leaks": ("tensors_per_iter", "bytes_per_iter", "graph_nodes_per_iter", "tensors_final"),
-}
 
-
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
+    """A number as a person reads it: 4 significant digits, scientific when tiny or huge."""
     if isinstance(value, float):
         if math.isfinite(value) and value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
             return f"{value:.3g}"
@@ -38,8 +32,15 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _check(name: str) -> Any:
+    from diag.checks.registry import BY_NAME
+
+    return BY_NAME.get(name)
+
+
 def key_metrics(result: CheckResult) -> str:
-    names = KEY_METRICS.get(result.name)
+    check = _check(result.name)
+    names = check.key_metrics if check is not None else ()
     if names:  # also 'loss.metric' keys, as checks of several objects write them
         items = [(k, v) for k, v in result.metrics.items()
                  if k in names or k.rsplit(".", 1)[-1] in names]
@@ -50,14 +51,15 @@ def key_metrics(result: CheckResult) -> str:
         failed = [k for k, v in items if v is False]
         return "\n".join(f"{k}=False" for k in failed) if failed else f"{len(items)} checks ok"
     items = items[:6]
-    return "\n".join(f"{k}={_fmt(v)}" for k, v in items if v is not None)
+    return "\n".join(f"{k}={fmt(v)}" for k, v in items if v is not None)
 
 
 class ConsoleReporter:
-    """Renders to a rich Console; ``render`` gives the same as plain text."""
+    """The text format: a rich table on a terminal, plain text elsewhere."""
 
-    def __init__(self, verbose: bool = False) -> None:
+    def __init__(self, verbose: bool = False, quiet: bool = False) -> None:
         self.verbose = verbose
+        self.quiet = quiet
 
     def renderable(self, report: Report) -> Group:
         table = Table(title="diag", title_justify="left", expand=False, show_lines=False)
@@ -71,12 +73,12 @@ class ConsoleReporter:
             table.add_row(c.name, status, c.summary, key_metrics(c), f"{c.duration_s:.1f}s")
         parts: list[Any] = [table]
         for c in report.checks:
-            rows = c.plot_data.get("attribution") if c.plot_data else None
-            if rows:
-                parts.append(_attribution_table(c.name, rows))
-            shown = [f for f in c.findings if self.verbose or f.severity != Severity.INFO]
-            if rows:
-                shown = [f for f in shown if f.location not in {r["created_at"] for r in rows}]
+            check = _check(c.name)
+            extra, seen = (check.console(c) if check is not None and check.console
+                           else ([], set()))
+            parts.extend(extra)
+            shown = [f for f in c.findings if (self.verbose or f.severity != Severity.INFO)
+                     and not (f.location and f.location in seen)]
             if not shown:
                 continue
             parts.append(Text(f"\n{c.name} findings:", style="bold"))
@@ -97,28 +99,23 @@ class ConsoleReporter:
                               style="bold red"))
         return Group(*parts)
 
-    def print(self, report: Report, console: Console) -> None:
-        console.print(self.renderable(report))
+    def _quiet_lines(self, report: Report) -> str:
+        return "".join(f"{r.name}: {r.status.value}: {r.summary}\n" for r in report.checks)
 
     def render(self, report: Report) -> str:
+        if self.quiet:
+            return self._quiet_lines(report)
         console = Console(width=120, record=True, color_system=None, force_terminal=False,
                           file=io.StringIO())
         console.print(self.renderable(report))
         return console.export_text()
 
-
-def _attribution_table(name: str, rows: list[dict[str, Any]]) -> Table:
-    table = Table(title=f"\n{name}: what grows, and where it was created (biggest first)",
-                  title_justify="left")
-    table.add_column("created at", style="cyan")
-    table.add_column("tensor")
-    table.add_column("op")
-    table.add_column("tensors/iter", justify="right")
-    table.add_column("bytes/iter", justify="right")
-    table.add_column("graph nodes/iter", justify="right")
-    table.add_column("hint", overflow="fold")
-    for r in rows:
-        table.add_row(r["created_at"], r["tensor"], r["op"], _fmt(r["tensors_per_iter"]),
-                      _fmt(r["bytes_per_iter"]), _fmt(r["graph_nodes_per_iter"]), r["hint"])
-    return table
-
+    def write(self, report: Report, stream: TextIO) -> None:
+        if self.quiet:
+            stream.write(self._quiet_lines(report))
+            return
+        # CI logs are not terminals: give the table room instead of rich's 80 columns.
+        tty = stream.isatty() if hasattr(stream, "isatty") else False
+        wide = None if tty or os.environ.get("COLUMNS") else 120
+        Console(file=stream if stream is not sys.stdout else None, highlight=False,
+                width=wide).print(self.renderable(report))

@@ -37,7 +37,7 @@ def atomic_write(path: Path, data: str | bytes) -> None:
 
 def write_plots(result: CheckResult, out: Path) -> CheckResult:
     """Render and save the check's plots; the result comes back with their paths."""
-    from diag.report.plots import figures_for
+    from diag.report.figures import figures_for
 
     paths = []
     for short, fig in figures_for(result).items():
@@ -68,13 +68,23 @@ def write_check(result: CheckResult, out: Path, plots: bool = True) -> CheckResu
 
 def write_summary(results: Sequence[CheckResult], out: Path,
                   interrupted: str | None = None) -> list[str]:
-    """``summary.md`` and ``report.json`` for the whole run; appends to GitHub's summary."""
+    """``report.json`` and ``summary.md`` for the whole run, and the summary appended to
+    ``$GITHUB_STEP_SUMMARY`` when set. Returns warnings: a summary that cannot be written
+    never costs the other report files."""
     report = Report(list(results), interrupted=interrupted)
-    md = MarkdownReporter().render(report)
-    atomic_write(out / "summary.md", md)
+    warnings = []
     atomic_write(out / "report.json", JsonReporter().render(report))
+    md = MarkdownReporter().render(report)
+    try:
+        atomic_write(out / "summary.md", md)
+    except OSError as exc:
+        warnings.append(f"cannot write {out / 'summary.md'}: {exc.strerror or exc}")
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
-        with open(step_summary, "a", encoding="utf-8") as fh:
-            fh.write(md)
-    return [str(out / "summary.md"), str(out / "report.json")]
+        try:
+            with open(step_summary, "a", encoding="utf-8") as fh:
+                fh.write(md)
+        except OSError as exc:
+            warnings.append(f"cannot append to $GITHUB_STEP_SUMMARY ({step_summary}): "
+                            f"{exc.strerror or exc}")
+    return warnings

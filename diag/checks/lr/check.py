@@ -11,13 +11,18 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from diag.checks._common import guarded
+from diag.checks.lr import LrOptions
+from diag.checks.lr.detect import (
+    diagnose,
+    reduce_on_plateau_steps,
+    smoothed_range_losses,
+    suggestion_spread,
+)
 from diag.errors import UsageError, user_code_error
-from diag.history import History
-from diag.lrdetect import diagnose, reduce_on_plateau_steps, suggestion_spread
+from diag.inputs import Inputs
+from diag.inputs.history import History
 from diag.result import CheckResult, Finding, Severity, Status
 
 NAME = "lr-schedule"
@@ -25,25 +30,18 @@ Progress = Callable[[int, int], None]
 DEFAULT_LR = 1e-3
 
 
-@dataclass(frozen=True)
-class LrOptions:
-    """Options of `diag lr-schedule`."""
-
-    epochs: int = 30
-    """Training mode: epochs to train and analyse."""
-    lr: float | None = None
-    """The current learning rate (training mode: the one used; default 1e-3)."""
-    batch_size: int = 12
-    range_test: bool = False
-    verify: bool = False
-    seed: int = 0
+def run(inputs: Inputs, options: LrOptions, progress: Progress | None = None
+        ) -> CheckResult:
+    """A history file's curve, or (without one) the curve of a short training run."""
+    if inputs.history is not None:
+        return run_history(inputs.history, options)
+    return run_training(inputs.target, options, progress)
 
 
-def run_history(history: History, options: LrOptions | None = None) -> CheckResult:
-    """Diagnose a curve read from a file."""
-    opts = options or LrOptions()
-    return guarded(NAME, lambda: analyse(history.values, history.index, history.index_name,
-                                         history.lr, opts.lr, source=history.source))
+def run_history(history: History, options: LrOptions) -> CheckResult:
+    """Diagnose a curve read from a file (never imports torch)."""
+    return analyse(history.values, history.index, history.index_name, history.lr, options.lr,
+                   source=history.source)
 
 
 def analyse(values: list[float], index: list[int], index_name: str, lrs: list[float] | None,
@@ -169,12 +167,11 @@ def _round_opt(v: float | None) -> float | None:
     return None if v is None else _round(v)
 
 
-def run_training(target: Any, options: LrOptions | None = None,
-                 progress: Progress | None = None) -> CheckResult:
+def run_training(target: Any, options: LrOptions, progress: Progress | None = None
+                 ) -> CheckResult:
     """Train the target for ``epochs``, analyse the per-epoch loss; optionally verify the
     recommendation and run the range test."""
-    opts = options or LrOptions()
-    return guarded(NAME, lambda: _train_and_analyse(target, opts, progress), opts.seed)
+    return _train_and_analyse(target, options, progress)
 
 
 def _train_and_analyse(target: Any, options: LrOptions, progress: Progress | None
@@ -262,7 +259,7 @@ def _verify(trainer: Any, snapshots: list[dict[str, Any]], result: CheckResult,
 
 def _range(target: Any, options: LrOptions, metrics: dict[str, Any],
            findings: list[Finding]) -> dict[str, Any]:
-    from diag.lrfind import range_test
+    from diag.checks.lr.rangetest import range_test
     from diag.train import Trainer
 
     model = target.make_model()
@@ -287,4 +284,6 @@ def _range(target: Any, options: LrOptions, metrics: dict[str, Any],
             f"{spread:.2f} decades ({'stable' if stable else 'unstable'})",
             "start training at the suggested LR" if stable else
             "the loss is noisy: use a larger batch for the sweep or trust it less"))
-    return {"range_lrs": rt.lrs, "range_losses": rt.losses, "range_suggestion": suggestion}
+    smoothed = [float(v) for v in smoothed_range_losses(rt.losses)]
+    return {"range_lrs": rt.lrs, "range_losses": rt.losses, "range_smoothed": smoothed,
+            "range_suggestion": suggestion}

@@ -3,7 +3,7 @@
 The article counted tf.memory().numTensors every iteration. PyTorch's leaks are references
 held too long, often invisible to a count of Python tensor objects: ``total_loss += loss``
 keeps every iteration's autograd graph alive through ``total_loss.grad_fn``. The census in
-``diag.census`` counts tensors, storages, bytes and graph nodes, graph-held ones included,
+``census.py`` counts tensors, storages, bytes and graph nodes, graph-held ones included,
 and remembers the user's file:line where each tensor was made.
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from diag.census import (
+from diag.checks.leaks import LeaksOptions
+from diag.checks.leaks.census import (
     Snapshot,
     TensorCensus,
     describe_holder,
@@ -23,25 +23,14 @@ from diag.census import (
     live_objects,
     untracked_tensors,
 )
-from diag.checks._common import guarded
-from diag.detectors import Growth, persistent_growth
+from diag.checks.leaks.detect import Growth, persistent_growth
 from diag.errors import DiagError, UsageError, user_code_error
+from diag.inputs import Inputs
 from diag.result import CheckResult, Finding, Severity, Status
 
 NAME = "leaks"
 Progress = Callable[[int, int], None]
 StepFactory = Callable[[], Callable[[], object]]
-
-
-@dataclass(frozen=True)
-class LeaksOptions:
-    """Options of `diag leaks`."""
-
-    iterations: int = 30
-    """Calls to step(), warm-up included."""
-    warmup: int = 5
-    """Iterations whose growth is expected (lazy state: optimizer moments, caches)."""
-    seed: int = 0
 
 
 def _hook_counts() -> dict[str, tuple[int, str]]:
@@ -67,16 +56,12 @@ def _hook_counts() -> dict[str, tuple[int, str]]:
     return counts
 
 
-def run(step_factory: StepFactory, options: LeaksOptions | None = None,
-        progress: Progress | None = None, *, source: str = "") -> CheckResult:
+def run(inputs: Inputs, options: LeaksOptions, progress: Progress | None = None
+        ) -> CheckResult:
     """Call the step ``iterations`` times, census after each, and judge the trends."""
-    options = options or LeaksOptions()
-    if options.iterations < options.warmup + 4:
-        raise UsageError(f"--iterations {options.iterations} leaves fewer than 4 iterations "
-                         f"after --warmup {options.warmup}",
-                         hint="raise --iterations or lower --warmup")
-    opts = options
-    return guarded(NAME, lambda: _run(step_factory, opts, progress, source), opts.seed)
+    if inputs.step is None:
+        raise UsageError("leaks needs a step", hint="pass --step SPEC, or --model and --data")
+    return _run(inputs.step, options, progress, inputs.step_source)
 
 
 def _run(step_factory: StepFactory, options: LeaksOptions, progress: Progress | None,

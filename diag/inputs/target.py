@@ -7,15 +7,16 @@ import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from diag.data import TensorData, load_data
-from diag.errors import UsageError, UserCodeError, user_code_error
-from diag.spec import resolve
-from diag.state import isolated_rng
+from diag.errors import DiagError, UsageError, UserCodeError, user_code_error
+from diag.inputs.data import TensorData, load_data
+from diag.inputs.spec import resolve
+from diag.rng import isolated_rng
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -55,7 +56,7 @@ def model_factory(spec: str, seed: int) -> Callable[[], nn.Module]:
         original = obj
 
         def copy_instance() -> nn.Module:
-            return copy.deepcopy(original)
+            return _deepcopy(original)
 
         return copy_instance
     if not callable(obj):
@@ -104,22 +105,93 @@ def load_loss(spec: str) -> LossFn:
     return obj  # type: ignore[no-any-return]
 
 
+def _model_factory(model: Any, seed: int) -> tuple[Callable[[], nn.Module], str]:
+    """A factory of fresh models from a SPEC, a Module instance (deep-copied per use, so the
+    caller's weights never change) or a zero-argument callable."""
+    if isinstance(model, str):
+        return model_factory(model, seed), model
+    if isinstance(model, nn.Module):
+        instance = model
+
+        def copy_instance() -> nn.Module:
+            return _deepcopy(instance)
+
+        return copy_instance, type(model).__name__
+    if callable(model):
+        maker = model
+
+        def build() -> nn.Module:
+            try:
+                with isolated_rng(seed):
+                    built = maker()
+            except DiagError:
+                raise
+            except Exception as exc:
+                raise user_code_error(exc, "the model factory") from None
+            if not isinstance(built, nn.Module):
+                raise UsageError(f"the model factory returned a {type(built).__name__}",
+                                 hint="return a torch.nn.Module")
+            return built
+
+        return build, getattr(model, "__name__", type(model).__name__)
+    raise UsageError(f"model is a {type(model).__name__}",
+                     hint="give a torch.nn.Module or a zero-argument callable returning one")
+
+
+def _deepcopy(module: nn.Module) -> nn.Module:
+    try:
+        return copy.deepcopy(module)
+    except Exception as exc:
+        raise UsageError(f"the model cannot be copied ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''})",
+                         hint="diag trains copies, never your model: pass a zero-argument "
+                              "factory that builds it instead of the instance") from None
+
+
+def to_data(data: Any, task: str, input_size: int, samples: int, seed: int) -> TensorData:
+    """``--data`` as tensors: None (generated), a .npz path or SPEC, a tuple (x, y), a torch
+    Dataset or a TensorData."""
+    from diag.inputs.data import _dataset_to_data, arrays_to_data
+
+    if data is None or isinstance(data, str):
+        return load_data(data, task=task, size=input_size, n=samples, seed=seed)
+    if isinstance(data, TensorData):
+        return data
+    if isinstance(data, tuple) and len(data) == 2:
+        return arrays_to_data(data[0], data[1], source="(x, y)")
+    if isinstance(data, torch.utils.data.Dataset):
+        return _dataset_to_data(data, type(data).__name__)
+    raise UsageError(f"data is a {type(data).__name__}",
+                     hint="give a tuple (x, y) of tensors, a torch Dataset or a .npz file")
+
+
+def to_loss(loss: Any) -> tuple[LossFn, str]:
+    """``--loss`` as a callable and a name: a SPEC or a callable."""
+    if isinstance(loss, str):
+        return load_loss(loss), loss.rsplit(":", 1)[-1]
+    if not callable(loss):
+        raise UsageError(f"loss is a {type(loss).__name__}",
+                         hint="give a callable loss(pred, target) -> scalar tensor")
+    return loss, getattr(loss, "__name__", type(loss).__name__)
+
+
 def build_target(
     *,
-    model: str | None = None,
-    data: str | None = None,
-    loss: str | None = None,
+    model: Any = None,
+    data: Any = None,
+    loss: Any = None,
     task: str = "landmarks",
-    input_size: int = 56,
-    samples: int = 64,
+    input_size: int = 48,
+    samples: int = 48,
     seed: int = 0,
 ) -> Target:
-    """Resolve the user's specs (or the defaults) into a Target. Bad input raises DiagError."""
+    """Resolve the user's specs or objects (or the defaults) into a Target. Bad input raises
+    DiagError."""
     from diag.model import tiny_classifier, tiny_landmark_net
 
     if task not in ("landmarks", "classify"):
         raise UsageError(f"--task {task!r} is not known", hint="use landmarks or classify")
-    tensor_data = load_data(data, task=task, size=input_size, n=samples, seed=seed)
+    tensor_data = to_data(data, task, input_size, samples, seed)
     if data is not None:
         task = "classify" if tensor_data.is_classification else "regression"
 
@@ -144,12 +216,14 @@ def build_target(
         factory: Callable[[], nn.Module] = make
         default_model = True
     else:
-        factory = model_factory(model, seed)
-        model_name = model
+        factory, model_name = _model_factory(model, seed)
         default_model = False
 
+    loss_fn: LossFn
     if loss is not None:
-        loss_fn, loss_name = load_loss(loss), loss
+        loss_fn, loss_name = to_loss(loss)
+        if isinstance(loss, str):
+            loss_name = loss
     elif tensor_data.is_classification:
         loss_fn, loss_name = classify_loss, "cross_entropy"
     else:
@@ -219,59 +293,3 @@ def _check_default_loss_shapes(target: Target, pred: Tensor, yb: Tensor) -> None
 def expected_initial_ce(classes: int) -> float:
     """Karpathy's check: with an uninformed init, cross-entropy starts at ln(C)."""
     return math.log(classes)
-
-
-def target_from_objects(
-    model: nn.Module | Callable[[], nn.Module],
-    data: TensorData | tuple[Tensor, Tensor] | torch.utils.data.Dataset[object],
-    loss: LossFn | None = None,
-    *,
-    seed: int = 0,
-    task: str | None = None,
-) -> Target:
-    """A Target from Python objects (the API behind ``diag.checks`` for a user's tests).
-
-    A Module instance is deep-copied for every use, so the caller's weights never change.
-    """
-    from diag.data import _dataset_to_data, arrays_to_data
-
-    if isinstance(data, TensorData):
-        tensor_data = data
-    elif isinstance(data, tuple) and len(data) == 2:
-        tensor_data = arrays_to_data(data[0], data[1], source="(x, y)")
-    elif isinstance(data, torch.utils.data.Dataset):
-        tensor_data = _dataset_to_data(data, type(data).__name__)
-    else:
-        raise UsageError(f"data is a {type(data).__name__}",
-                         hint="give a tuple (x, y) of tensors or a torch Dataset")
-    if isinstance(model, nn.Module):
-        instance = model
-
-        def factory() -> nn.Module:
-            return copy.deepcopy(instance)
-
-        name = type(model).__name__
-    elif callable(model):
-        maker = model
-
-        def factory() -> nn.Module:
-            with isolated_rng(seed):
-                built = maker()
-            if not isinstance(built, nn.Module):
-                raise UsageError(f"the model factory returned a {type(built).__name__}",
-                                 hint="return a torch.nn.Module")
-            return built
-
-        name = getattr(model, "__name__", type(model).__name__)
-    else:
-        raise UsageError(f"model is a {type(model).__name__}",
-                         hint="give a torch.nn.Module or a zero-argument callable")
-    classify = tensor_data.is_classification
-    loss_fn: LossFn
-    if loss is None:
-        loss_fn, loss_name = (classify_loss, "cross_entropy") if classify else (
-            landmark_loss, "mse")
-    else:
-        loss_fn, loss_name = loss, getattr(loss, "__name__", type(loss).__name__)
-    return Target(factory, name, tensor_data, loss_fn, loss_name,
-                  task or ("classify" if classify else "regression"))

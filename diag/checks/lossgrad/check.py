@@ -9,7 +9,6 @@ worst input found and a hint.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,25 +16,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from diag.checks.lossgrad import TARGET_KINDS, LossGradOptions
 from diag.errors import DiagError, UsageError, user_code_error
+from diag.inputs import Inputs
 from diag.result import CheckResult, Finding, Severity, Status
 
 NAME = "loss-grad"
 LossFn = Callable[[Tensor, Tensor], Tensor]
 TargetFn = Callable[[tuple[int, ...], torch.Generator, torch.dtype], Tensor]
-TARGET_KINDS = ("index", "like", "binary")
-
-
-@dataclass(frozen=True)
-class LossGradOptions:
-    pred_shape: tuple[int, ...] = (8, 10)
-    target: str = "like"
-    """index | like | binary, or 'spec' when ``target_fn`` is given."""
-    seed: int = 0
-    rtol: float = 1e-4
-    """Gradient check tolerance, relative to the gradient's scale."""
-
-
 @dataclass(frozen=True)
 class LossUnderTest:
     name: str
@@ -370,11 +358,25 @@ def check_reference(call: _Caller, ref: _Caller, pred: Tensor, target: Tensor
 
 
 # --- driver ------------------------------------------------------------------------------
-def run(losses: list[LossUnderTest], options: LossGradOptions | None = None,
-        progress: Callable[[int, int], None] | None = None) -> CheckResult:
+def run(inputs: Inputs, options: LossGradOptions, progress: Callable[[int, int], None] | None
+        = None) -> CheckResult:
+    """All properties for the user's loss, or (without one) the browser model's own."""
+    if inputs.loss is None:
+        return run_losses(default_losses(), options, progress)
+    target = options.target
+    kind = (target if isinstance(target, str) and target in TARGET_KINDS else
+            "like" if callable(target) else "index" if inputs.classify else "like")
+    reference = options.reference if callable(options.reference) else None
+    return run_losses([LossUnderTest(
+        inputs.loss_name or getattr(inputs.loss, "__name__", "loss"), inputs.loss, kind,
+        target if callable(target) else None, reference,
+        getattr(reference, "__name__", "reference") if reference is not None else "")],
+        options, progress)
+
+
+def run_losses(losses: list[LossUnderTest], options: LossGradOptions,
+               progress: Callable[[int, int], None] | None = None) -> CheckResult:
     """All properties for each loss; one result (metrics keyed by loss when several)."""
-    options = options or LossGradOptions()
-    started = time.perf_counter()
     findings: list[Finding] = []
     metrics: dict[str, Any] = {}
     statuses = []
@@ -399,8 +401,32 @@ def run(losses: list[LossUnderTest], options: LossGradOptions | None = None,
                f"{names}: gradients correct, reach pred, finite at edge inputs, "
                "batch-independent")
     findings.sort(key=lambda f: ["error", "fail", "warn", "info"].index(f.severity.value))
-    return CheckResult(NAME, status, summary, metrics=metrics, findings=tuple(findings),
-                       duration_s=time.perf_counter() - started)
+    return CheckResult(NAME, status, summary, metrics=metrics, findings=tuple(findings))
+
+
+def prepare(inputs: Inputs, options: LossGradOptions,
+            resolve: Callable[[str, str], Any]) -> LossGradOptions:
+    """Resolve ``reference`` and a SPEC ``target`` before any check runs (bad ones: exit 2)."""
+    import dataclasses
+
+    changes: dict[str, Any] = {}
+    if options.reference is not None:
+        if inputs.loss is None:
+            raise UsageError("--reference needs a loss to compare with it",
+                             hint="pass the loss SPEC (diag loss-grad SPEC, or --loss)")
+        if isinstance(options.reference, str):
+            ref = resolve(options.reference, "--reference")
+            if not callable(ref):
+                raise UsageError(f"--reference {options.reference} is a {type(ref).__name__}",
+                                 hint="give a callable loss(pred, target) -> scalar tensor")
+            changes["reference"] = ref
+    if isinstance(options.target, str) and options.target not in TARGET_KINDS:
+        fn = resolve(options.target, "--target")
+        if not callable(fn):
+            raise UsageError(f"--target {options.target} is not callable",
+                             hint="use index, like, binary or a SPEC (pred_shape) -> target")
+        changes["target"] = fn
+    return dataclasses.replace(options, **changes) if changes else options
 
 
 def _check_one(lut: LossUnderTest, options: LossGradOptions
@@ -465,7 +491,7 @@ def _check_one(lut: LossUnderTest, options: LossGradOptions
 
 def default_losses() -> list[LossUnderTest]:
     """The browser model's own losses: landmark MSE and softmax cross-entropy."""
-    from diag.target import classify_loss, landmark_loss
+    from diag.inputs.target import classify_loss, landmark_loss
 
     return [LossUnderTest("landmark_mse", landmark_loss, "like"),
             LossUnderTest("cross_entropy", classify_loss, "index")]

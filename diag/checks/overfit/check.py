@@ -16,43 +16,24 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from diag.checks._common import guarded
-from diag.checks._relu import relu_census
-from diag.data import TensorData
+from diag.checks.overfit import OverfitOptions
+from diag.checks.overfit.graph import leaf_tensors
+from diag.checks.overfit.relu import relu_census
 from diag.errors import DiagError, UserCodeError, user_code_error
-from diag.graph import leaf_tensors
+from diag.inputs import Inputs
+from diag.inputs.data import TensorData
+from diag.inputs.target import Target, expected_initial_ce
 from diag.result import CheckResult, Finding, Severity, Status
-from diag.target import Target, expected_initial_ce
 from diag.train import Trainer
 
 NAME = "overfit"
 Progress = Callable[[int, int], None]
 
 
-@dataclass(frozen=True)
-class OverfitOptions:
-    """Options of `diag overfit`."""
-
-    samples: int = 16
-    """Size of the subset to memorise (the article: 10-20)."""
-    max_steps: int = 500
-    """Step budget; the check stops as soon as it passes."""
-    lr: float = 1e-3
-    """Adam learning rate (the article's 1e-3)."""
-    batch_size: int | None = None
-    """Minibatch size; None trains on the whole subset every step."""
-    target_loss: float | None = None
-    """Absolute loss to reach; None: 1e-3 for regression, 0.05 for classification."""
-    relative_target: float = 0.01
-    """The loss must also fall to this fraction of its starting value."""
-    seed: int = 0
-
-
-def run(target: Target, options: OverfitOptions | None = None,
-        progress: Progress | None = None) -> CheckResult:
+def run(inputs: Inputs, options: OverfitOptions, progress: Progress | None = None
+        ) -> CheckResult:
     """Train a fresh copy of the model on a small subset and diagnose what stops it."""
-    opts = options or OverfitOptions()
-    return guarded(NAME, lambda: _run(target, opts, progress), opts.seed)
+    return _run(inputs.target, options, progress)
 
 
 def _subset(data: TensorData, samples: int, seed: int) -> TensorData:
@@ -218,6 +199,11 @@ def _run(target: Target, options: OverfitOptions, progress: Progress | None) -> 
         classify=classify, pred=pred, data=data, census_init=census_init.dead_fraction,
         census_final=census_final, model=model, final_norms=final_norms, goal=goal,
     )
+
+    if len(data) < options.samples:
+        findings.append(Finding(
+            Severity.INFO, f"asked for {options.samples} samples; the data has "
+            f"{len(data)}, so all of them were used", "pass smaller --samples, or more data"))
 
     metrics: dict[str, Any] = {
         "passed": passed,
@@ -433,7 +419,7 @@ def _prediction_payload(target: Target, data: TensorData, pred: Tensor, classify
     k = min(8, len(data))
     x = data.x[:k].detach().float()
     if target.default_model and x.shape[1] == 3:
-        from diag.pipeline import BrowserPipeline
+        from diag.model.pipeline import BrowserPipeline
 
         pipe = BrowserPipeline(size=int(x.shape[-1]))
         images = np.stack([pipe.to_image(img) for img in x])

@@ -14,22 +14,12 @@ from typing import Any
 
 from diag.errors import UsageError
 
-CHECK_NAMES = ("overfit", "leaks", "lr-schedule", "loss-grad", "preprocess")
-
-# key -> accepted Python types, per table
+# key -> accepted Python types, for the top-level [tool.diag] table. The per-check tables'
+# keys, types and rules come from each check's options dataclass, through the registry.
 TOP_KEYS: dict[str, tuple[type, ...]] = {
     "model": (str,), "data": (str,), "loss": (str,), "step": (str,), "pipeline": (str,),
     "history": (str,), "seed": (int,), "task": (str,), "input_size": (int,),
     "select": (list,), "skip": (list,), "timeout": (int, float),
-}
-CHECK_KEYS: dict[str, dict[str, tuple[type, ...]]] = {
-    "overfit": {"samples": (int,), "max_steps": (int,), "lr": (int, float),
-                "batch_size": (int,), "target_loss": (int, float)},
-    "leaks": {"iterations": (int,), "warmup": (int,)},
-    "lr-schedule": {"epochs": (int,), "lr": (int, float), "verify": (bool,),
-                    "range_test": (bool,), "metric": (str,)},
-    "loss-grad": {"pred_shape": (list,), "target": (str,), "reference": (str,)},
-    "preprocess": {},
 }
 
 
@@ -38,7 +28,8 @@ class Config:
     """Validated settings; ``where`` names the file for error messages."""
 
     values: dict[str, Any] = field(default_factory=dict)
-    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checks: dict[str, Any] = field(default_factory=dict)
+    """Check name -> its validated options object."""
     where: str = ""
     base: Path = Path(".")
     """Folder the file lives in: relative paths in it are relative to this."""
@@ -46,8 +37,9 @@ class Config:
     def get(self, key: str, default: Any = None) -> Any:
         return self.values.get(key, default)
 
-    def options(self, check: str) -> dict[str, Any]:
-        return dict(self.checks.get(check, {}))
+    def options(self, check: str) -> Any:
+        """The check's options from the file (None: not configured)."""
+        return self.checks.get(check)
 
     def path(self, key: str) -> str | None:
         """A spec or file value with relative file paths made relative to the config file."""
@@ -97,37 +89,39 @@ def _check_type(table: str, key: str, value: Any, types: tuple[type, ...]) -> No
 
 
 def parse(table: dict[str, Any], where: str, base: Path = Path(".")) -> Config:
-    """Validate a ``[tool.diag]`` table."""
+    """Validate a ``[tool.diag]`` table: the same rules as the command-line options."""
+    from diag.checks.base import validate_options
+    from diag.checks.registry import BY_NAME, NAMES
+
+    if not isinstance(table, dict):
+        raise UsageError(f"{where} [tool.diag] is a {type(table).__name__}, not a table",
+                         hint="write it as a [tool.diag] table")
     values: dict[str, Any] = {}
-    checks: dict[str, dict[str, Any]] = {}
+    checks: dict[str, Any] = {}
     for key, value in table.items():
-        if key in CHECK_KEYS:
+        if key in BY_NAME:
             if not isinstance(value, dict):
                 raise UsageError(f"{where} [tool.diag] {key}: expected a table "
                                  f"[tool.diag.{key}]", hint="write it as a sub-table")
-            sub = f"{where} [tool.diag.{key}]"
-            for k, v in value.items():
-                if k not in CHECK_KEYS[key]:
-                    raise UsageError(f"{sub} unknown key {k!r}",
-                                     hint=_suggest(k, list(CHECK_KEYS[key])) if CHECK_KEYS[key]
-                                     else f"{key} has no options")
-                _check_type(sub, k, v, CHECK_KEYS[key][k])
-            checks[key] = dict(value)
+            if "seed" in value:
+                raise UsageError(f"{where} [tool.diag.{key}] unknown key 'seed'",
+                                 hint="seed is set once, in [tool.diag]")
+            checks[key] = validate_options(BY_NAME[key], value, f"{where} [tool.diag.{key}]")
         elif key in TOP_KEYS:
             _check_type(f"{where} [tool.diag]", key, value, TOP_KEYS[key])
             values[key] = value
         else:
             raise UsageError(f"{where} [tool.diag] unknown key {key!r}",
-                             hint=_suggest(key, list(TOP_KEYS) + list(CHECK_KEYS)))
+                             hint=_suggest(key, list(TOP_KEYS) + list(NAMES)))
     for key in ("select", "skip"):
         for name in values.get(key, []):
-            if name not in CHECK_NAMES:
+            if name not in NAMES:
                 raise UsageError(f"{where} [tool.diag] {key}: unknown check {name!r}",
-                                 hint=f"checks: {', '.join(CHECK_NAMES)}")
-    shape = checks.get("loss-grad", {}).get("pred_shape")
-    if shape is not None and not (shape and all(isinstance(d, int) and d > 0 for d in shape)):
-        raise UsageError(f"{where} [tool.diag.loss-grad] pred_shape: expected a list of "
-                         f"positive integers, got {shape!r}", hint="e.g. pred_shape = [8, 10]")
+                                 hint=f"checks: {', '.join(NAMES)}")
+    timeout = values.get("timeout")
+    if timeout is not None and not timeout > 0:
+        raise UsageError(f"{where} [tool.diag] timeout: {timeout!r} is not positive",
+                         hint="give seconds > 0, or leave timeout out for no limit")
     return Config(values, checks, where, base)
 
 
@@ -138,12 +132,19 @@ def load_config(path: str | None) -> Config:
         p = Path(path)
         if not p.exists():
             raise UsageError(f"--config file not found: {path}", hint="check the path")
+        if p.is_dir():
+            raise UsageError(f"--config {path} is a folder", hint="name the TOML file")
         data = _toml_load(p)
-        table = data.get("tool", {}).get("diag", data if "tool" not in data else {})
+        tool = data.get("tool", {})
+        if not isinstance(tool, dict):
+            raise UsageError(f"{p.name}: tool is a {type(tool).__name__}, not a table",
+                             hint="write [tool.diag] as a table")
+        table = tool.get("diag", data if "tool" not in data else {})
         return parse(table, p.name, p.resolve().parent)
     p = Path("pyproject.toml")
-    if p.exists():
-        table = _toml_load(p).get("tool", {}).get("diag")
+    if p.is_file():
+        tool = _toml_load(p).get("tool", {})
+        table = tool.get("diag") if isinstance(tool, dict) else None
         if table is not None:
             return parse(table, "pyproject.toml", p.resolve().parent)
     return Config()

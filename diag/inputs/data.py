@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from diag.data.synthetic import EXPRESSIONS, NUM_POINTS, FaceSample, generate_faces
 from diag.errors import DataError, UsageError, user_code_error
+from diag.inputs.synthetic import EXPRESSIONS, NUM_POINTS, FaceSample, generate_faces
 
 TASKS = ("landmarks", "classify")
 
@@ -44,7 +44,7 @@ def default_data(task: str = "landmarks", n: int = 64, size: int = 56, seed: int
     landmarks: y is (N, 136), (x, y) pairs interleaved, in [0, 1] of the padded square.
     classify: y is (N,) int64 expression labels (see ``EXPRESSIONS``).
     """
-    from diag.pipeline import BrowserPipeline
+    from diag.model.pipeline import BrowserPipeline
 
     if task not in TASKS:
         raise UsageError(f"unknown task {task!r}", hint=f"use one of {', '.join(TASKS)}")
@@ -138,7 +138,7 @@ def load_data(spec: str | None, task: str = "landmarks", size: int = 56, n: int 
         return default_data(task, n=n, size=size, seed=seed)
     if spec.endswith(".npz") or (os.path.exists(spec) and ":" not in os.path.basename(spec)):
         return load_npz(spec)
-    from diag.spec import resolve
+    from diag.inputs.spec import resolve
 
     obj = resolve(spec, "--data")
     if callable(obj) and not isinstance(obj, torch.utils.data.Dataset | tuple):

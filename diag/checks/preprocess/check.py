@@ -4,7 +4,7 @@ The article's "garbage in, garbage out": check what the network really sees. dia
 own probe images (portrait, landscape, square, odd sizes) with markers at known points and
 checks the output contract, channel order, spatial integrity, that image and points agree,
 the points' round trip, intensity (wrap-around, double normalisation) and determinism.
-Pipelines follow DESIGN.md: ``preprocess(image, points) -> (tensor, model_points)``,
+Pipelines follow the contract: ``preprocess(image, points) -> (tensor, model_points)``,
 ``postprocess(model_points, image_size) -> points``, optional ``channel_order`` and
 ``points_unit`` ("relative": [0, 1] of the tensor, the default; or "pixels" of the tensor).
 """
@@ -13,30 +13,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from diag.checks._common import guarded
+from diag.checks.preprocess import PreprocessOptions
 from diag.errors import UsageError, user_code_error
+from diag.inputs import Inputs
 from diag.result import CheckResult, Finding, Severity, Status
 
 NAME = "preprocess"
-PROBE_SIZES: tuple[tuple[int, int], ...] = ((64, 64), (48, 80), (90, 50), (37, 53), (120, 71))
-"""(H, W): square, landscape, portrait, odd, and a size that is scaled down."""
 MARKERS = ((0.25, 0.3), (0.75, 0.3), (0.3, 0.75))
 """Marker centres as fractions of (x, y): top-left, top-right, bottom-left."""
 PROPERTIES = ("output_contract", "channel_order", "spatial_integrity", "points_agree",
               "round_trip", "intensity", "determinism")
-
-
-@dataclass(frozen=True)
-class PreprocessOptions:
-    seed: int = 0
-    sizes: tuple[tuple[int, int], ...] = PROBE_SIZES
-    point_tolerance_px: float = 0.5
-    """Round trip: max error in pixels of the original image."""
 
 
 class _Pipe:
@@ -46,8 +36,10 @@ class _Pipe:
         for attr in ("preprocess", "postprocess"):
             if not callable(getattr(obj, attr, None)):
                 raise UsageError(f"the pipeline has no {attr}() method",
-                                 hint="see DESIGN.md: preprocess(image, points) and "
-                                      "postprocess(model_points, image_size)")
+                                 hint="a pipeline has preprocess(image: uint8 (H, W, 3), "
+                                      "points: float (N, 2) of x, y pixels) -> (tensor "
+                                      "float32 (C, S, S), model_points) and "
+                                      "postprocess(model_points, image_size: (H, W)) -> points")
         self.obj = obj
         order = str(getattr(obj, "channel_order", "RGB")).upper()
         if order not in ("RGB", "BGR"):
@@ -115,10 +107,10 @@ def _blob(diff: np.ndarray) -> tuple[float, float, float]:
     return cx, cy, float(near)
 
 
-def run(pipeline: Any, options: PreprocessOptions | None = None,
-        progress: Callable[[int, int], None] | None = None, source: str = "") -> CheckResult:
-    opts = options or PreprocessOptions()
-    return guarded(NAME, lambda: _run(pipeline, opts, progress, source))
+def run(inputs: Inputs, options: PreprocessOptions,
+        progress: Callable[[int, int], None] | None = None) -> CheckResult:
+    """Probe the pipeline with marked images and check every property."""
+    return _run(inputs.pipeline, options, progress, inputs.pipeline_source)
 
 
 def _run(pipeline: Any, options: PreprocessOptions, progress: Callable[[int, int], None] | None,
@@ -314,19 +306,24 @@ def _finish(findings: list[Finding], metrics: dict[str, Any], failed: set[str],
                        plot_data=plot_data)
 
 
-def load_pipeline(spec: str | None, size: int = 112) -> tuple[Any, str]:
-    """``--pipeline``: an object or a zero-argument callable returning one; default: the
-    browser model's own pipeline."""
+def load_pipeline(spec: Any, size: int = 112) -> tuple[Any, str]:
+    """``--pipeline``: a SPEC or an object (or a zero-argument callable returning one);
+    None: the browser model's own pipeline. Its contract is checked here, before any check
+    runs, so a pipeline without ``postprocess`` is a usage error (exit 2)."""
     if spec is None:
-        from diag.pipeline import default_pipeline
+        from diag.model.pipeline import default_pipeline
 
         return default_pipeline(size), "browser pipeline (default)"
-    from diag.spec import resolve
+    if isinstance(spec, str):
+        from diag.inputs.spec import resolve
 
-    obj = resolve(spec, "--pipeline")
+        obj, source = resolve(spec, "--pipeline"), spec
+    else:
+        obj, source = spec, type(spec).__name__
     if isinstance(obj, type) or (not hasattr(obj, "preprocess") and callable(obj)):
         try:
             obj = obj()
         except Exception as exc:
-            raise user_code_error(exc, f"--pipeline {spec}") from None
-    return obj, spec
+            raise user_code_error(exc, f"--pipeline {source}") from None
+    _Pipe(obj)
+    return obj, source

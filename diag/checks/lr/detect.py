@@ -332,6 +332,14 @@ SMOOTHINGS = (4, 6, 10, 16)
 """Median-window widths (points) over which the suggestion's stability is measured."""
 
 
+def smoothed_range_losses(losses: Sequence[float], width: int = 10) -> FloatArray:
+    """The range test's losses as the suggestion sees them (centred median, no lag)."""
+    x = np.asarray(losses, float)
+    if len(x) < 3:
+        return x
+    return smooth_robust(x, max(2, min(width, len(x) // 3)))
+
+
 def suggestion_spread(lrs: Sequence[float], losses: Sequence[float]) -> tuple[float | None, float]:
     """The suggestion (width 10) and its spread in decades across ``SMOOTHINGS``."""
     found = [s for s in (suggest_lr(lrs, losses, w) for w in SMOOTHINGS) if s]

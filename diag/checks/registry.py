@@ -1,0 +1,27 @@
+"""The one list of checks. `diag check`'s order, ``--select``/``--skip`` validation,
+``[tool.diag]`` keys, the console table, figures and the JUnit cases all derive from it.
+
+Adding a check: a folder ``diag/checks/<name>/`` whose ``__init__.py`` defines its options
+and its ``CHECK`` record, and one line here. Torch-free.
+"""
+
+from __future__ import annotations
+
+from diag.checks.base import Check
+from diag.checks.leaks import CHECK as LEAKS
+from diag.checks.lossgrad import CHECK as LOSS_GRAD
+from diag.checks.lr import CHECK as LR_SCHEDULE
+from diag.checks.overfit import CHECK as OVERFIT
+from diag.checks.preprocess import CHECK as PREPROCESS
+
+CHECKS: tuple[Check, ...] = (OVERFIT, LEAKS, LR_SCHEDULE, LOSS_GRAD, PREPROCESS)
+"""Every check, in the order `diag check` runs them."""
+
+NAMES: tuple[str, ...] = tuple(c.name for c in CHECKS)
+
+BY_NAME: dict[str, Check] = {c.name: c for c in CHECKS}
+
+
+def get(name: str) -> Check:
+    """The check called ``name`` (KeyError if there is none)."""
+    return BY_NAME[name]

@@ -1,0 +1,32 @@
+"""What the user hands in: SPECs, the config file, the model/data/loss target, data sets,
+loss histories. ``Inputs`` is what the plan resolved for one run; checks read it.
+
+This module is torch-free; its submodules that build models or data import torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything a check may read, resolved once by the plan (``diag.run.plan``)."""
+
+    target: Any = None
+    """A ``diag.inputs.target.Target``: model factory, data and loss."""
+    step: Callable[[], Callable[[], object]] | None = None
+    """A zero-argument factory returning ``step()`` (leaks)."""
+    step_source: str = ""
+    pipeline: Any = None
+    """An object with ``preprocess`` and ``postprocess`` (preprocess)."""
+    pipeline_source: str = ""
+    history: Any = None
+    """A ``diag.inputs.history.History`` (lr-schedule without training)."""
+    loss: Callable[..., Any] | None = None
+    """The user's loss, or None for the browser model's own (loss-grad)."""
+    loss_name: str = ""
+    classify: bool | None = None
+    """Whether the data holds class indices; None when no data was given."""

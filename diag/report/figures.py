@@ -1,0 +1,58 @@
+"""Figure rendering shared by the checks: functions take numbers and return a matplotlib
+Figure (Agg, no pyplot state). Every plot has a title and labelled axes with units.
+
+Each check's own figures live in ``diag/checks/<name>/figures.py``; ``figures_for`` finds
+them through the registry. Figure functions never compute: they draw a result's numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from diag.result import CheckResult
+
+
+def new_figure(width: float = 7.0, height: float = 4.0) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def loss_curve(losses: Sequence[float], title: str, goal: float | None = None,
+               log: bool = True, xlabel: str = "training step (iterations)") -> Figure:
+    """A loss curve, log scale when every value is positive."""
+    fig = new_figure()
+    ax = fig.add_subplot()
+    values = np.asarray([v if isinstance(v, int | float) else np.nan for v in losses], float)
+    ax.plot(np.arange(1, len(values) + 1), values, lw=1.5, label="loss")
+    if goal is not None and goal > 0:
+        ax.axhline(goal, color="tab:green", ls="--", lw=1, label=f"target {goal:.3g}")
+    finite = values[np.isfinite(values)]
+    if log and finite.size and (finite > 0).all():
+        ax.set_yscale("log")
+        ax.set_ylabel("loss (unitless, log scale)")
+    else:
+        ax.set_ylabel("loss (unitless)")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper right")
+    return fig
+
+
+def figures_for(result: CheckResult) -> dict[str, Figure]:
+    """The plots of a check's result, by short name (``loss``, ``predictions``...)."""
+    from diag.checks.registry import BY_NAME
+
+    check = BY_NAME.get(result.name)
+    if check is None or check.figures is None:
+        return {}
+    figs: dict[str, Figure] = check.figures(result)
+    return figs
+
+
+__all__ = ["figures_for", "loss_curve", "new_figure"]
