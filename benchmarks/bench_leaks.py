@@ -22,8 +22,8 @@ def main() -> None:
 
     import torch
 
-    from diag.checks.leaks.census import TensorCensus
     from diag.checks import _leaks as leaks
+    from diag.checks.leaks.census import TensorCensus
     from diag.inputs.target import build_target
 
     torch.set_num_threads(min(2, torch.get_num_threads()))

@@ -75,7 +75,9 @@ def test_same_seed_same_json_numbers(planted_path: str, tmp_path: Path) -> None:
         r = invoke("overfit", "--model", "{p}:clean_mlp", *MLP_ARGS, "--format", "json",
                    "--seed", "7", "--no-plots", "--out", str(tmp_path / str(i)),
                    planted=planted_path)
+        assert r.exit_code == ExitCode.OK, r.output  # type: ignore[attr-defined]
         docs.append(json.loads(r.stdout)["checks"][0])  # type: ignore[attr-defined]
+    assert docs[0]["status"] == "pass" and docs[0]["metrics"]["steps"] > 1
     assert docs[0]["metrics"] == docs[1]["metrics"] and docs[0]["series"] == docs[1]["series"]
 
 
@@ -101,9 +103,12 @@ def test_bad_input_gives_one_line_and_exit_code(planted_path: str, tmp_path: Pat
     assert r.exit_code == code, r.output  # type: ignore[attr-defined]
     err = r.stderr  # type: ignore[attr-defined]
     assert needle in err, err
-    if code != 2 or "samples" not in needle:
+    assert "Traceback" not in err
+    if code == 2 and "samples" not in needle:  # before any check ran: one line
+        # (a bad option's one line comes from the console script: see below)
         assert err.startswith("diag: error: ") and err.count("\n") == 1, err
-        assert "Traceback" not in err
+    elif code == 3:  # user code raised inside the check: that check's error, one line
+        assert "diag: overfit: error: " in err and err.count("error") == 1, err
 
 
 def test_model_command_json() -> None:
@@ -124,10 +129,38 @@ def test_model_command_lists_and_rejects_unknown() -> None:
     assert r.exit_code == 2 and "choose one of" in r.stderr  # type: ignore[attr-defined]
 
 
-def test_every_output_format_has_a_reporter() -> None:
-    from diag.report.formats import REPORTERS
+def test_every_output_format_has_a_reporter_and_stdout_goes_through_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
 
-    assert {f.value for f in OutputFormat} == set(REPORTERS)
+    from diag.report import Report, formats
+    from diag.result import CheckResult, Status
+    from diag.run.plan import Job
+    from diag.run.session import RunOptions, execute
+
+    assert {f.value for f in OutputFormat} == set(formats.REPORTERS)
+    report = Report([CheckResult("x", Status.PASS, "fine")])
+    for fmt in formats.REPORTERS:
+        stream = io.StringIO()
+        formats.reporter_for(fmt).write(report, stream)
+        assert "fine" in stream.getvalue()
+
+    class Marker:
+        def __init__(self, **_kw: object) -> None:
+            pass
+
+        def render(self, report: Report) -> str:
+            return "MARKER\n"
+
+        def write(self, report: Report, stream: object) -> None:
+            stream.write(self.render(report))  # type: ignore[attr-defined]
+
+    for fmt in formats.REPORTERS:  # text included: no path around the table
+        monkeypatch.setitem(formats.REPORTERS, fmt, Marker)
+        execute([Job.of("x", lambda _p: CheckResult("x", Status.PASS, "fine"))],
+                RunOptions(out=tmp_path, fmt=fmt, quiet=True))
+        assert capsys.readouterr().out == "MARKER\n"
 
 
 def test_leaks_cli_planted_and_clean(tmp_path: Path) -> None:

@@ -18,10 +18,27 @@ the Check record and the guard, ``registry.py`` the one list of checks.
 
 from __future__ import annotations
 
+import sys
+import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from diag.result import CheckResult
+
+
+class _ChecksPackage(types.ModuleType):
+    """``checks.overfit`` is the API function, and ``diag/checks/overfit/`` the check's
+    folder. Importing the folder would make the import system set ``checks.overfit`` to
+    the subpackage; this keeps the function. Import a folder's code with
+    ``from diag.checks.overfit import ...`` (or ``importlib``), never ``import ... as``."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and callable(self.__dict__.get(name)):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _ChecksPackage
 
 
 def _run(name: str, options: dict[str, Any], *, seed: int = 0, task: str = "landmarks",

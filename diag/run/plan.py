@@ -19,7 +19,7 @@ from typing import Any
 
 from diag.checks.base import Check, Progress, run_check
 from diag.checks.registry import BY_NAME, CHECKS, NAMES
-from diag.errors import DiagError, UsageError
+from diag.errors import DiagError, UsageError, UserCodeError
 from diag.inputs import Inputs
 from diag.result import CheckResult, Status
 
@@ -128,7 +128,7 @@ def build(sources: Sources, settings: Settings, names: Sequence[str],
             for c in selected}
     src = sources.as_dict()
     needs = set().union(*(c.needs(src) for c in selected))
-    inputs = _resolve(sources, settings, needs, opts)
+    inputs, broken = _resolve(sources, settings, needs, opts)
 
     jobs: list[Job] = []
     for check in selected:
@@ -136,6 +136,10 @@ def build(sources: Sources, settings: Settings, names: Sequence[str],
         if check.prepare is not None:
             where = (option_origins or {}).get(check.name, "")
             o = check.prepare(inputs, o, _spec_resolver(where, base))
+        if broken is not None and "target" in check.needs(src):
+            jobs.append(Job(check.name, _constant(broken.as_result(check.name)), seed=None,
+                            torch_needed=False))
+            continue
         if check.name == "preprocess" and sources.pipeline is None and sources.model is not None:
             skipped = CheckResult("preprocess", Status.SKIP, "no pipeline configured for your "
                                   "model: set pipeline (or --pipeline) to check yours")
@@ -193,12 +197,18 @@ def _wrap(sources: Sources, key: str, exc: DiagError) -> DiagError:
 
 
 def _resolve(sources: Sources, settings: Settings, needs: set[str],
-             opts: Mapping[str, Any]) -> Inputs:
-    """Every input in ``needs``, resolved now (errors before any check runs)."""
+             opts: Mapping[str, Any]) -> tuple[Inputs, UserCodeError | None]:
+    """Every input in ``needs``, resolved now: bad input raises before any check runs. User
+    code that raises while the target is tried (a forward that fails) is returned instead:
+    it becomes the error of each check that needs the target, and the others still run."""
     fields: dict[str, Any] = {}
     target = None
+    broken: UserCodeError | None = None
     if "target" in needs:
-        target = _target(sources, settings)
+        try:
+            target = _target(sources, settings)
+        except UserCodeError as exc:
+            broken = exc
         fields["target"] = target
     if "step" in needs:
         fields["step"], fields["step_source"] = _step(sources)
@@ -225,12 +235,20 @@ def _resolve(sources: Sources, settings: Settings, needs: set[str],
         except DiagError as exc:
             raise _wrap(sources, "loss", exc) from None
         fields["classify"] = _classify(sources, settings, target)
-    return Inputs(**fields)
+    return Inputs(**fields), broken
 
 
 def _target(sources: Sources, settings: Settings) -> Any:
+    from diag.inputs.spec import resolve
     from diag.inputs.target import build_target, check_fit
 
+    for key in ("model", "loss"):
+        value = getattr(sources, key)
+        if isinstance(value, str):
+            try:
+                resolve(value, f"--{key}")
+            except DiagError as exc:
+                raise _wrap(sources, key, exc) from None
     data = sources.data
     if isinstance(data, str) and (data.endswith(".npz") or ":" not in os.path.basename(data)) \
             and not os.path.exists(data):
@@ -242,9 +260,10 @@ def _target(sources: Sources, settings: Settings) -> Any:
                               samples=DEFAULT_SAMPLES, seed=settings.seed)
         check_fit(target, settings.seed)
     except DiagError as exc:
-        key = next((k for k in ("model", "data", "loss") if isinstance(getattr(sources, k), str)
-                    and getattr(sources, k) in exc.message), None)
-        raise (_wrap(sources, key, exc) if key else exc) from None
+        named = next((k for k in ("model", "data", "loss") if isinstance(getattr(sources, k),
+                                                                          str)
+                      and getattr(sources, k) in exc.message), None)
+        raise (_wrap(sources, named, exc) if named else exc) from None
     return target
 
 

@@ -18,7 +18,7 @@ from diag.errors import UsageError
 from diag.report import Report
 from diag.report.files import write_check, write_summary
 from diag.report.formats import reporter_for
-from diag.result import CheckResult, ExitCode, Finding, Severity, exit_code_for
+from diag.result import CheckResult, ExitCode, Finding, Severity, Status, exit_code_for
 from diag.run.plan import Job
 
 
@@ -73,7 +73,12 @@ def execute(jobs: Sequence[Job], opts: RunOptions) -> int:
                     Severity.WARN, f"could not write report files: {exc}",
                     "check --out"),))
             results.append(result)
-            if not opts.quiet:
+            if result.status == Status.ERROR:  # even with --quiet: say why, one line
+                where = next((f.location for f in result.findings if f.location), "")
+                err.print(f"diag: {name}: error: {result.summary}"
+                          + (f" (at {where})" if where and where not in result.summary
+                             else ""), soft_wrap=True, markup=False, highlight=False)
+            elif not opts.quiet:
                 err.print(f"diag: {name}: {result.status.value} ({result.duration_s:.1f}s)",
                           soft_wrap=True)
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from diag.result import CheckResult, ExitCode, Status
+from diag.run.plan import Job
 from diag.run.session import RunOptions, execute
 
 
@@ -28,7 +29,7 @@ def failing(_progress: object) -> CheckResult:
 
 
 def test_a_raising_check_does_not_stop_the_others(tmp_path: Path) -> None:
-    code = execute([("first", ok), ("second", boom), ("third", failing)],
+    code = execute([Job.of("first", ok), Job.of("second", boom), Job.of("third", failing)],
                    RunOptions(out=tmp_path, fmt="json", quiet=True))
     assert code == ExitCode.CHECK_ERROR  # error (3) wins over fail (1)
     doc = json.loads((tmp_path / "report.json").read_text())
@@ -41,7 +42,7 @@ def test_a_raising_check_does_not_stop_the_others(tmp_path: Path) -> None:
 def test_interrupt_writes_finished_checks_and_returns_130(tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]
                                                          ) -> None:
-    code = execute([("first", ok), ("second", interrupt), ("third", failing)],
+    code = execute([Job.of("first", ok), Job.of("second", interrupt), Job.of("third", failing)],
                    RunOptions(out=tmp_path, fmt="text", quiet=False))
     assert code == ExitCode.INTERRUPTED
     assert "interrupted while running second" in capsys.readouterr().err
@@ -56,10 +57,54 @@ def test_json_report_turns_nan_into_strings(tmp_path: Path) -> None:
         return CheckResult("n", Status.FAIL, "nan", metrics={"loss": float("nan")},
                            series={"loss": [1.0, float("inf")]})
 
-    execute([("n", nan)], RunOptions(out=tmp_path, fmt="json", quiet=True))
+    execute([Job.of("n", nan)], RunOptions(out=tmp_path, fmt="json", quiet=True))
     doc = json.loads((tmp_path / "n.json").read_text())
     assert doc["checks"][0]["metrics"]["loss"] == "nan"
     assert doc["checks"][0]["series"]["loss"] == [1.0, "inf"]
+
+
+def blocks(_progress: object) -> CheckResult:
+    import time
+
+    while True:  # until the timer interrupts it
+        time.sleep(0.05)
+
+
+def test_a_timed_out_check_is_an_error_and_the_others_go_on(tmp_path: Path) -> None:
+    """No race: the blocking job always times out, the others do no work at all."""
+    code = execute([Job.of("first", ok), Job.of("second", blocks), Job.of("third", failing)],
+                   RunOptions(out=tmp_path, fmt="json", quiet=True, timeout=0.3))
+    assert code == ExitCode.CHECK_ERROR
+    doc = json.loads((tmp_path / "report.json").read_text())
+    statuses = {c["name"]: c["status"] for c in doc["checks"]}
+    assert statuses == {"first": "pass", "second": "error", "third": "fail"}
+    second = next(c for c in doc["checks"] if c["name"] == "second")
+    assert second["summary"] == "timed out after 0.3 s" and second["duration_s"] >= 0.3
+
+
+def test_sys_exit_in_user_code_is_that_checks_error(tmp_path: Path) -> None:
+    def exits(_p: object) -> CheckResult:
+        raise SystemExit(0)
+
+    code = execute([Job.of("first", exits), Job.of("third", failing)],
+                   RunOptions(out=tmp_path, fmt="json", quiet=True))
+    assert code == ExitCode.CHECK_ERROR
+    doc = json.loads((tmp_path / "report.json").read_text())
+    assert [c["status"] for c in doc["checks"]] == ["error", "fail"]
+    assert "sys.exit(0)" in doc["checks"][0]["summary"]
+
+
+def test_prints_of_user_code_stay_off_stdout_in_json_mode(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    def chatty(_p: object) -> CheckResult:
+        print("epoch 1 done")
+        return ok(_p)
+
+    execute([Job.of("first", chatty)], RunOptions(out=tmp_path, fmt="json", quiet=True))
+    out = capsys.readouterr()
+    assert json.loads(out.out)["checks"][0]["status"] == "pass"
+    assert "epoch 1 done" in out.err
 
 
 def test_unwritable_out_is_a_usage_error(tmp_path: Path) -> None:
@@ -68,14 +113,14 @@ def test_unwritable_out_is_a_usage_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(UsageError):
-        execute([("first", ok)], RunOptions(out=blocker / "sub", quiet=True))
+        execute([Job.of("first", ok)], RunOptions(out=blocker / "sub", quiet=True))
 
 
 def test_report_files_are_readable_like_plain_files(tmp_path: Path) -> None:
     import os
     import stat
 
-    execute([("first", ok)], RunOptions(out=tmp_path, quiet=True))
+    execute([Job.of("first", ok)], RunOptions(out=tmp_path, quiet=True))
     umask = os.umask(0)
     os.umask(umask)
     for name in ("first.json", "summary.md", "report.json"):

@@ -7,8 +7,8 @@ import gc
 import pytest
 import torch
 
+from diag import checks
 from diag.checks.leaks.census import TensorCensus, naive_tensor_count
-from diag.checks import _leaks as leaks
 from diag.result import Status
 
 import leaky
@@ -36,7 +36,7 @@ def leaky_line(snippet: str) -> str:
 @pytest.mark.parametrize("name", list(LEAKS))
 def test_planted_leak_fails_with_site_and_hint(name: str) -> None:
     quantity, hint, created = LEAKS[name]
-    r = leaks.run(getattr(leaky, name))
+    r = checks.leaks(getattr(leaky, name))
     assert r.status == Status.FAIL, r.summary
     assert quantity in r.metrics["growing"].split(",")
     assert r.metrics[f"{quantity}_per_iter"] > 0
@@ -49,13 +49,13 @@ def test_planted_leak_fails_with_site_and_hint(name: str) -> None:
 
 @pytest.mark.parametrize("name", TWINS)
 def test_fixed_twin_passes(name: str) -> None:
-    r = leaks.run(getattr(leaky, name))
+    r = checks.leaks(getattr(leaky, name))
     assert r.status == Status.PASS, (r.summary, r.findings)
     assert r.metrics["leak"] is False
 
 
 def test_tensors_made_out_of_sight_are_still_counted() -> None:
-    r = leaks.run(leaky.numpy_cache)
+    r = checks.leaks(leaky.numpy_cache)
     assert r.status == Status.FAIL, r.summary
     assert r.metrics["untracked_tensors_per_iter"] == pytest.approx(1.0)
     f = next(f for f in r.findings if "cannot see" in f.message)
@@ -64,7 +64,7 @@ def test_tensors_made_out_of_sight_are_still_counted() -> None:
 
 def test_a_leak_inside_optimizer_step_is_counted() -> None:
     """The census steps out of optimizer.step() for speed; the gc scans still see it."""
-    r = leaks.run(leaky.optimizer_history)
+    r = checks.leaks(leaky.optimizer_history)
     assert r.status == Status.FAIL, r.summary
     assert r.metrics["untracked_tensors_per_iter"] == pytest.approx(4.0)  # 4 parameters
 
@@ -88,12 +88,12 @@ def test_a_users_own_mode_inside_step_still_works() -> None:
 
         return step
 
-    r = leaks.run(factory)
+    r = checks.leaks(factory)
     assert r.status == Status.PASS and calls
 
 
 def test_one_tensor_per_iteration_is_reported_within_ten_iterations() -> None:
-    r = leaks.run(leaky.list_of_losses, leaks.LeaksOptions(iterations=15, warmup=5))
+    r = checks.leaks(leaky.list_of_losses, iterations=15, warmup=5)
     assert r.status == Status.FAIL
     assert r.metrics["tensors_per_iter"] == pytest.approx(1.0)
     message = r.findings[0].message
@@ -131,16 +131,13 @@ def test_graph_held_tensors_are_counted() -> None:
 
 
 def test_step_that_raises_is_an_error_with_location() -> None:
-    r = leaks.run(leaky.raises)
+    r = checks.leaks(leaky.raises)
     assert r.status == Status.ERROR
     assert "iteration 3" in r.summary and "leaky.py:" in r.findings[0].location
 
 
 def test_default_training_loop_is_clean() -> None:
-    from diag.inputs.target import build_target
-
-    target = build_target(input_size=32, samples=24)
-    r = leaks.run(leaks.training_step_factory(target), leaks.LeaksOptions(iterations=12))
+    r = checks.leaks(input_size=32, iterations=12)
     assert r.status == Status.PASS, r.findings
     assert set(r.series) >= {"tensors", "storages", "bytes", "graph_nodes"}
     assert len(r.series["tensors"]) == 12
@@ -149,12 +146,14 @@ def test_default_training_loop_is_clean() -> None:
 def test_too_few_iterations_is_a_usage_error() -> None:
     from diag.errors import UsageError
 
-    with pytest.raises(UsageError):
-        leaks.run(leaky.clean, leaks.LeaksOptions(iterations=6, warmup=5))
+    with pytest.raises(UsageError, match="fewer than 4 iterations"):
+        checks.leaks(leaky.clean, iterations=6, warmup=5)
 
 
 def test_same_seed_same_numbers() -> None:
-    a = leaks.run(leaky.list_of_losses).to_dict()
-    b = leaks.run(leaky.list_of_losses).to_dict()
+    ra, rb = checks.leaks(leaky.list_of_losses), checks.leaks(leaky.list_of_losses)
+    assert ra.status == rb.status == Status.FAIL  # the planted leak, found both times
+    a, b = ra.to_dict(), rb.to_dict()
+    assert a["metrics"] == b["metrics"]
     for key in ("tensors", "storages", "bytes", "graph_nodes"):
         assert a["series"][key] == b["series"][key]

@@ -6,14 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from diag.checks._lossgrad import LossGradOptions, LossUnderTest, default_losses, kink_probe, run
-from diag.result import Status
+from diag import checks
+from diag.checks.lossgrad.check import kink_probe
+from diag.result import CheckResult, Status
 
 import losses
 
 
-def check(name: str, target: str = "like", **kw: object) -> object:
-    return run([LossUnderTest(name, getattr(losses, name), target, **kw)])  # type: ignore[arg-type]
+def check(name: str, target: str = "like", **kw: object) -> CheckResult:
+    return checks.loss_grad(getattr(losses, name), target=target, **kw)  # type: ignore[arg-type]
 
 
 CLEAN = [("mse", "like"), ("l1", "like"), ("smooth_l1", "like"), ("hinge", "binary"),
@@ -24,16 +25,16 @@ CLEAN = [("mse", "like"), ("l1", "like"), ("smooth_l1", "like"), ("hinge", "bina
 @pytest.mark.parametrize(("name", "target"), CLEAN, ids=[c[0] for c in CLEAN])
 def test_correct_losses_pass(name: str, target: str) -> None:
     r = check(name, target)
-    assert r.status == Status.PASS, (r.summary, r.findings)  # type: ignore[attr-defined]
-    m = r.metrics  # type: ignore[attr-defined]
+    assert r.status == Status.PASS, (r.summary, r.findings)
+    m = r.metrics
     assert m["gradient_correct"] and m["finite_at_edges"] and m["batch_independent"]
 
 
 @pytest.mark.parametrize(("name", "target"), [("l1", "like"), ("hinge", "binary")])
 def test_kinks_are_skipped_not_failed(name: str, target: str) -> None:
     r = check(name, target)
-    assert r.metrics["grad_kinks_skipped"] > 10  # type: ignore[attr-defined]
-    assert r.status == Status.PASS  # type: ignore[attr-defined]
+    assert r.metrics["grad_kinks_skipped"] > 10
+    assert r.status == Status.PASS
 
 
 def test_torch_gradcheck_trips_on_the_same_kinks() -> None:
@@ -66,30 +67,30 @@ PLANTED = [
 def test_planted_bugs_fail_their_property(name: str, target: str, needle: str,
                                           metric: str) -> None:
     r = check(name, target)
-    assert r.status == Status.FAIL, r.summary  # type: ignore[attr-defined]
-    assert needle in r.summary, r.summary  # type: ignore[attr-defined]
-    assert r.metrics[metric] is False  # type: ignore[attr-defined]
-    assert all(f.hint for f in r.findings if f.severity.value == "fail")  # type: ignore[attr-defined]
+    assert r.status == Status.FAIL, r.summary
+    assert needle in r.summary, r.summary
+    assert r.metrics[metric] is False
+    assert all(f.hint for f in r.findings if f.severity.value == "fail")
 
 
 def test_wrong_backward_names_the_element_and_values() -> None:
     r = check("wrong_backward")
-    f = next(f for f in r.findings if "wrong gradient" in f.message)  # type: ignore[attr-defined]
+    f = next(f for f in r.findings if "wrong gradient" in f.message)
     assert f.location.startswith("pred[") and "by autograd but" in f.message
 
 
 def test_reduction_and_randomness_are_information() -> None:
-    assert check("sum_mse").metrics["reduction"] == "sum"  # type: ignore[attr-defined]
-    assert check("mse").metrics["reduction"] == "mean"  # type: ignore[attr-defined]
+    assert check("sum_mse").metrics["reduction"] == "sum"
+    assert check("mse").metrics["reduction"] == "mean"
     noisy = check("noisy_mse")
-    assert noisy.metrics["deterministic"] is False and noisy.status == Status.PASS  # type: ignore[attr-defined]
+    assert noisy.metrics["deterministic"] is False and noisy.status == Status.PASS
 
 
 def test_reference_agreement() -> None:
-    ok = check("mse", reference=torch.nn.functional.mse_loss, reference_name="F.mse_loss")
-    assert ok.status == Status.PASS and ok.metrics["reference_match"]  # type: ignore[attr-defined]
-    bad = check("sum_mse", reference=torch.nn.functional.mse_loss, reference_name="F.mse_loss")
-    assert bad.status == Status.FAIL and "disagrees with the reference" in bad.summary  # type: ignore[attr-defined]
+    ok = check("mse", reference=torch.nn.functional.mse_loss)
+    assert ok.status == Status.PASS and ok.metrics["reference_match"]
+    bad = check("sum_mse", reference=torch.nn.functional.mse_loss)
+    assert bad.status == Status.FAIL and "disagrees with the reference" in bad.summary
 
 
 @pytest.mark.parametrize(("name", "needle"), [
@@ -99,16 +100,25 @@ def test_reference_agreement() -> None:
 ])
 def test_bad_losses_are_errors(name: str, needle: str) -> None:
     r = check(name)
-    assert r.status == Status.ERROR and needle in r.summary  # type: ignore[attr-defined]
+    assert r.status == Status.ERROR and needle in r.summary
     if name == "raises":
-        assert r.findings[0].location.startswith("losses.py:")  # type: ignore[attr-defined]
+        assert r.findings[0].location.startswith("losses.py:")
 
 
 def test_default_losses_pass_with_prefixed_metrics() -> None:
-    r = run(default_losses(), LossGradOptions())
+    r = checks.loss_grad()
     assert r.status == Status.PASS
     assert r.metrics["landmark_mse.gradient_correct"] and r.metrics["cross_entropy.reduction"]
 
 
 def test_same_seed_same_numbers() -> None:
-    assert check("l1").to_dict()["metrics"] == check("l1").to_dict()["metrics"]  # type: ignore[attr-defined]
+    a, b = check("l1"), check("l1")
+    assert a.status == b.status == Status.PASS, a.summary
+    assert a.metrics["grad_checked"] > 0 and a.metrics["grad_kinks_skipped"] > 0
+    assert a.to_dict()["metrics"] == b.to_dict()["metrics"]
+
+
+def test_target_defaults_to_class_indices_for_classification_data() -> None:
+    x, y = torch.randn(8, 3), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    assert checks.loss_grad(losses.cross_entropy, data=(x, y)).metrics["target"] == "index"
+    assert checks.loss_grad(losses.mse).metrics["target"] == "like"

@@ -8,19 +8,17 @@ import math
 import pytest
 import torch
 
-from diag.checks import _overfit as overfit
-from diag.result import Severity, Status
-from diag.inputs.target import target_from_objects
+from diag import checks
+from diag.result import CheckResult, Severity, Status
 
 import planted
 
-FAST = overfit.OverfitOptions(lr=1e-2, max_steps=300)
+FAST = {"lr": 1e-2, "max_steps": 300}
 
 
 def run(model: object, data: tuple[torch.Tensor, torch.Tensor] | None = None,
-        options: overfit.OverfitOptions = FAST) -> overfit.CheckResult:  # type: ignore[name-defined]
-    target = target_from_objects(model, data or planted.regression_data())  # type: ignore[arg-type]
-    return overfit.run(target, options)
+        **options: object) -> CheckResult:
+    return checks.overfit(model, data or planted.regression_data(), **{**FAST, **options})  # type: ignore[arg-type]
 
 
 def messages(result: object, severity: Severity = Severity.FAIL) -> str:
@@ -32,7 +30,7 @@ def test_clean_regressor_passes() -> None:
     assert r.status == Status.PASS, r
     assert r.metrics["passed"] is True
     assert r.metrics["final_loss"] <= r.metrics["target_loss"]
-    assert r.metrics["steps"] < FAST.max_steps  # stopped as soon as it passed
+    assert r.metrics["steps"] < FAST["max_steps"]  # stopped as soon as it passed
     assert r.series["loss"][0] == pytest.approx(r.metrics["initial_loss"], rel=0.5)
     assert not messages(r)
 
@@ -101,10 +99,12 @@ def test_sigmoid_on_regressor_with_targets_beyond_one_is_found() -> None:
 
 
 def test_an_undertrained_model_is_not_blamed_on_its_output_layer() -> None:
-    r = run(planted.clean_mlp, planted.wide_data(), overfit.OverfitOptions(max_steps=3))
+    r = run(planted.clean_mlp, planted.wide_data(), max_steps=3, lr=1e-3)
     assert r.status == Status.FAIL
+    assert r.metrics["steps"] == 3
     assert not any("cannot reach" in f.message for f in r.findings)
-    assert any("raise --max-steps" in f.hint for f in r.findings)
+    f = next(f for f in r.findings if f.severity == Severity.FAIL)
+    assert "raise --max-steps" in f.hint and "but not to" in f.message
 
 
 def test_relu_output_is_fine_when_targets_are_nonnegative() -> None:
@@ -149,15 +149,27 @@ def test_users_model_and_rng_are_untouched() -> None:
     torch.manual_seed(123)
     expected_next = torch.rand(3)
     torch.manual_seed(123)
-    run(model)
+    r = run(model)
+    # the check really trained a copy: the loss fell and it passed
+    assert r.status == Status.PASS and r.metrics["steps"] > 1
+    assert r.metrics["final_loss"] < r.metrics["initial_loss"] / 10
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert torch.equal(torch.rand(3), expected_next)
 
 
 def test_same_seed_same_numbers() -> None:
-    a = run(planted.clean_mlp).to_dict()
-    b = run(planted.clean_mlp).to_dict()
-    assert a["metrics"] == b["metrics"] and a["series"] == b["series"]
+    a, b = run(planted.clean_mlp), run(planted.clean_mlp)
+    assert a.status == b.status == Status.PASS, (a.summary, b.summary)
+    assert a.metrics["steps"] > 1
+    assert a.to_dict()["metrics"] == b.to_dict()["metrics"]
+    assert a.to_dict()["series"] == b.to_dict()["series"]
+
+
+def test_another_seed_gives_other_numbers() -> None:
+    a = checks.overfit(planted.clean_mlp, planted.regression_data(), max_steps=5, seed=0)
+    b = checks.overfit(planted.clean_mlp, planted.regression_data(), max_steps=5, seed=1)
+    assert a.status == b.status == Status.FAIL  # 5 steps are too few, on purpose
+    assert a.series["loss"] != b.series["loss"]
 
 
 def test_no_tensors_in_results() -> None:
@@ -168,10 +180,7 @@ def test_no_tensors_in_results() -> None:
 
 @pytest.mark.slow
 def test_default_browser_model_passes_on_generated_data() -> None:
-    from diag.inputs.target import build_target
-
-    target = build_target(task="landmarks", input_size=48, samples=16)
-    r = overfit.run(target)
+    r = checks.overfit()
     assert r.status == Status.PASS, r.summary
     assert r.metrics["final_loss"] <= 1e-3
     assert "points_pred" in r.plot_data and r.plot_data["images"].shape[1:] == (48, 48, 3)

@@ -8,8 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from diag.inputs.data import EXPRESSIONS, default_data, generate_faces, load_npz
 from diag.errors import DataError
+from diag.inputs.data import EXPRESSIONS, default_data, generate_faces, load_npz
 from diag.model.pipeline import MEAN_RGB, BrowserPipeline, square_padding
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from diag.checks._preprocess import PROPERTIES, load_pipeline, run
+from diag import checks
+from diag.checks.preprocess.check import PROPERTIES, load_pipeline
 from diag.model.pipeline import BrowserPipeline
 from diag.result import Status
 
@@ -16,7 +17,7 @@ import pipelines
                                   pipelines.BGRHonest(size=64), pipelines.clean()],
                          ids=["browser-112", "browser-56", "bgr-honest", "clean-64"])
 def test_correct_pipelines_pass(pipe: object) -> None:
-    r = run(pipe)
+    r = checks.preprocess(pipe)
     assert r.status == Status.PASS, (r.summary, r.findings)
     assert all(r.metrics[p] is True for p in PROPERTIES)
     assert r.metrics["max_round_trip_error_px"] <= 0.5
@@ -38,7 +39,7 @@ PLANTED = [
 
 @pytest.mark.parametrize(("name", "prop", "needle"), PLANTED, ids=[p[0] for p in PLANTED])
 def test_planted_bug_fails_its_property(name: str, prop: str, needle: str) -> None:
-    r = run(getattr(pipelines, name)(size=64))
+    r = checks.preprocess(getattr(pipelines, name)(size=64))
     assert r.status == Status.FAIL, r.summary
     assert r.metrics[prop] is False, r.metrics
     text = " ".join(f.message + " " + f.hint for f in r.findings)
@@ -46,25 +47,28 @@ def test_planted_bug_fails_its_property(name: str, prop: str, needle: str) -> No
 
 
 def test_pipeline_that_raises_is_an_error_with_location() -> None:
-    r = run(pipelines.Raises())
+    r = checks.preprocess(pipelines.Raises())
     assert r.status == Status.ERROR
     assert r.findings[0].location.startswith("pipelines.py:")
 
 
-def test_not_a_pipeline_is_a_clear_error() -> None:
-    r = run(object())
-    assert r.status == Status.ERROR and "no preprocess() method" in r.summary
+def test_not_a_pipeline_is_a_usage_error_with_the_protocol() -> None:
+    from diag.errors import UsageError
+
+    with pytest.raises(UsageError, match="no preprocess") as exc:
+        checks.preprocess(object())
+    assert "postprocess(model_points, image_size" in exc.value.hint
 
 
 def test_round_trip_error_is_reported_in_pixels() -> None:
-    r = run(pipelines.PostprocessForgetsPadding(size=64))
+    r = checks.preprocess(pipelines.PostprocessForgetsPadding(size=64))
     assert r.metrics["max_round_trip_error_px"] == pytest.approx(25.0, abs=0.5)  # 120x71 pad
 
 
 def test_plot_data_has_a_panel_per_probe_size() -> None:
     from diag.report.figures import figures_for
 
-    r = run(BrowserPipeline(size=48))
+    r = checks.preprocess(BrowserPipeline(size=48))
     figs = figures_for(r)
     assert len(figs) == r.metrics["probes"]
     for fig in figs.values():
