@@ -22,13 +22,15 @@ def main() -> None:
 
     import torch
 
-    from diag.checks import _leaks as leaks
+    from diag import checks
     from diag.checks.leaks.census import TensorCensus
+    from diag.checks.leaks.check import training_step_factory
     from diag.inputs.target import build_target
+    from diag.run.plan import DEFAULT_SAMPLES
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    target = build_target(input_size=48, samples=64)
-    factory = leaks.training_step_factory(target)
+    target = build_target(input_size=48, samples=DEFAULT_SAMPLES)
+    factory = training_step_factory(target)
 
     def plain() -> float:
         step = factory()
@@ -65,7 +67,7 @@ def main() -> None:
     import leaky
 
     for n in range(4, 11):
-        r = leaks.run(leaky.list_of_losses, leaks.LeaksOptions(iterations=5 + n, warmup=5))
+        r = checks.leaks(leaky.list_of_losses, iterations=5 + n, warmup=5)
         if r.status.value == "fail":
             print(f"  a leak of one tensor/iter is reported after {n} iterations past warm-up "
                   "(budget 10)")
@@ -73,7 +75,7 @@ def main() -> None:
     else:
         print("  a leak of one tensor/iter was NOT reported within 10 iterations")
     start = time.perf_counter()
-    r = leaks.run(factory, leaks.LeaksOptions())
+    r = checks.leaks()
     print(f"  full `leaks` check on the default loop: {time.perf_counter() - start:.2f} s, "
           f"status {r.status.value}")
 

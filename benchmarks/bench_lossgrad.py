@@ -15,7 +15,7 @@ import torch
 
 
 def main() -> None:
-    from diag.checks._lossgrad import LossGradOptions, LossUnderTest, run
+    from diag import checks
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     import losses
@@ -27,9 +27,8 @@ def main() -> None:
         times = []
         for _ in range(3):
             start = time.perf_counter()
-            run([LossUnderTest(name, getattr(losses, name), kind,
-                               reference=torch.nn.functional.l1_loss if name == "l1" else None)],
-                LossGradOptions(pred_shape=(8, 10)))
+            checks.loss_grad(getattr(losses, name), target=kind, pred_shape=(8, 10),
+                             reference=torch.nn.functional.l1_loss if name == "l1" else None)
             times.append(time.perf_counter() - start)
         print(f"{name:14} all properties on (8, 10): {statistics.median(times):.3f} s "
               "(budget 2 s)")

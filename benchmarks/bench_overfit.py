@@ -45,18 +45,21 @@ def main() -> None:
 
     import torch
 
-    from diag.checks import _overfit as overfit
+    from diag import checks
+    from diag.checks.overfit import OverfitOptions
+    from diag.checks.overfit.check import subset
     from diag.inputs.target import build_target
+    from diag.run.plan import DEFAULT_SAMPLES
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    target = build_target(task="landmarks", input_size=48, samples=16)
-    opts = overfit.OverfitOptions(max_steps=args.steps, target_loss=0.0)
-    data = overfit._subset(target.data, opts.samples, opts.seed)
+    target = build_target(task="landmarks", input_size=48, samples=DEFAULT_SAMPLES)
+    opts = OverfitOptions(max_steps=args.steps, target_loss=0.0)
+    data = subset(target.data, opts.samples, opts.seed)
     plain, check = [], []
     for _ in range(args.repeats):  # interleaved, so drift hits both alike
         plain.append(plain_loop(target.make_model(), data.x, data.y, args.steps))
         start = time.perf_counter()
-        result = overfit.run(target, opts)
+        result = checks.overfit(max_steps=args.steps, target_loss=0.0)
         check.append(time.perf_counter() - start)
         assert result.metrics["steps"] == args.steps, result.metrics
     p, c = statistics.median(plain), statistics.median(check)

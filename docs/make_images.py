@@ -31,7 +31,7 @@ def main() -> None:
         doc = json.loads((Path(tmp) / "report.json").read_text())
         results = [CheckResult.from_dict(c) for c in doc["checks"]]
         console = Console(record=True, width=118, file=io.StringIO(), force_terminal=True)
-        ConsoleReporter().print(Report(results), console)
+        console.print(ConsoleReporter().renderable(Report(results)))
         console.save_svg(str(HERE / "terminal.svg"), title="diag check")
         for name in ("lr-schedule_curve.png", "overfit_predictions.png"):
             shutil.copy(Path(tmp) / name, HERE / name)

@@ -38,6 +38,31 @@ def test_help_does_not_import_torch(argv: list[str]) -> None:
     assert out.stdout.strip().endswith("NO-TORCH"), out.stdout[-300:]
 
 
+@pytest.mark.parametrize(("argv", "exit_code"), [
+    (["lr-schedule", "--history", "{h}", "--out", "{o}", "--quiet"], 0),
+    (["lr-schedule", "--history", "{h}", "--out", "{o}", "--format", "json"], 0),
+    (["check", "--config", "{c}", "--out", "{o}"], 2),
+    (["check", "--select", "nope", "--out", "{o}"], 2),
+], ids=["history", "history-json", "config-error", "select-error"])
+def test_work_that_needs_no_torch_never_imports_it(tmp_path: Path, argv: list[str],
+                                                   exit_code: int) -> None:
+    history = tmp_path / "h.csv"
+    history.write_text("epoch,loss\n" + "".join(f"{i},{1 / (i + 1)}\n" for i in range(40)))
+    config = tmp_path / "bad.toml"
+    config.write_text("[tool.diag]\nmodle = 'x:y'\n")
+    argv = [a.replace("{h}", str(history)).replace("{o}", str(tmp_path / "o"))
+            .replace("{c}", str(config)) for a in argv]
+    code = (
+        "import sys\n"
+        f"sys.argv = ['diag'] + {argv!r}\n"
+        "from diag.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
+        "sys.stderr.write(f'EXIT {code} ' + ('TORCH' if 'torch' in sys.modules else 'NO-TORCH'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stderr.strip().endswith(f"EXIT {exit_code} NO-TORCH"), out.stderr[-500:]
+
+
 def test_version_and_python_m() -> None:
     out = subprocess.run([sys.executable, "-m", "diag", "--version"], capture_output=True,
                          text=True, check=True)

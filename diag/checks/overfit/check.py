@@ -36,7 +36,7 @@ def run(inputs: Inputs, options: OverfitOptions, progress: Progress | None = Non
     return _run(inputs.target, options, progress)
 
 
-def _subset(data: TensorData, samples: int, seed: int) -> TensorData:
+def subset(data: TensorData, samples: int, seed: int) -> TensorData:
     n = min(samples, len(data))
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     return data.subset(order[:n].sort().values)
@@ -138,7 +138,7 @@ def _evaluate(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor], dat
 def _run(target: Target, options: OverfitOptions, progress: Progress | None) -> CheckResult:
     if options.samples < 1 or options.max_steps < 1:
         raise DiagError("--samples and --max-steps must be at least 1")
-    data = _subset(target.data, options.samples, options.seed)
+    data = subset(target.data, options.samples, options.seed)
     classify = data.is_classification
     abs_target = options.target_loss if options.target_loss is not None else (
         0.05 if classify else 1e-3)
