@@ -121,14 +121,27 @@ def _one_check(name: str, sources: Sources, options: dict[str, Any], run: RunOpt
     from diag.checks.base import validate_options
     from diag.checks.registry import get
     from diag.run.plan import Settings, build
-    from diag.run.session import execute
 
     check = get(name)
     opts = validate_options(check, options, "",
                             key_name=lambda k: "--" + k.replace("_", "-"))
     settings = Settings(seed=seed, task=task.value if task else "landmarks",
                         input_size=input_size)
-    return execute(build(sources, settings, [name], {name: opts}), run)
+    return _execute(lambda: build(sources, settings, [name], {name: opts}), run)
+
+
+def _execute(plan: Callable[[], list[Any]], run: RunOptions) -> int:
+    """Plan, then run. With --format json, anything user code prints while the plan tries
+    it (a forward pass, an import) goes to stderr too: stdout is for the report alone."""
+    from contextlib import redirect_stdout
+
+    from diag.run.session import execute
+
+    if run.fmt == "text":
+        return execute(plan(), run)
+    with redirect_stdout(sys.stderr):
+        jobs = plan()
+    return execute(jobs, run)
 
 
 # Commands --------------------------------------------------------------------------------
@@ -317,8 +330,8 @@ def loss_grad(
 def _parse_shape(text: str) -> tuple[int, ...]:
     from diag.errors import UsageError
 
-    try:
-        shape = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
+    try:  # "8,10" or "8x10": every part a number, none missing
+        shape = tuple(int(p) for p in text.replace("x", ",").split(","))
     except ValueError:
         shape = ()
     if not shape or any(d < 1 for d in shape):
@@ -401,7 +414,7 @@ def check(
         from diag.errors import UsageError
         from diag.inputs.config import load_config
         from diag.run.plan import Overrides, plan_check
-        from diag.run.session import RunOptions, execute
+        from diag.run.session import RunOptions
 
         if timeout is not None and timeout <= 0:
             raise UsageError(f"--timeout {timeout:g} is not positive",
@@ -411,11 +424,10 @@ def check(
                         history=history, seed=seed, task=task.value if task else None,
                         input_size=input_size, select=tuple(select or ()),
                         skip=tuple(skip or ()))
-        jobs = plan_check(cfg, cli)
         limit = timeout if timeout is not None else cfg.get("timeout")
         opts = RunOptions(out=out, fmt=fmt.value, quiet=quiet, plots=not no_plots,
                           verbose=verbose, timeout=limit, junit=junit)
-        return execute(jobs, opts)
+        return _execute(lambda: plan_check(cfg, cli), opts)
 
     _run_guarded(body)
 

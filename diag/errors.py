@@ -9,6 +9,10 @@ from types import TracebackType
 
 from diag.result import CheckResult, ExitCode, Finding, Severity, Status
 
+USER_ERRORS: tuple[type[BaseException], ...] = (Exception, SystemExit)
+"""What user code may raise that becomes a check's error: every exception, and ``sys.exit()``
+(argparse at import, an exit in forward). Never KeyboardInterrupt (Ctrl-C stops the run)."""
+
 
 class DiagError(Exception):
     """Base class: a message naming the problem and a hint naming the fix."""
@@ -99,6 +103,13 @@ def user_location(tb: TracebackType | None) -> str:
 def user_code_error(exc: BaseException, what: str, hint: str = "") -> UserCodeError:
     """Wrap an exception raised by user code, pointing at the user's file and line."""
     location = user_location(exc.__traceback__)
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        location = f"{os.path.basename(exc.filename)}:{exc.lineno}"
+    if isinstance(exc, SystemExit):
+        return UserCodeError(f"{what} called sys.exit({exc.code!r})",
+                             hint=hint or "diag calls your code: do not exit from it (an "
+                             "argparse parser at import time? parse arguments under "
+                             "`if __name__ == '__main__':`)", location=location)
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     message = f"{what} raised {type(exc).__name__}" + (f": {detail}" if detail else "")
     return UserCodeError(message, hint=hint, location=location)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from diag.errors import DataError, UsageError, user_code_error
+from diag.errors import USER_ERRORS, DataError, UsageError, user_code_error
 from diag.inputs.synthetic import EXPRESSIONS, NUM_POINTS, FaceSample, generate_faces
 
 TASKS = ("landmarks", "classify")
@@ -67,6 +67,8 @@ def load_npz(path: str) -> TensorData:
     """A .npz with ``x`` (N,C,H,W float or N,H,W,C uint8) and ``y``. Never unpickles."""
     if not os.path.exists(path):
         raise DataError(f"--data file not found: {path}", hint="check the path")
+    if os.path.isdir(path):
+        raise DataError(f"--data {path} is a folder", hint="pass a .npz file or a SPEC")
     with open(path, "rb") as fh:
         if fh.read(4) != b"PK\x03\x04":
             raise DataError(f"--data {path} is not a readable .npz (not a zip archive)",
@@ -93,10 +95,26 @@ def load_npz(path: str) -> TensorData:
     return arrays_to_data(x, y, source=path)
 
 
+def _numeric(value: Any, name: str, source: str) -> torch.Tensor:
+    """An array of numbers as a tensor; strings, objects and ragged lists are a DataError."""
+    if isinstance(value, torch.Tensor):
+        return value
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"--data {source}: {name} is not an array ({exc})",
+                        hint=f"give {name} as one rectangular array of numbers") from None
+    if arr.dtype.kind not in "biuf":
+        raise DataError(f"--data {source}: {name} holds {arr.dtype} values, not numbers",
+                        hint=f"convert {name} to float (inputs, regression targets) or int "
+                             "(class indices)")
+    return torch.as_tensor(arr)
+
+
 def arrays_to_data(x: Any, y: Any, source: str) -> TensorData:
     """Validate shapes and dtypes; uint8 NHWC images become float NCHW in [0, 1]."""
-    xt = torch.as_tensor(np.asarray(x)) if not isinstance(x, torch.Tensor) else x
-    yt = torch.as_tensor(np.asarray(y)) if not isinstance(y, torch.Tensor) else y
+    xt = _numeric(x, "x", source)
+    yt = _numeric(y, "y", source)
     if xt.dim() < 2:
         raise DataError(f"--data {source}: x has shape {tuple(xt.shape)}, expected (N, ...)",
                         hint="put samples along the first axis")
@@ -144,7 +162,7 @@ def load_data(spec: str | None, task: str = "landmarks", size: int = 56, n: int 
     if callable(obj) and not isinstance(obj, torch.utils.data.Dataset | tuple):
         try:
             obj = obj()
-        except Exception as exc:
+        except USER_ERRORS as exc:
             raise user_code_error(exc, f"--data {spec}") from None
     if isinstance(obj, tuple) and len(obj) == 2:
         return arrays_to_data(obj[0], obj[1], source=spec)
@@ -171,7 +189,7 @@ def _dataset_to_data(ds: Any, spec: str) -> TensorData:
             ys.append(torch.as_tensor(item[1]))
     except UsageError:
         raise
-    except Exception as exc:
+    except USER_ERRORS as exc:
         raise user_code_error(exc, f"--data {spec} __getitem__") from None
     try:
         x, y = torch.stack(xs), torch.stack(ys)

@@ -35,12 +35,16 @@ class History:
 
 
 def _number(value: Any, where: str) -> float:
-    if value is None:
+    if value is None:  # JSON null: a missing value
         return math.nan
     if isinstance(value, bool):
         raise DataError(f"{where}: {value!r} is not a number", hint="write plain numbers")
     if isinstance(value, int | float):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise DataError(f"{where}: a {len(str(value))}-digit integer is too large for a "
+                            "float", hint="write plain numbers") from None
     text = str(value).strip()
     if text == "":
         raise DataError(f"{where}: empty value", hint="fill it in, or write nan")
@@ -51,12 +55,33 @@ def _number(value: Any, where: str) -> float:
                         hint="the metric column must hold numbers (nan/inf allowed)") from None
 
 
+def _cell(row: dict[str, Any], column: str, where: str) -> float:
+    """A CSV cell: a row too short to have it is a parse error, not a NaN."""
+    value = row.get(column)
+    if value is None:
+        raise DataError(f"{where}: the row has no value in this column",
+                        hint="fill it in (write nan for a missing loss)")
+    return _number(value, where)
+
+
+def _index(value: float, where: str, name: str) -> int:
+    """An epoch or step number: a finite integer that fits."""
+    if math.isnan(value):
+        raise DataError(f"{where}: {name} is missing", hint=f"number every row's {name}")
+    if not math.isfinite(value) or abs(value) > 2**53 or value != int(value):
+        raise DataError(f"{where}: {name} {value:g} is not a usable {name} number",
+                        hint="number epochs/steps with integers (below 2**53)")
+    return int(value)
+
+
 def load_history(path: str, metric: str = "loss") -> History:
     """Read ``path`` (.csv or .json). Malformed files raise DataError (exit 2)."""
     if not os.path.exists(path):
         raise DataError(f"--history file not found: {path}", hint="check the path")
+    if os.path.isdir(path):
+        raise DataError(f"--history {path} is a folder", hint="pass the CSV or JSON file")
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:  # -sig: Excel writes a BOM
             text = fh.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"--history {path} cannot be read: {exc}",
@@ -85,15 +110,13 @@ def _from_csv(text: str, path: str, metric: str) -> History:
         row = {(k or "").strip(): v for k, v in raw.items()}
         if all((v or "").strip() == "" for v in row.values() if isinstance(v, str)):
             continue  # blank line
-        values.append(_number(row.get(metric), f"{path} line {row_no}, column {metric!r}"))
+        values.append(_cell(row, metric, f"{path} line {row_no}, column {metric!r}"))
         if index_name:
-            idx = _number(row.get(index_name), f"{path} line {row_no}, column {index_name!r}")
-            if not math.isfinite(idx):
-                raise DataError(f"{path} line {row_no}: {index_name} is not finite",
-                                hint="number epochs/steps with integers")
-            index.append(int(idx))
+            index.append(_index(_cell(row, index_name, f"{path} line {row_no}, column "
+                                                       f"{index_name!r}"),
+                                f"{path} line {row_no}", index_name))
         if "lr" in fields:
-            lrs.append(_number(row.get("lr"), f"{path} line {row_no}, column 'lr'"))
+            lrs.append(_cell(row, "lr", f"{path} line {row_no}, column 'lr'"))
     return History(values, index or list(range(len(values))), index_name or "index",
                    lrs if "lr" in fields else None, metric, path)
 
@@ -125,7 +148,8 @@ def _from_json(text: str, path: str, metric: str) -> History:
                             hint="pass --metric NAME, or give every object the metric")
         values.append(_number(d[metric], f"{path} item {i}, {metric!r}"))
         if index_name:
-            index.append(int(_number(d[index_name], f"{path} item {i}, {index_name!r}")))
+            index.append(_index(_number(d[index_name], f"{path} item {i}, {index_name!r}"),
+                                f"{path} item {i}", index_name))
         if has_lr:
             lrs.append(_number(d["lr"], f"{path} item {i}, 'lr'"))
     return History(values, index or list(range(len(values))), index_name or "index",

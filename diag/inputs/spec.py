@@ -10,7 +10,7 @@ import sys
 from types import ModuleType
 from typing import Any
 
-from diag.errors import UsageError, user_code_error
+from diag.errors import USER_ERRORS, UsageError, user_code_error
 
 _FILE_MODULES: dict[str, ModuleType] = {}
 
@@ -43,7 +43,7 @@ def _load_file(path: str, option: str) -> ModuleType:
     sys.modules[name] = module
     try:
         loader_spec.loader.exec_module(module)
-    except Exception as exc:
+    except USER_ERRORS as exc:
         sys.modules.pop(name, None)
         raise user_code_error(exc, f"{option}: importing {path}") from None
     _FILE_MODULES[full] = module
@@ -58,7 +58,7 @@ def _import_module(name: str, option: str) -> ModuleType:
             raise UsageError(f"{option}: no module named {exc.name!r}",
                              hint=f"install it or use a file path; {SPEC_HINT}") from None
         raise user_code_error(exc, f"{option}: importing {name}") from None
-    except Exception as exc:
+    except USER_ERRORS as exc:
         raise user_code_error(exc, f"{option}: importing {name}") from None
 
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from diag.errors import DiagError, UsageError, UserCodeError, user_code_error
+from diag.errors import USER_ERRORS, DiagError, UsageError, UserCodeError, user_code_error
 from diag.inputs.data import TensorData, load_data
 from diag.inputs.spec import resolve
 from diag.rng import isolated_rng
@@ -72,7 +72,7 @@ def model_factory(spec: str, seed: int) -> Callable[[], nn.Module]:
                 raise UsageError(f"--model {spec} needs arguments ({exc})",
                                  hint="give a zero-argument callable") from None
             raise user_code_error(exc, f"--model {spec}") from None
-        except Exception as exc:
+        except USER_ERRORS as exc:
             raise user_code_error(exc, f"--model {spec}") from None
         if not isinstance(model, nn.Module):
             raise UsageError(f"--model {spec} returned a {type(model).__name__}",
@@ -100,7 +100,7 @@ def load_loss(spec: str) -> LossFn:
     if isinstance(obj, type):
         try:
             obj = obj()
-        except Exception as exc:
+        except USER_ERRORS as exc:
             raise user_code_error(exc, f"--loss {spec}") from None
     return obj  # type: ignore[no-any-return]
 
@@ -126,7 +126,7 @@ def _model_factory(model: Any, seed: int) -> tuple[Callable[[], nn.Module], str]
                     built = maker()
             except DiagError:
                 raise
-            except Exception as exc:
+            except USER_ERRORS as exc:
                 raise user_code_error(exc, "the model factory") from None
             if not isinstance(built, nn.Module):
                 raise UsageError(f"the model factory returned a {type(built).__name__}",
@@ -141,7 +141,7 @@ def _model_factory(model: Any, seed: int) -> tuple[Callable[[], nn.Module], str]
 def _deepcopy(module: nn.Module) -> nn.Module:
     try:
         return copy.deepcopy(module)
-    except Exception as exc:
+    except USER_ERRORS as exc:
         raise UsageError(f"the model cannot be copied ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''})",
                          hint="diag trains copies, never your model: pass a zero-argument "
@@ -245,7 +245,7 @@ def check_fit(target: Target, seed: int = 0) -> None:
         try:
             with torch.no_grad():
                 pred = model(xb)
-        except Exception as exc:
+        except USER_ERRORS as exc:
             err = user_code_error(exc, "the model's forward")
             raise _as_fit_error(err, exc, f"input of shape {tuple(xb.shape)}") from None
         if not isinstance(pred, Tensor):
@@ -255,7 +255,7 @@ def check_fit(target: Target, seed: int = 0) -> None:
             _check_default_loss_shapes(target, pred, yb)
         try:
             value = target.loss_fn(pred, yb)
-        except Exception as exc:
+        except USER_ERRORS as exc:
             err = user_code_error(exc, f"the loss ({target.loss_name})")
             raise _as_fit_error(err, exc, f"output {tuple(pred.shape)} and target "
                                           f"{tuple(yb.shape)}") from None
@@ -265,7 +265,7 @@ def check_fit(target: Target, seed: int = 0) -> None:
                              hint="reduce the loss to one number (e.g. .mean())")
 
 
-def _as_fit_error(err: UserCodeError, exc: Exception, what: str) -> Exception:
+def _as_fit_error(err: UserCodeError, exc: BaseException, what: str) -> Exception:
     text = str(exc).lower()
     if any(w in text for w in _SHAPE_WORDS):
         return UsageError(f"the model's output does not fit the loss for {what}: "
@@ -282,12 +282,19 @@ def _check_default_loss_shapes(target: Target, pred: Tensor, yb: Tensor) -> None
             "for the MSE loss",
             hint="make the last layer output one value per target (or pass --loss)")
     if target.loss_name == "cross_entropy":
-        classes = int(yb.max()) + 1 if yb.numel() else 0
-        if pred.dim() != 2 or pred.shape[1] < classes:
+        classes = int(pred.shape[1]) if pred.dim() == 2 else 0
+        if pred.dim() != 2:
             raise UsageError(
-                f"the model's output {tuple(pred.shape)} does not fit class targets up to "
-                f"{classes - 1} for cross-entropy",
-                hint="output (N, C) logits with C >= the number of classes")
+                f"the model's output {tuple(pred.shape)} does not fit class targets for "
+                "cross-entropy", hint="output (N, C) logits")
+        y = target.data.y
+        bad = ((y < 0) | (y >= classes)).nonzero()
+        if bad.numel():
+            i = int(bad[0, 0])
+            raise UsageError(
+                f"label {int(y[i])} at index {i} is outside 0..{classes - 1} (the model "
+                f"outputs {classes} classes; {bad.shape[0]} labels are outside)",
+                hint="class labels must be 0..C-1: fix the labels, or widen the last layer")
 
 
 def expected_initial_ce(classes: int) -> float:

@@ -49,9 +49,24 @@ def ensure_out(out: Path) -> None:
                          hint="pick a writable folder") from None
 
 
+def ensure_file_writable(path: Path, option: str) -> None:
+    """A file we will write after the checks ran: its folder must exist (or be made) and be
+    writable now, so a bad path is a usage error before any work, not a lost report."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: cannot create its folder ({exc.strerror})",
+                         hint="pick a writable path") from None
+    if path.is_dir() or not os.access(path.parent, os.W_OK):
+        raise UsageError(f"{option} {path}: cannot write there",
+                         hint="pick a writable file path")
+
+
 def execute(jobs: Sequence[Job], opts: RunOptions) -> int:
     """Run the jobs in order, write reports, render, and return the exit code."""
     ensure_out(opts.out)
+    if opts.junit is not None:
+        ensure_file_writable(opts.junit, "--junit")
     err = stderr_console()
     live = err.is_terminal and not opts.quiet and not os.environ.get("NO_COLOR")
     results: list[CheckResult] = []

@@ -24,7 +24,7 @@ from diag.checks.leaks.census import (
     untracked_tensors,
 )
 from diag.checks.leaks.detect import Growth, persistent_growth
-from diag.errors import DiagError, UsageError, user_code_error
+from diag.errors import USER_ERRORS, DiagError, UsageError, user_code_error
 from diag.inputs import Inputs
 from diag.result import CheckResult, Finding, Severity, Status
 
@@ -70,7 +70,7 @@ def _run(step_factory: StepFactory, options: LeaksOptions, progress: Progress | 
         step = step_factory()
     except DiagError:
         raise
-    except Exception as exc:
+    except USER_ERRORS as exc:
         raise user_code_error(exc, "the step factory") from None
     if not callable(step):
         raise UsageError(f"the step factory returned a {type(step).__name__}, not a callable",
@@ -85,7 +85,7 @@ def _run(step_factory: StepFactory, options: LeaksOptions, progress: Progress | 
         try:
             with census:
                 step()
-        except Exception as exc:
+        except USER_ERRORS as exc:
             raise user_code_error(exc, f"step() at iteration {i + 1}") from None
         if i == options.iterations - 1:
             gc.collect()  # cycles awaiting collection are not leaks

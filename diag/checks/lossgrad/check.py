@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from diag.checks.lossgrad import TARGET_KINDS, LossGradOptions
-from diag.errors import DiagError, UsageError, user_code_error
+from diag.errors import USER_ERRORS, DiagError, UsageError, UserCodeError, user_code_error
 from diag.inputs import Inputs
 from diag.result import CheckResult, Finding, Severity, Status
 
@@ -43,7 +43,7 @@ def make_target(kind: str, shape: tuple[int, ...], gen: torch.Generator, dtype: 
     if custom is not None:
         try:
             t = custom(shape)
-        except Exception as exc:
+        except USER_ERRORS as exc:
             raise user_code_error(exc, "--target factory") from None
         if not isinstance(t, Tensor):
             raise UsageError(f"--target factory returned a {type(t).__name__}",
@@ -84,7 +84,7 @@ class _Caller:
             if "numpy()" in str(exc) and "requires grad" in str(exc):
                 raise _Detached(str(exc)) from None
             raise user_code_error(exc, f"the loss {self.name}") from None
-        except Exception as exc:
+        except USER_ERRORS as exc:
             raise user_code_error(exc, f"the loss {self.name}") from None
         if not isinstance(out, Tensor):
             raise _BadLoss(f"the loss {self.name} returned a {type(out).__name__}, not a tensor",
@@ -283,7 +283,7 @@ def check_batch_independence(call: _Caller, pred: Tensor, target: Tensor
         if g2 is None:
             continue
         others = [i for i in range(n) if i != j]
-        diff = (g[others] - g2[others]).abs().flatten(1).amax(dim=1)
+        diff = (g[others] - g2[others]).abs().reshape(len(others), -1).amax(dim=1)
         scale = max(float(g.abs().max()), 1e-12)
         k = int(diff.argmax())
         rel = float(diff[k]) / scale
@@ -363,15 +363,19 @@ def run(inputs: Inputs, options: LossGradOptions, progress: Callable[[int, int],
     """All properties for the user's loss, or (without one) the browser model's own."""
     if inputs.loss is None:
         return run_losses(default_losses(), options, progress)
+    return run_losses([_under_test(inputs, options)], options, progress)
+
+
+def _under_test(inputs: Inputs, options: LossGradOptions) -> LossUnderTest:
+    assert inputs.loss is not None
     target = options.target
     kind = (target if isinstance(target, str) and target in TARGET_KINDS else
             "like" if callable(target) else "index" if inputs.classify else "like")
     reference = options.reference if callable(options.reference) else None
-    return run_losses([LossUnderTest(
+    return LossUnderTest(
         inputs.loss_name or getattr(inputs.loss, "__name__", "loss"), inputs.loss, kind,
         target if callable(target) else None, reference,
-        getattr(reference, "__name__", "reference") if reference is not None else "")],
-        options, progress)
+        getattr(reference, "__name__", "reference") if reference is not None else "")
 
 
 def run_losses(losses: list[LossUnderTest], options: LossGradOptions,
@@ -426,7 +430,20 @@ def prepare(inputs: Inputs, options: LossGradOptions,
             raise UsageError(f"--target {options.target} is not callable",
                              hint="use index, like, binary or a SPEC (pred_shape) -> target")
         changes["target"] = fn
-    return dataclasses.replace(options, **changes) if changes else options
+    options = dataclasses.replace(options, **changes) if changes else options
+    if inputs.loss is not None:  # a loss that returns no scalar tensor is bad input (exit 2)
+        lut = _under_test(inputs, options)
+        gen = torch.Generator().manual_seed(options.seed)
+        try:
+            target = make_target(lut.target, options.pred_shape, gen, torch.float64,
+                                 lut.target_fn)
+            _Caller(lut.fn, lut.name, options.seed)(
+                _generic_pred(lut.target, options.pred_shape, gen, torch.float64), target)
+        except _BadLoss as exc:
+            raise UsageError(exc.message, exc.hint) from None
+        except (UserCodeError, _Detached):
+            pass  # the check reports it, with its location
+    return options
 
 
 def _check_one(lut: LossUnderTest, options: LossGradOptions

@@ -20,7 +20,7 @@ from diag.checks.lr.detect import (
     smoothed_range_losses,
     suggestion_spread,
 )
-from diag.errors import UsageError, user_code_error
+from diag.errors import USER_ERRORS, UsageError, user_code_error
 from diag.inputs import Inputs
 from diag.inputs.history import History
 from diag.result import CheckResult, Finding, Severity, Status
@@ -45,9 +45,10 @@ def run_history(history: History, options: LrOptions) -> CheckResult:
 
 
 def analyse(values: list[float], index: list[int], index_name: str, lrs: list[float] | None,
-            lr: float | None, source: str = "") -> CheckResult:
-    """Detectors, verdict and recommendation for one curve (pure: no training)."""
-    d = diagnose(values)
+            lr: float | None, source: str = "", initial: float | None = None) -> CheckResult:
+    """Detectors, verdict and recommendation for one curve (pure: no training).
+    ``initial``: the loss before any training step, when known (training mode)."""
+    d = diagnose(values, initial=initial)
 
     def label(p: int | None) -> int | None:
         return None if p is None else index[p]
@@ -71,13 +72,17 @@ def analyse(values: list[float], index: list[int], index_name: str, lrs: list[fl
             location=f"{unit} {index[d.nonfinite_at]}"))
         point = d.divergence_start
     elif d.divergence_start is not None:
+        finite_values = [v for v in values if math.isfinite(v)]
+        before = (f" (it was {initial:.4g} before training)" if initial is not None
+                  and d.divergence_start == 0 and min(finite_values) > initial else "")
         findings.append(Finding(
-            Severity.FAIL, f"divergence: the loss rises steadily from {unit} "
-            f"{label(d.divergence_start)}",
+            Severity.FAIL, f"divergence: the loss rises from {unit} "
+            f"{label(d.divergence_start)} and does not come back (best "
+            f"{min(finite_values):.4g}, last {values[-1]:.4g}){before}",
             "lower the LR 10x from that point, or restart from the checkpoint there",
             location=f"{unit} {label(d.divergence_start)}"))
         point = d.divergence_start
-    if d.no_learning and d.nonfinite_at is None:
+    if d.no_learning and d.nonfinite_at is None and d.divergence_start is None:
         findings.append(Finding(
             Severity.FAIL, f"no learning: the loss never leaves its starting level "
             f"({values[0]:.4g})",
@@ -188,17 +193,22 @@ def _train_and_analyse(target: Any, options: LrOptions, progress: Progress | Non
         1 if options.range_test else 0)
     losses: list[float] = []
     snapshots: list[dict[str, Any]] = []
+    try:
+        initial = trainer.evaluate()
+    except USER_ERRORS as exc:
+        raise user_code_error(exc, "the loss at initialisation") from None
     for epoch in range(options.epochs):
         try:
             losses.append(trainer.train_epoch())
-        except Exception as exc:
+        except USER_ERRORS as exc:
             raise user_code_error(exc, f"training epoch {epoch}") from None
         if options.verify:
             snapshots.append(_snapshot(trainer))
         if progress is not None:
             progress(epoch + 1, total)
     result = analyse(losses, list(range(options.epochs)), "epoch", None, lr,
-                     source=f"{options.epochs} epochs of {target.model_name} at lr {lr:g}")
+                     source=f"{options.epochs} epochs of {target.model_name} at lr {lr:g}",
+                     initial=initial)
     metrics = dict(result.metrics)
     findings = list(result.findings)
     plot_data = dict(result.plot_data)
@@ -267,7 +277,7 @@ def _range(target: Any, options: LrOptions, metrics: dict[str, Any],
                       batch_size=options.batch_size, seed=options.seed)
     try:
         rt = range_test(model, trainer.optimizer, trainer.batches(), target.loss_fn)
-    except Exception as exc:
+    except USER_ERRORS as exc:
         raise user_code_error(exc, "the range test") from None
     suggestion, spread = suggestion_spread(rt.lrs, rt.losses)
     metrics.update(range_test_suggested_lr=_round_opt(suggestion),

@@ -169,6 +169,13 @@ def _rise_start(x: FloatArray, params: CurveParams) -> int | None:
     near_top = s[-1] >= tail.max() - 0.25 * (tail.max() - s[m])
     if rise > params.div_rel_rise * level and ups >= 0.6 and near_top:
         return m
+    # A blow-up that settles: after its best, the loss ends well above where it started
+    # (most later steps may go down, so the steady-rise test above misses it).
+    k = max(3, w // 2)
+    start, final = float(np.median(x[:k])), float(np.median(x[-k:]))
+    if final > start + params.div_rel_rise * max(abs(start), 1e-12) and start > s[m]:
+        jump = np.flatnonzero(s[m:] > s[m] + 0.5 * (final - float(s[m])))
+        return m + int(jump[0]) - 1 if jump.size and jump[0] > 0 else m
     return None
 
 
@@ -269,12 +276,19 @@ class CurveDiagnosis:
     window: int
 
 
-def diagnose(values: Sequence[float], params: CurveParams = CurveParams()) -> CurveDiagnosis:
-    _, first_bad = _finite_prefix(values)
+def diagnose(values: Sequence[float], params: CurveParams = CurveParams(),
+             initial: float | None = None) -> CurveDiagnosis:
+    """Every detector on one curve. ``initial`` is the loss before the first step, when
+    known: a curve whose best value is still well above it diverged from the start."""
+    x, first_bad = _finite_prefix(values)
+    divergence = detect_divergence(values, params)
+    if (divergence is None and initial is not None and math.isfinite(initial) and len(x)
+            and float(np.min(x)) > initial + params.div_rel_rise * max(abs(initial), 1e-12)):
+        divergence = 0
     return CurveDiagnosis(
         plateau_start=detect_plateau(values, params),
         oscillation_start=detect_oscillation(values, params),
-        divergence_start=detect_divergence(values, params),
+        divergence_start=divergence,
         no_learning=detect_no_learning(values, params) == 0,
         nonfinite_at=first_bad,
         window=window(len(values)),

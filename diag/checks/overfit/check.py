@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from diag.checks.overfit import OverfitOptions
 from diag.checks.overfit.graph import leaf_tensors
 from diag.checks.overfit.relu import relu_census
-from diag.errors import DiagError, UserCodeError, user_code_error
+from diag.errors import USER_ERRORS, DiagError, UserCodeError, user_code_error
 from diag.inputs import Inputs
 from diag.inputs.data import TensorData
 from diag.inputs.target import Target, expected_initial_ce
@@ -47,7 +47,7 @@ def _call(what: str, fn: Callable[[], Any]) -> Any:
         return fn()
     except DiagError:
         raise
-    except Exception as exc:
+    except USER_ERRORS as exc:
         raise user_code_error(exc, what) from None
 
 
@@ -169,7 +169,7 @@ def _run(target: Target, options: OverfitOptions, progress: Progress | None) -> 
             xb, yb = next(batches)
         try:
             loss = step_fn(xb, yb)
-        except Exception as exc:
+        except USER_ERRORS as exc:
             raise user_code_error(exc, "a training step (forward, loss or backward)") from None
         value = loss.item()
         losses.append(value)
@@ -395,10 +395,14 @@ def _output_range(pred: Tensor, y: Tensor) -> list[Finding]:
                                        (above, hi, "above the highest", (1.0,))):
         if frac <= 0.05:
             continue
-        at_bound = float((p == bound).float().mean())
+        # The extreme output is always "at the bound": a bound needs several outputs on it,
+        # at least 2 and over 5% (with 20 outputs or fewer, one alone would pass 5%).
+        need = max(2, int(0.05 * p.numel()) + 1)
+        on_bound = int((p == bound).sum())
+        at_bound = on_bound / max(p.numel(), 1)
         piled = next((b for b in natural if abs(bound - b) < 1e-3
-                      and float(((p - b).abs() < 1e-3).float().mean()) > 0.05), None)
-        if at_bound > 0.05:
+                      and int(((p - b).abs() < 1e-3).sum()) >= need), None)
+        if on_bound >= need:
             why = (f"{at_bound:.0%} of outputs sit exactly at {bound:.4g}: a ReLU or clamp on "
                    "the output layer?")
         elif piled is not None:

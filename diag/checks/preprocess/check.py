@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from diag.checks.preprocess import PreprocessOptions
-from diag.errors import UsageError, user_code_error
+from diag.errors import USER_ERRORS, UsageError, user_code_error
 from diag.inputs import Inputs
 from diag.result import CheckResult, Finding, Severity, Status
 
@@ -27,6 +27,27 @@ MARKERS = ((0.25, 0.3), (0.75, 0.3), (0.3, 0.75))
 """Marker centres as fractions of (x, y): top-left, top-right, bottom-left."""
 PROPERTIES = ("output_contract", "channel_order", "spatial_integrity", "points_agree",
               "round_trip", "intensity", "determinism")
+
+
+class _BadOutput(Exception):
+    """The pipeline returned something that breaks the contract: a finding (fail), not an
+    error of diag's."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
+def _points(value: Any, what: str) -> np.ndarray:
+    """Points (N, 2) of floats, or _BadOutput naming what came back."""
+    try:
+        arr = np.asarray(_to_numpy(value), dtype=np.float64)
+        return arr.reshape(-1, 2)
+    except (TypeError, ValueError):
+        shown = repr(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise _BadOutput(f"{what} returned {shown}, not points (N, 2) of numbers",
+                         f"return an array of (x, y) rows from {what}") from None
 
 
 class _Pipe:
@@ -55,20 +76,27 @@ class _Pipe:
     def pre(self, image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         try:
             out = self.obj.preprocess(image.copy(), points.copy())
-        except Exception as exc:
+        except USER_ERRORS as exc:
             raise user_code_error(exc, "preprocess()") from None
         if not isinstance(out, tuple | list) or len(out) != 2:
-            raise UsageError(f"preprocess() returned a {type(out).__name__}, not a pair "
-                             "(tensor, model_points)", hint="return (tensor, model_points)")
+            raise _BadOutput(f"preprocess() returned a {type(out).__name__}, not a pair "
+                             "(tensor, model_points)", "return (tensor, model_points)")
         tensor, mp = out
-        return _to_numpy(tensor), np.asarray(_to_numpy(mp), dtype=np.float64).reshape(-1, 2)
+        try:
+            t = _to_numpy(tensor)
+            if t.dtype == object:
+                raise TypeError
+        except (TypeError, ValueError, RuntimeError):
+            raise _BadOutput(f"preprocess() returned a {type(tensor).__name__} as the tensor",
+                             "return a float32 tensor (C, S, S)") from None
+        return t, _points(mp, "preprocess()")
 
     def post(self, model_points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         try:
             out = self.obj.postprocess(model_points.copy(), size)
-        except Exception as exc:
+        except USER_ERRORS as exc:
             raise user_code_error(exc, "postprocess()") from None
-        return np.asarray(_to_numpy(out), dtype=np.float64).reshape(-1, 2)
+        return _points(out, "postprocess()")
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -110,7 +138,12 @@ def _blob(diff: np.ndarray) -> tuple[float, float, float]:
 def run(inputs: Inputs, options: PreprocessOptions,
         progress: Callable[[int, int], None] | None = None) -> CheckResult:
     """Probe the pipeline with marked images and check every property."""
-    return _run(inputs.pipeline, options, progress, inputs.pipeline_source)
+    try:
+        return _run(inputs.pipeline, options, progress, inputs.pipeline_source)
+    except _BadOutput as exc:
+        finding = Finding(Severity.FAIL, exc.message, exc.hint, "output")
+        return _finish([finding], {}, {"output_contract"}, {}, inputs.pipeline_source,
+                       skipped=True)
 
 
 def _run(pipeline: Any, options: PreprocessOptions, progress: Callable[[int, int], None] | None,
@@ -135,7 +168,9 @@ def _run(pipeline: Any, options: PreprocessOptions, progress: Callable[[int, int
         problems = []
         if t.dtype != np.float32:
             problems.append(f"dtype {t.dtype} (expected float32)")
-        if t.ndim != 3 or t.shape[1] != t.shape[2]:
+        if t.size == 0:
+            problems.append(f"no values (shape {tuple(t.shape)})")
+        elif t.ndim != 3 or t.shape[1] != t.shape[2]:
             problems.append(f"shape {tuple(t.shape)} (expected (C, S, S))")
         elif t.shape[0] not in (1, 3):
             problems.append(f"{t.shape[0]} channels (expected 3, channels first)")
@@ -323,7 +358,7 @@ def load_pipeline(spec: Any, size: int = 112) -> tuple[Any, str]:
     if isinstance(obj, type) or (not hasattr(obj, "preprocess") and callable(obj)):
         try:
             obj = obj()
-        except Exception as exc:
+        except USER_ERRORS as exc:
             raise user_code_error(exc, f"--pipeline {source}") from None
     _Pipe(obj)
     return obj, source
