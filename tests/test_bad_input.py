@@ -25,9 +25,36 @@ PLANTED = f"{TESTS}/planted.py"
 
 def diag(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None
          ) -> subprocess.CompletedProcess[str]:
-    """The console script, as a user runs it (a subprocess: exit codes, stdout, stderr)."""
+    """The console script's ``main()`` in this process (a subprocess per case would import
+    torch a hundred times): exit code, stdout and stderr as a user sees them."""
+    import contextlib
+    import io
+    from unittest import mock
+
+    from diag.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code: object = 0
+    old_cwd = os.getcwd()
+    with mock.patch.object(sys, "argv", ["diag", *args]), \
+            mock.patch.dict(os.environ, env or {}), \
+            contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            if cwd is not None:
+                os.chdir(cwd)
+            main()
+        except SystemExit as exc:
+            code = exc.code
+        finally:
+            os.chdir(old_cwd)
+    return subprocess.CompletedProcess(args, code if isinstance(code, int) else 1,
+                                       out.getvalue(), err.getvalue())
+
+
+def diag_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """The console script in a subprocess, for what only a real process shows."""
     return subprocess.run([sys.executable, "-c", "from diag.cli import main; main()", *args],
-                          capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+                          capture_output=True, text=True, timeout=600)
 
 
 def one_line(err: str) -> str:
@@ -184,7 +211,7 @@ def test_every_option_rejects_an_invalid_value(command: str, option: str, value:
 
 # --- user code that raises or exits: that check's error, exit 3, the user's file:line -------
 def test_sys_exit_in_forward_is_the_checks_error(tmp_path: Path) -> None:
-    r = diag("check", "--model", f"{HOSTILE}:ExitsInForward", "--data", f"{HOSTILE}:data",
+    r = diag_process("check", "--model", f"{HOSTILE}:ExitsInForward", "--data", f"{HOSTILE}:data",
              "--select", "overfit,loss-grad", "--out", str(tmp_path), "--format", "json")
     assert r.returncode == ExitCode.CHECK_ERROR, r.stderr
     doc = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
@@ -200,7 +227,7 @@ def test_system_exit_in_a_step_is_exit_3(tmp_path: Path) -> None:
 
 
 def test_argparse_at_import_is_exit_3_with_a_hint(tmp_path: Path) -> None:
-    r = diag("overfit", "--model", f"{H}/argparse_at_import.py:model", "--data",
+    r = diag_process("overfit", "--model", f"{H}/argparse_at_import.py:model", "--data",
              f"{HOSTILE}:data", "--out", str(tmp_path))
     assert r.returncode == ExitCode.CHECK_ERROR, r.stderr
     line = one_line(r.stderr)
@@ -285,7 +312,7 @@ def test_an_undertrained_linear_model_is_not_blamed_on_a_relu(tmp_path: Path) ->
 
 # --- output that must not be corrupted ------------------------------------------------------
 def test_prints_in_user_code_do_not_corrupt_json_stdout(tmp_path: Path) -> None:
-    r = diag("overfit", "--model", f"{HOSTILE}:Chatty", "--data", f"{HOSTILE}:data",
+    r = diag_process("overfit", "--model", f"{HOSTILE}:Chatty", "--data", f"{HOSTILE}:data",
              "--max-steps", "5", "--format", "json", "--out", str(tmp_path), "--no-plots")
     assert json.loads(r.stdout)["checks"][0]["name"] == "overfit"
     assert "forward called" in r.stderr
@@ -294,7 +321,7 @@ def test_prints_in_user_code_do_not_corrupt_json_stdout(tmp_path: Path) -> None:
 def test_an_unwritable_step_summary_is_a_warning_and_costs_no_report(tmp_path: Path) -> None:
     out = tmp_path / "out"
     (out / "summary.md").mkdir(parents=True)  # a folder where the file should go
-    env = dict(os.environ, GITHUB_STEP_SUMMARY=str(tmp_path / "missing" / "summary"))
+    env = {"GITHUB_STEP_SUMMARY": str(tmp_path / "missing" / "summary")}
     r = diag("check", "--select", "preprocess", "--out", str(out), "--junit",
              str(tmp_path / "j.xml"), "--no-plots", env=env)
     assert r.returncode == ExitCode.OK, r.stderr

@@ -93,16 +93,21 @@ def test_reference_agreement() -> None:
     assert bad.status == Status.FAIL and "disagrees with the reference" in bad.summary
 
 
+def test_a_loss_that_raises_is_an_error_with_location() -> None:
+    r = check("raises")
+    assert r.status == Status.ERROR and "planted failure in the loss" in r.summary
+    assert r.findings[0].location.startswith("losses.py:")
+
+
 @pytest.mark.parametrize(("name", "needle"), [
-    ("raises", "planted failure in the loss"),
     ("not_scalar", "not a scalar"),
     ("returns_float", "returned a float, not a tensor"),
 ])
-def test_bad_losses_are_errors(name: str, needle: str) -> None:
-    r = check(name)
-    assert r.status == Status.ERROR and needle in r.summary
-    if name == "raises":
-        assert r.findings[0].location.startswith("losses.py:")
+def test_a_loss_that_returns_no_scalar_tensor_is_a_usage_error(name: str, needle: str) -> None:
+    from diag.errors import UsageError
+
+    with pytest.raises(UsageError, match=needle):
+        check(name)
 
 
 def test_default_losses_pass_with_prefixed_metrics() -> None:
