@@ -55,15 +55,6 @@ def _number(value: Any, where: str) -> float:
                         hint="the metric column must hold numbers (nan/inf allowed)") from None
 
 
-def _cell(row: dict[str, Any], column: str, where: str) -> float:
-    """A CSV cell: a row too short to have it is a parse error, not a NaN."""
-    value = row.get(column)
-    if value is None:
-        raise DataError(f"{where}: the row has no value in this column",
-                        hint="fill it in (write nan for a missing loss)")
-    return _number(value, where)
-
-
 def _index(value: float, where: str, name: str) -> int:
     """An epoch or step number: a finite integer that fits."""
     if math.isnan(value):
@@ -82,43 +73,90 @@ def load_history(path: str, metric: str = "loss") -> History:
         raise DataError(f"--history {path} is a folder", hint="pass the CSV or JSON file")
     try:
         with open(path, encoding="utf-8-sig") as fh:  # -sig: Excel writes a BOM
-            text = fh.read()
+            head = fh.read(4096)
+            fh.seek(0)
+            if path.lower().endswith(".json") or head.lstrip().startswith(("[", "{")):
+                history = _from_json(fh.read(), path, metric)
+            else:
+                history = _from_csv(fh, path, metric)
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"--history {path} cannot be read: {exc}",
                         hint="pass a UTF-8 CSV or JSON file") from None
-    if path.lower().endswith(".json") or text.lstrip().startswith(("[", "{")):
-        history = _from_json(text, path, metric)
-    else:
-        history = _from_csv(text, path, metric)
     if len(history.values) < MIN_POINTS:
         raise DataError(f"--history {path} has {len(history.values)} points; the detectors "
                         f"need at least {MIN_POINTS}", hint="log more epochs or steps")
     return history
 
 
-def _from_csv(text: str, path: str, metric: str) -> History:
-    reader = csv.DictReader(text.splitlines())
-    fields = [f.strip() for f in (reader.fieldnames or [])]
+_CHUNK = 65536
+
+
+def _from_csv(fh: Any, path: str, metric: str) -> History:
+    """One pass over the file; each needed column is converted a chunk of rows at a time
+    (numpy), so a file of millions of rows never becomes millions of dicts. Rows whose metric
+    cell is empty are skipped: loggers such as Lightning's write train and validation
+    metrics on separate rows. A row too short to have the metric is a parse error."""
+    import numpy as np
+
+    reader = csv.reader(fh)
+    header = next(reader, None)
+    fields = [f.strip() for f in (header or [])]
     if not fields:
         raise DataError(f"--history {path} is empty", hint="write a header row and values")
     if metric not in fields:
         raise DataError(f"--history {path} has no column {metric!r} (columns: "
                         f"{', '.join(fields)})", hint="pass --metric NAME for your column")
     index_name = next((c for c in INDEX_COLUMNS if c in fields), "")
-    values, index, lrs = [], [], []
-    for row_no, raw in enumerate(reader, start=2):
-        row = {(k or "").strip(): v for k, v in raw.items()}
-        if all((v or "").strip() == "" for v in row.values() if isinstance(v, str)):
+    wanted = [c for c in (metric, index_name, "lr" if "lr" in fields and metric != "lr"
+                          else "") if c]
+    cols = {c: fields.index(c) for c in wanted}
+    need = max(cols.values()) + 1
+    done: dict[str, list[Any]] = {c: [] for c in wanted}
+    chunk: dict[str, list[str]] = {c: [] for c in wanted}
+    lines: list[int] = []
+
+    def flush() -> None:
+        for c in wanted:
+            texts = chunk[c]
+            try:
+                arr = np.array(texts, dtype=np.float64)
+            except ValueError:  # find the bad cell, name its line
+                arr = np.array([_number(t, f"{path} line {line}, column {c!r}")
+                                for t, line in zip(texts, lines, strict=True)], np.float64)
+            done[c].append(arr)
+            texts.clear()
+        lines.clear()
+
+    m = cols[metric]
+    for row_no, row in enumerate(reader, start=2):
+        if not row or all(not cell.strip() for cell in row):
             continue  # blank line
-        values.append(_cell(row, metric, f"{path} line {row_no}, column {metric!r}"))
-        if index_name:
-            index.append(_index(_cell(row, index_name, f"{path} line {row_no}, column "
-                                                       f"{index_name!r}"),
-                                f"{path} line {row_no}", index_name))
-        if "lr" in fields:
-            lrs.append(_cell(row, "lr", f"{path} line {row_no}, column 'lr'"))
-    return History(values, index or list(range(len(values))), index_name or "index",
-                   lrs if "lr" in fields else None, metric, path)
+        if len(row) < need:
+            missing = next(c for c in wanted if cols[c] >= len(row))
+            raise DataError(f"{path} line {row_no}, column {missing!r}: the row has no value "
+                            "in this column", hint="fill it in (write nan for a missing loss)")
+        if not row[m].strip():
+            continue  # this row logged other metrics
+        for c in wanted:
+            chunk[c].append(row[cols[c]].strip())
+        lines.append(row_no)
+        if len(lines) >= _CHUNK:
+            flush()
+    if lines:
+        flush()
+    column = {c: (np.concatenate(done[c]) if done[c] else np.zeros(0)) for c in wanted}
+    values = column[metric]
+    index: list[int]
+    if index_name:
+        idx = column[index_name]
+        bad = np.flatnonzero(~np.isfinite(idx) | (np.abs(idx) > 2**53) | (idx != np.round(idx)))
+        if bad.size:
+            _index(float(idx[bad[0]]), f"{path}, data row {int(bad[0]) + 1}", index_name)
+        index = idx.astype(np.int64).tolist()
+    else:
+        index = list(range(len(values)))
+    lrs = column["lr"].tolist() if "lr" in column else None
+    return History(values.tolist(), index, index_name or "index", lrs, metric, path)
 
 
 def _from_json(text: str, path: str, metric: str) -> History:

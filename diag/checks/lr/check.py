@@ -16,6 +16,7 @@ from typing import Any
 from diag.checks.lr import LrOptions
 from diag.checks.lr.detect import (
     diagnose,
+    envelope,
     reduce_on_plateau_steps,
     smoothed_range_losses,
     suggestion_spread,
@@ -28,6 +29,9 @@ from diag.result import CheckResult, Finding, Severity, Status
 NAME = "lr-schedule"
 Progress = Callable[[int, int], None]
 DEFAULT_LR = 1e-3
+MAX_SERIES_POINTS = 4000
+"""Reports carry at most this many points of a curve (each bucket's min and max, so plots
+still show spikes); the metrics are computed on every point."""
 
 
 def run(inputs: Inputs, options: LrOptions, progress: Progress | None = None
@@ -155,10 +159,14 @@ def analyse(values: list[float], index: list[int], index_name: str, lrs: list[fl
         rec = (f"; recommended LR {recommended:.3g} from {unit} {label(point)}"
                if recommended else "")
         summary = top.message + rec
-    plot_data = {"index": list(index), "index_name": index_name, "point": label(point),
+    kept = envelope(values, MAX_SERIES_POINTS)
+    if len(kept) < len(values):
+        metrics["series_points"] = len(kept)
+    plot_data = {"index": [index[i] for i in kept], "index_name": index_name,
+                 "point": label(point),
                  "recommended_lr": recommended}
     return CheckResult(NAME, status, summary, metrics=metrics, findings=tuple(findings),
-                       series={"loss": [_round(v) for v in values]}, plot_data=plot_data)
+                       series={"loss": [_round(values[i]) for i in kept]}, plot_data=plot_data)
 
 
 def _round(v: float) -> float:

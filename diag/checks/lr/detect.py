@@ -295,6 +295,30 @@ def diagnose(values: Sequence[float], params: CurveParams = CurveParams(),
     )
 
 
+def envelope(values: Sequence[float], max_points: int) -> list[int]:
+    """Positions to keep so a curve fits in ``max_points``: each of ``max_points // 2``
+    buckets keeps its min and its max (in order), and its first NaN/Inf; every position
+    when the curve is short enough."""
+    n = len(values)
+    if n <= max_points:
+        return list(range(n))
+    x = np.asarray(values, dtype=float)
+    buckets = max(max_points // 2, 1)
+    edges = np.linspace(0, n, buckets + 1).astype(int)
+    keep: list[int] = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        if hi <= lo:
+            continue
+        seg = x[lo:hi]
+        bad = np.flatnonzero(~np.isfinite(seg))
+        if bad.size:
+            keep.append(lo + int(bad[0]))
+            continue
+        a, b = lo + int(np.argmin(seg)), lo + int(np.argmax(seg))
+        keep.extend(sorted({a, b}))
+    return keep
+
+
 def ema(values: Sequence[float], beta: float) -> FloatArray:
     """Bias-corrected exponential moving average (the LR finder's smoothing)."""
     out = np.empty(len(values))
