@@ -258,3 +258,32 @@ def test_verify_measures_the_gain_of_the_lower_lr() -> None:
     assert r.metrics["recommended_lr"] == pytest.approx(0.05)
     assert r.metrics["verify_gain"] > 0, r.metrics
     assert r.metrics["verify_loss_new_lr"] < r.metrics["verify_loss_old_lr"]
+
+
+def test_report_series_are_capped_and_keep_spikes() -> None:
+    x = list(np.exp(-np.arange(20_000) / 8000) + 0.01 * RNG.standard_normal(20_000))
+    x[12_345] = 50.0  # one spike
+    r = lr.analyse(x, list(range(20_000)), "step", None, 1e-3)
+    assert len(r.series["loss"]) <= lr.MAX_SERIES_POINTS
+    assert max(r.series["loss"]) == 50.0 and 12_345 in r.plot_data["index"]
+    assert r.metrics["points"] == 20_000 and r.metrics["series_points"] == len(r.series["loss"])
+
+
+def test_a_large_history_is_read_in_one_pass(tmp_path: Path) -> None:
+    n = 200_000
+    rows = "".join(f"{i},{1 / (1 + i / 1000):.6f},0.001\n" for i in range(n))
+    path = tmp_path / "big.csv"
+    path.write_text("step,loss,lr\n" + rows)
+    h = load_history(str(path))
+    assert len(h.values) == n and h.index[-1] == n - 1 and h.lr is not None
+    assert h.values[1000] == pytest.approx(0.5)
+
+
+def test_rows_without_the_metric_are_skipped_like_lightning_logs(tmp_path: Path) -> None:
+    lines = ["epoch,step,train_loss,val_loss"]
+    for e in range(12):
+        lines += [f"{e},{e * 10},{1 / (e + 1)},", f"{e},{e * 10 + 9},,{1.2 / (e + 1)}"]
+    path = tmp_path / "metrics.csv"
+    path.write_text("\n".join(lines) + "\n")
+    assert load_history(str(path), "val_loss").values[0] == pytest.approx(1.2)
+    assert len(load_history(str(path), "train_loss").values) == 12
