@@ -30,6 +30,7 @@ T = TypeVar("T")
 _SAVED_ATTRS: dict[type, tuple[str, ...]] = {}
 _LIB_CACHE: dict[str, bool] = {}
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_ref = weakref.ref
 
 
 def _is_lib(filename: str) -> bool:
@@ -72,6 +73,7 @@ class Record:
 
     ref: weakref.ReferenceType[Tensor]
     site: str
+    """``file.py:42`` in the user's code; empty while attribution is off."""
     op: str
     iteration: int
     order: int
@@ -140,16 +142,27 @@ class Snapshot:
 
 
 class TensorCensus(TorchFunctionMode):
-    """Enter around each ``step()`` call; call ``take()`` after it."""
+    """Call ``begin()`` once, enter around each ``step()`` call, call ``take()`` after it.
 
-    def __init__(self) -> None:
+    Two phases, to stay cheap enough to leave on: with ``attribute`` off (phase one) the
+    census counts tensors, storages, bytes and graph nodes every iteration but records no
+    creation sites (no frame walk per tensor); the leaks check turns ``attribute`` on for a
+    few more iterations only when the counts grow, to find the user's file:line.
+    """
+
+    def __init__(self, attribute: bool = True) -> None:
         super().__init__()
         self.records: dict[int, Record] = {}
         self.iteration = 0
+        self.attribute = attribute
         self._order = 0
         self._popped = False
         self._hooks: list[Any] = []
         self.baseline: list[weakref.ReferenceType[Tensor]] = []
+        self._new: list[tuple[weakref.ReferenceType[Tensor], Any]] = []
+        """Phase one: tensors made since the last census, as (weakref, op); only those
+        still alive at the census become records."""
+        self._baseline_storage: list[tuple[weakref.ReferenceType[Tensor], int, int]] = []
 
     # The optimizer's step() is the busiest caller of torch functions (a dozen in-place ops
     # per parameter) and creates nothing but its lazy state, which the two gc scans of the
@@ -187,13 +200,28 @@ class TensorCensus(TorchFunctionMode):
             torch._C._push_on_torch_function_stack(self)
             self._popped = False
 
+    def begin(self) -> None:
+        """Call once before the first iteration."""
+        self.scan_baseline()
+
     def scan_baseline(self) -> None:
-        """Tensors alive before the run (one gc scan, not repeated per iteration)."""
-        self.baseline = [weakref.ref(t) for t in live_objects(Tensor)]
+        """Tensors alive before the run (one gc scan, not repeated per iteration); their
+        storages are read once here, not at every census."""
+        tensors = live_objects(Tensor)
+        self.baseline = [weakref.ref(t) for t in tensors]
+        self._baseline_storage = [(ref, *_storage(t)) for ref, t in zip(
+            self.baseline, tensors, strict=True)]
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None
                            ) -> Any:
-        out = func(*args, **(kwargs or {}))
+        out = func(*args, **kwargs) if kwargs else func(*args)
+        if not self.attribute:  # phase one: a weakref per new tensor, nothing else
+            if isinstance(out, Tensor):
+                if not (args and out is args[0]):
+                    self._new.append((_ref(out), func))
+            elif isinstance(out, tuple | list) and out and isinstance(out[0], Tensor):
+                self._new.extend((_ref(o), func) for o in out if isinstance(o, Tensor))
+            return out
         if isinstance(out, Tensor):
             if args and out is args[0]:
                 # In place (add_, mul_, +=): no new tensor. Note that a tracked one was touched
@@ -202,6 +230,8 @@ class TensorCensus(TorchFunctionMode):
                 if rec is not None:
                     self._order += 1
                     rec.order = self._order
+                    if self.attribute and not rec.site:  # made before attribution was on
+                        rec.site = user_site(2)
                 return out
             self._track(out, func)
         elif isinstance(out, tuple | list) and out and isinstance(out[0], Tensor):
@@ -209,6 +239,21 @@ class TensorCensus(TorchFunctionMode):
                 if isinstance(o, Tensor):
                     self._track(o, func)
         return out
+
+    def _promote(self) -> None:
+        """Phase one's new tensors that are still alive become records (no site)."""
+        records = self.records
+        for ref, func in self._new:
+            t = ref()
+            if t is None:
+                continue
+            old = records.get(t._cdata)
+            if old is not None and old.ref() is t:
+                continue
+            self._order += 1
+            records[t._cdata] = Record(ref, "", getattr(func, "__name__", str(func)),
+                                       self.iteration, self._order)
+        self._new.clear()
 
     def _track(self, t: Tensor, func: Any) -> None:
         key = t._cdata
@@ -218,13 +263,20 @@ class TensorCensus(TorchFunctionMode):
             # An in-place op returned a tensor we already know: keep where it was made, but
             # note it was touched now (a running total is the newest root of its graph).
             old.order = self._order
+            if self.attribute and not old.site:
+                old.site = user_site(3)
             return
-        self.records[key] = Record(weakref.ref(t), user_site(3),
+        self.records[key] = Record(weakref.ref(t), user_site(3) if self.attribute else "",
                                    getattr(func, "__name__", str(func)), self.iteration,
                                    self._order)
 
-    def take(self, with_sites: bool = True) -> Snapshot:
-        """Count what is alive now."""
+    def take(self, with_sites: bool | None = None, rss: bool = False) -> Snapshot:
+        """Count what is alive now; per-site stats when ``with_sites`` (default: while
+        attributing), the process RSS when ``rss`` (a file read: only a few times a run)."""
+        if with_sites is None:
+            with_sites = self.attribute
+        if self._new:
+            self._promote()
         seen_tensors: set[int] = set()
         storages: dict[int, int] = {}
         sites: dict[str, SiteStats] = {}
@@ -256,12 +308,11 @@ class TensorCensus(TorchFunctionMode):
                 roots.append((t.grad_fn, rec.site, (rec.iteration, rec.order)))
         for key in dead:
             del self.records[key]
-        for ref in self.baseline:
+        for ref, skey, nbytes in self._baseline_storage:
             t = ref()
             if t is None or t._cdata in seen_tensors:
                 continue
             seen_tensors.add(t._cdata)
-            skey, nbytes = _storage(t)
             storages.setdefault(skey, nbytes)
             if t.grad_fn is not None:
                 roots.append((t.grad_fn, "before the run", (-1, 0)))
@@ -301,10 +352,10 @@ class TensorCensus(TorchFunctionMode):
                 sites[site].graph_nodes += credited
                 sites[site].saved_bytes += saved_new
                 sites[site].saved_activations += activations
-        cuda = (int(torch.cuda.memory_allocated()) if torch.cuda.is_available()
-                and torch.cuda.is_initialized() else None)  # type: ignore[no-untyped-call]
+        cuda = (int(torch.cuda.memory_allocated())
+                if torch.cuda.is_initialized() else None)  # type: ignore[no-untyped-call]
         return Snapshot(len(seen_tensors), len(storages), sum(storages.values()), nodes,
-                        rss_bytes(), cuda, sites)
+                        rss_bytes() if rss else None, cuda, sites)
 
 
 def untracked_tensors(census: TensorCensus) -> list[Tensor]:

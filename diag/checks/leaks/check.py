@@ -75,21 +75,18 @@ def _run(step_factory: StepFactory, options: LeaksOptions, progress: Progress | 
     if not callable(step):
         raise UsageError(f"the step factory returned a {type(step).__name__}, not a callable",
                          hint="return a zero-argument function that runs one iteration")
-    census = TensorCensus()
-    census.scan_baseline()
+    census = TensorCensus(attribute=False)  # phase one: counts only, every iteration
+    census.begin()
     snaps: list[Snapshot] = []
     hooks_start: dict[str, tuple[int, str]] = {}
     untracked_start: set[int] = set()
+    last = options.iterations - 1
     for i in range(options.iterations):
         census.iteration = i
-        try:
-            with census:
-                step()
-        except USER_ERRORS as exc:
-            raise user_code_error(exc, f"step() at iteration {i + 1}") from None
-        if i == options.iterations - 1:
+        _call_step(step, census, i)
+        if i == last:
             gc.collect()  # cycles awaiting collection are not leaks
-        snaps.append(census.take())
+        snaps.append(census.take(rss=i in (options.warmup - 1, last)))
         if i == options.warmup - 1:
             hooks_start = _hook_counts()
             untracked_start = {id(t) for t in untracked_tensors(census)}
@@ -97,10 +94,38 @@ def _run(step_factory: StepFactory, options: LeaksOptions, progress: Progress | 
             progress(i + 1, options.iterations)
     hooks_end = _hook_counts()
     untracked = untracked_tensors(census)
-    result = _judge(snaps, options, hooks_start, hooks_end, source,
+    site_snaps: list[Snapshot] = []
+    if _growing(snaps, options.warmup):
+        # phase two: only now, a few more iterations with creation sites on
+        census.attribute = True
+        for j in range(ATTRIBUTION_ITERATIONS):
+            census.iteration = options.iterations + j
+            _call_step(step, census, options.iterations + j)
+            if j == ATTRIBUTION_ITERATIONS - 1:
+                gc.collect()
+            site_snaps.append(census.take(with_sites=True))
+    result = _judge(snaps, site_snaps, options, hooks_start, hooks_end, source,
                     holder=lambda site: describe_holder(census, site))
     return _untracked_growth(result, untracked, untracked_start,
                              options.iterations - options.warmup)
+
+
+ATTRIBUTION_ITERATIONS = 6
+"""Extra iterations with creation sites on, run only when the counts grow."""
+
+
+def _call_step(step: Callable[[], object], census: TensorCensus, i: int) -> None:
+    try:
+        with census:
+            step()
+    except USER_ERRORS as exc:
+        raise user_code_error(exc, f"step() at iteration {i + 1}") from None
+
+
+def _growing(snaps: list[Snapshot], warmup: int) -> bool:
+    return any(persistent_growth([float(getattr(s, q) or 0) for s in snaps], warmup).growing
+               for q in QUANTITIES + ("cuda_bytes",)
+               if q != "cuda_bytes" or all(s.cuda_bytes is not None for s in snaps))
 
 
 def _untracked_growth(result: CheckResult, untracked: list[Any], start: set[int], post: int
@@ -151,26 +176,25 @@ def training_step_factory(target: Any, *, batch_size: int = 12, lr: float = 1e-3
     return factory
 
 
-def _judge(snaps: list[Snapshot], options: LeaksOptions,
+def _judge(snaps: list[Snapshot], site_snaps: list[Snapshot], options: LeaksOptions,
            hooks_start: dict[str, tuple[int, str]], hooks_end: dict[str, tuple[int, str]],
            source: str, holder: Callable[[str], str] = lambda site: "") -> CheckResult:
     w = options.warmup
     series: dict[str, list[float]] = {q: [float(getattr(s, q)) for s in snaps]
                                       for q in QUANTITIES}
     # RSS is a secondary signal, and not deterministic: it stays out of the JSON series.
-    rss = ([float(s.rss_bytes or 0) for s in snaps]
-           if all(s.rss_bytes is not None for s in snaps) else None)
+    rss = [s.rss_bytes for s in snaps if s.rss_bytes is not None]
+    rss_per_iter = ((rss[-1] - rss[0]) / max(len(snaps) - w, 1)) if len(rss) == 2 else 0.0
     if all(s.cuda_bytes is not None for s in snaps):
         series["cuda_bytes"] = [float(s.cuda_bytes or 0) for s in snaps]
     growth = {q: persistent_growth(v, w) for q, v in series.items()}
-    rss_growth = persistent_growth(rss, w) if rss else None
     leaking = [q for q in QUANTITIES + ("cuda_bytes",) if q in growth and growth[q].growing]
 
     findings: list[Finding] = []
-    rows, site_findings = _attribute(snaps, w, holder)
+    rows, site_findings = _attribute(site_snaps, 0, holder) if site_snaps else ([], [])
     findings.extend(site_findings)
     findings.extend(_hook_findings(hooks_start, hooks_end, options.iterations - w))
-    if rss_growth is not None and rss_growth.growing and not leaking:
+    if rss_per_iter > 256 * 1024 and not leaking:
         findings.append(Finding(
             Severity.INFO, "process RSS kept growing while tensors did not (allocator "
             "caching, or objects that are not tensors)",
@@ -182,7 +206,7 @@ def _judge(snaps: list[Snapshot], options: LeaksOptions,
             "look for tensors kept across iterations (lists, dicts, attributes, closures)"))
 
     metrics: dict[str, Any] = {"leak": bool(leaking), "iterations": options.iterations,
-                               "warmup": w}
+                               "warmup": w, "attribution_iterations": len(site_snaps)}
     for q in QUANTITIES:
         metrics[f"{q}_per_iter"] = round(growth[q].per_iter, 4)
         metrics[f"{q}_final"] = int(series[q][-1])
