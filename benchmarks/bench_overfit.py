@@ -45,21 +45,23 @@ def main() -> None:
 
     import torch
 
-    from diag import checks
     from diag.checks.overfit import OverfitOptions
     from diag.checks.overfit.check import subset
-    from diag.inputs.target import build_target
-    from diag.run.plan import DEFAULT_SAMPLES
+    from diag.run.plan import Settings, Sources, build
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    target = build_target(task="landmarks", input_size=48, samples=DEFAULT_SAMPLES)
     opts = OverfitOptions(max_steps=args.steps, target_loss=0.0)
+    # The plan (data generation, the fit check) is built once, outside the timing: both
+    # sides then train the same fresh model on the same 16 samples for the same steps.
+    [job] = build(Sources(), Settings(seed=0, input_size=48), ["overfit"], {"overfit": opts})
+    assert job.inputs is not None
+    target = job.inputs.target
     data = subset(target.data, opts.samples, opts.seed)
     plain, check = [], []
     for _ in range(args.repeats):  # interleaved, so drift hits both alike
         plain.append(plain_loop(target.make_model(), data.x, data.y, args.steps))
         start = time.perf_counter()
-        result = checks.overfit(max_steps=args.steps, target_loss=0.0)
+        result = job.run()
         check.append(time.perf_counter() - start)
         assert result.metrics["steps"] == args.steps, result.metrics
     p, c = statistics.median(plain), statistics.median(check)
@@ -68,7 +70,9 @@ def main() -> None:
     print(f"  plain PyTorch loop : {p:.3f} s ({1000 * p / args.steps:.2f} ms/step)")
     print(f"  diag overfit check : {c:.3f} s ({1000 * c / args.steps:.2f} ms/step, "
           "all diagnostics included)")
-    print(f"  ratio check/plain  : {c / p:.3f}x (budget 1.10x)")
+    ratio = c / p
+    print(f"  ratio check/plain  : {ratio:.3f}x (budget 1.10x)"
+          + ("" if ratio >= 0.95 else "  <- below 0.95: a bug in the benchmark until explained"))
 
 
 if __name__ == "__main__":

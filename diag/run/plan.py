@@ -86,6 +86,8 @@ class Job:
     """The check's own work, unguarded."""
     seed: int | None = 0
     torch_needed: bool = True
+    inputs: Inputs | None = None
+    """What the plan resolved for it (for tools and benchmarks; the work already has it)."""
 
     def run(self, progress: Progress | None = None, timeout: float | None = None,
             quiet_stdout: bool = False) -> CheckResult:
@@ -146,7 +148,7 @@ def build(sources: Sources, settings: Settings, names: Sequence[str],
             jobs.append(Job(check.name, _constant(skipped), seed=None, torch_needed=False))
             continue
         jobs.append(Job(check.name, _work(check, inputs, o), seed=settings.seed,
-                        torch_needed=check.torch_needed(src)))
+                        torch_needed=check.torch_needed(src), inputs=inputs))
     return jobs
 
 
