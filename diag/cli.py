@@ -237,7 +237,13 @@ def lr_schedule(
         "--history", metavar="FILE", help="A CSV (header with the metric; optional epoch or "
         "step, lr) or JSON (list of numbers or of objects). Without it, diag trains the model "
         "and reads that curve.")] = None,
-    metric: Annotated[str, typer.Option("--metric", help="Column or key to analyse.")] = "loss",
+    metric: Annotated[list[str] | None, typer.Option(
+        "--metric", help="Column or key to analyse (default loss). Give it twice for a "
+        "training and a validation column (default: val_<metric> when the file has it).")
+    ] = None,
+    lr_column: Annotated[str | None, typer.Option(
+        "--lr-column", metavar="NAME", help="The LR column (default: lr, learning_rate, or "
+        "the first lr-*, lr/* column).")] = None,
     model: ModelSpec = None,
     data: DataSpec = None,
     loss: LossSpec = None,
@@ -273,8 +279,13 @@ def lr_schedule(
             raise UsageError("--history analyses a file; --range-test, --verify, --model, "
                              "--data and --loss need training mode",
                              hint="drop --history to train, or drop those options")
+        metrics = list(metric or ["loss"])
+        if len(metrics) > 2:
+            raise UsageError(f"--metric given {len(metrics)} times",
+                             hint="give a training metric, and optionally a validation one")
         options = {"epochs": epochs, "lr": lr, "range_test": range_test, "verify": verify,
-                   "metric": metric}
+                   "metric": metrics[0], "val_metric": metrics[1] if len(metrics) == 2
+                   else None, "lr_column": lr_column}
         return _one_check("lr-schedule", Sources(history=history, model=model, data=data,
                                                  loss=loss), options,
                           _run_options(out, fmt, quiet, no_plots, verbose), seed=seed,

@@ -25,6 +25,8 @@ class Inputs:
     pipeline_source: str = ""
     history: Any = None
     """A ``diag.inputs.history.History`` (lr-schedule without training)."""
+    history_val: Any = None
+    """The validation curve from the same file, when there is one."""
     loss: Callable[..., Any] | None = None
     """The user's loss, or None for the browser model's own (loss-grad)."""
     loss_name: str = ""

@@ -65,7 +65,7 @@ def _index(value: float, where: str, name: str) -> int:
     return int(value)
 
 
-def load_history(path: str, metric: str = "loss") -> History:
+def load_history(path: str, metric: str = "loss", lr_column: str | None = None) -> History:
     """Read ``path`` (.csv or .json). Malformed files raise DataError (exit 2)."""
     if not os.path.exists(path):
         raise DataError(f"--history file not found: {path}", hint="check the path")
@@ -76,9 +76,9 @@ def load_history(path: str, metric: str = "loss") -> History:
             head = fh.read(4096)
             fh.seek(0)
             if path.lower().endswith(".json") or head.lstrip().startswith(("[", "{")):
-                history = _from_json(fh.read(), path, metric)
+                history = _from_json(fh.read(), path, metric, lr_column)
             else:
-                history = _from_csv(fh, path, metric)
+                history = _from_csv(fh, path, metric, lr_column)
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"--history {path} cannot be read: {exc}",
                         hint="pass a UTF-8 CSV or JSON file") from None
@@ -91,7 +91,58 @@ def load_history(path: str, metric: str = "loss") -> History:
 _CHUNK = 65536
 
 
-def _from_csv(fh: Any, path: str, metric: str) -> History:
+def lr_column_of(fields: list[str], metric: str, asked: str | None, path: str) -> str:
+    """The LR column: the one asked for, else ``lr`` / ``learning_rate`` / the first
+    ``lr-*``, ``lr/*`` or ``lr_*`` (Lightning's LearningRateMonitor, Ultralytics); '' for
+    none."""
+    if asked is not None:
+        if asked not in fields:
+            raise DataError(f"--history {path} has no column {asked!r} for the LR (columns: "
+                            f"{', '.join(fields)})", hint="pass --lr-column NAME")
+        return asked
+    for name in ("lr", "learning_rate"):
+        if name in fields and name != metric:
+            return name
+    return next((f for f in fields if f.startswith(("lr-", "lr/", "lr_")) and f != metric), "")
+
+
+def paired_validation(path: str, metric: str) -> str | None:
+    """The validation column that goes with ``metric`` in the file, if any: ``val_loss``
+    for ``loss``, ``val/box_loss`` for ``train/box_loss``, ``val_loss`` for
+    ``train_loss``."""
+    fields = columns(path)
+    base = metric
+    for prefix in ("train/", "train_"):
+        if metric.startswith(prefix):
+            base = metric[len(prefix):]
+    candidates = [f"val_{base}", f"val/{base}", f"valid_{base}", f"validation_{base}",
+                  f"val_{metric}"]
+    return next((c for c in candidates if c in fields and c != metric), None)
+
+
+def columns(path: str) -> list[str]:
+    """The metric names a history file holds (CSV header, or the first JSON object's
+    keys); empty when unreadable (the loader reports that properly)."""
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            head = fh.read(65536)
+    except (OSError, UnicodeDecodeError):
+        return []
+    if head.lstrip().startswith(("[", "{")):
+        try:
+            data = json.loads(open(path, encoding="utf-8-sig").read())
+        except (OSError, ValueError):
+            return []
+        if isinstance(data, dict):
+            data = next((v for v in data.values() if isinstance(v, list)), [])
+        first = next((d for d in data if isinstance(d, dict)), None) if isinstance(
+            data, list) else None
+        return list(first) if first else []
+    row = next(csv.reader(head.splitlines()), [])
+    return [c.strip() for c in row]
+
+
+def _from_csv(fh: Any, path: str, metric: str, lr_column: str | None = None) -> History:
     """One pass over the file; each needed column is converted a chunk of rows at a time
     (numpy), so a file of millions of rows never becomes millions of dicts. Rows whose metric
     cell is empty are skipped: loggers such as Lightning's write train and validation
@@ -107,8 +158,8 @@ def _from_csv(fh: Any, path: str, metric: str) -> History:
         raise DataError(f"--history {path} has no column {metric!r} (columns: "
                         f"{', '.join(fields)})", hint="pass --metric NAME for your column")
     index_name = next((c for c in INDEX_COLUMNS if c in fields), "")
-    wanted = [c for c in (metric, index_name, "lr" if "lr" in fields and metric != "lr"
-                          else "") if c]
+    lr_name = lr_column_of(fields, metric, lr_column, path)
+    wanted = list(dict.fromkeys(c for c in (metric, index_name, lr_name) if c))
     cols = {c: fields.index(c) for c in wanted}
     need = max(cols.values()) + 1
     done: dict[str, list[Any]] = {c: [] for c in wanted}
@@ -155,11 +206,12 @@ def _from_csv(fh: Any, path: str, metric: str) -> History:
         index = idx.astype(np.int64).tolist()
     else:
         index = list(range(len(values)))
-    lrs = column["lr"].tolist() if "lr" in column else None
+    lrs = column[lr_name].tolist() if lr_name else None
     return History(values.tolist(), index, index_name or "index", lrs, metric, path)
 
 
-def _from_json(text: str, path: str, metric: str) -> History:
+def _from_json(text: str, path: str, metric: str, lr_column: str | None = None
+               ) -> History:
     try:
         data = json.loads(text)
     except ValueError as exc:
@@ -179,7 +231,9 @@ def _from_json(text: str, path: str, metric: str) -> History:
     values, index, lrs = [], [], []
     index_name = next((c for c in INDEX_COLUMNS if all(isinstance(d, dict) and c in d
                                                        for d in data)), "")
-    has_lr = all(isinstance(d, dict) and "lr" in d for d in data)
+    lr_name = lr_column_of(list(data[0]) if data and isinstance(data[0], dict) else [],
+                           metric, lr_column, path)
+    has_lr = bool(lr_name) and all(isinstance(d, dict) and lr_name in d for d in data)
     for i, d in enumerate(data):
         if not isinstance(d, dict) or metric not in d:
             raise DataError(f"--history {path} item {i} has no {metric!r}",
@@ -189,6 +243,6 @@ def _from_json(text: str, path: str, metric: str) -> History:
             index.append(_index(_number(d[index_name], f"{path} item {i}, {index_name!r}"),
                                 f"{path} item {i}", index_name))
         if has_lr:
-            lrs.append(_number(d["lr"], f"{path} item {i}, 'lr'"))
+            lrs.append(_number(d[lr_name], f"{path} item {i}, {lr_name!r}"))
     return History(values, index or list(range(len(values))), index_name or "index",
                    lrs if has_lr else None, metric, path)

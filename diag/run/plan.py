@@ -227,8 +227,18 @@ def _resolve(sources: Sources, settings: Settings, needs: set[str],
         except DiagError as exc:
             raise _wrap(sources, "pipeline", exc) from None
     if "history" in needs:
-        metric = getattr(opts.get("lr-schedule"), "metric", "loss")
-        fields["history"] = _history(sources, metric)
+        lr_opts = opts.get("lr-schedule")
+        metric = getattr(lr_opts, "metric", "loss")
+        lr_column = getattr(lr_opts, "lr_column", None)
+        fields["history"] = _history(sources, metric, lr_column)
+        val_metric = getattr(lr_opts, "val_metric", None)
+        if isinstance(sources.history, str | os.PathLike):
+            from diag.inputs.history import paired_validation
+
+            if val_metric is None:
+                val_metric = paired_validation(str(sources.history), metric)
+            if val_metric is not None:
+                fields["history_val"] = _history(sources, val_metric, lr_column)
     if "loss" in needs and sources.loss is not None:
         from diag.inputs.target import to_loss
 
@@ -287,13 +297,13 @@ def _step(sources: Sources) -> tuple[Any, str]:
     return obj, source
 
 
-def _history(sources: Sources, metric: str) -> Any:
+def _history(sources: Sources, metric: str, lr_column: str | None = None) -> Any:
     from diag.inputs.history import History, load_history
 
     history = sources.history
     if isinstance(history, str | os.PathLike):
         try:
-            return load_history(str(history), metric)
+            return load_history(str(history), metric, lr_column)
         except DiagError as exc:
             raise _wrap(sources, "history", exc) from None
     try:

@@ -252,10 +252,10 @@ def test_verify_measures_the_gain_of_the_lower_lr() -> None:
     x = torch.randn(96, 6, generator=g)
     y = x @ torch.randn(6, 1, generator=g) + 0.01 * torch.randn(96, 1, generator=g)
     target = build_target(model=lambda: torch.nn.Linear(6, 1), data=(x, y))
-    r = lr.run_training(target, lr.LrOptions(epochs=30, lr=0.5, verify=True,
+    r = lr.run_training(target, lr.LrOptions(epochs=30, lr=1.0, verify=True,
                                              batch_size=96))
     assert r.status in (Status.WARN, Status.FAIL), r.summary
-    assert r.metrics["recommended_lr"] == pytest.approx(0.05)
+    assert r.metrics["recommended_lr"] == pytest.approx(0.1)
     assert r.metrics["verify_gain"] > 0, r.metrics
     assert r.metrics["verify_loss_new_lr"] < r.metrics["verify_loss_old_lr"]
 

@@ -24,7 +24,12 @@ class LrOptions:
     """The current learning rate (training mode: the one used; default 1e-3)."""
     verify: bool = option(False, "Resume from the detected point with the recommended LR.")
     range_test: bool = option(False, "Also run the LR range test.")
-    metric: str = option("loss", "Column or key of the history to analyse.")
+    metric: str = option("loss", "Column or key of the history to analyse (the training "
+                         "curve).")
+    val_metric: str | None = option(None, "The validation column to judge with it "
+                                    "(default: val_<metric> when the file has it).")
+    lr_column: str | None = option(None, "The LR column (default: lr, learning_rate, or "
+                                   "the first lr-*, lr/* column).")
     batch_size: int = option(12, internal=True)
     seed: int = 0
 

@@ -38,21 +38,64 @@ def run(inputs: Inputs, options: LrOptions, progress: Progress | None = None
         ) -> CheckResult:
     """A history file's curve, or (without one) the curve of a short training run."""
     if inputs.history is not None:
-        return run_history(inputs.history, options)
+        return run_history(inputs.history, options, inputs.history_val)
     return run_training(inputs.target, options, progress)
 
 
-def run_history(history: History, options: LrOptions) -> CheckResult:
-    """Diagnose a curve read from a file (never imports torch)."""
-    return analyse(history.values, history.index, history.index_name, history.lr, options.lr,
-                   source=history.source)
+def run_history(history: History, options: LrOptions, validation: History | None = None
+                ) -> CheckResult:
+    """Diagnose a curve read from a file (never imports torch); with a validation curve
+    from the same file, also where validation bottoms out while training falls."""
+    result = analyse(history.values, history.index, history.index_name, history.lr,
+                     options.lr, source=history.source, metric=history.metric)
+    if validation is None:
+        return result
+    val = analyse(validation.values, validation.index, validation.index_name, validation.lr,
+                  options.lr, metric=validation.metric, train=history.values,
+                  train_index=history.index)
+    tag = f"[{validation.metric}] "
+    findings = tuple(result.findings) + tuple(
+        Finding(f.severity, tag + f.message, f.hint, f.location) for f in val.findings
+        if f.severity != Severity.INFO or "overfitting" in f.message)
+    metrics = dict(result.metrics)
+    metrics.update(val_metric=validation.metric, overfitting=val.metrics["overfitting"],
+                   best_epoch_val=val.metrics["best_epoch_val"],
+                   val_best_loss=val.metrics["best_loss"], val_final_loss=val.metrics[
+                       "final_loss"])
+    order = [Status.FAIL, Status.WARN, Status.PASS]
+    status = next(s for s in order if s in (result.status, val.status))
+    summary = result.summary
+    if val.status in (Status.FAIL, Status.WARN) and (
+            order.index(val.status) < order.index(result.status)
+            or result.status == Status.PASS):
+        summary = tag + val.summary
+    series = dict(result.series)
+    series["val"] = list(val.series["loss"])
+    plot_data = dict(result.plot_data)
+    plot_data.update(val_index=val.plot_data["index"], val_metric=validation.metric,
+                     best_epoch_val=val.plot_data.get("best_epoch_val"))
+    return result.replace(status=status, summary=summary, findings=findings, metrics=metrics,
+                          series=series, plot_data=plot_data)
+
+
+def _looks_like_validation(metric: str) -> bool:
+    name = metric.lower()
+    return any(name.startswith(p) or f"/{p}" in name or f"_{p}" in name
+               for p in ("val", "valid", "test", "eval"))
 
 
 def analyse(values: list[float], index: list[int], index_name: str, lrs: list[float] | None,
-            lr: float | None, source: str = "", initial: float | None = None) -> CheckResult:
+            lr: float | None, source: str = "", initial: float | None = None,
+            metric: str = "loss", train: list[float] | None = None,
+            train_index: list[int] | None = None) -> CheckResult:
     """Detectors, verdict and recommendation for one curve (pure: no training).
-    ``initial``: the loss before any training step, when known (training mode)."""
-    d = diagnose(values, initial=initial)
+
+    ``initial``: the loss before any training step, when known (training mode). ``train``:
+    the training curve, when ``values`` is a validation curve (e.g. ``val_loss``): then a
+    rise is overfitting, judged against the validation's best, not divergence.
+    """
+    validation = train is not None or _looks_like_validation(metric)
+    d = diagnose(values, initial=initial, lrs=lrs, validation=validation)
 
     def label(p: int | None) -> int | None:
         return None if p is None else index[p]
@@ -64,11 +107,21 @@ def analyse(values: list[float], index: list[int], index_name: str, lrs: list[fl
             return float(lrs[p])
         return lr
 
+    def at_lr(p: int) -> str:
+        value = lr_at(p)
+        return f" at lr {value:.3g}" if value else ""
+
     findings: list[Finding] = []
     point: int | None = None
+    finite = [v for v in values if math.isfinite(v)]
+    overfit_at: int | None = None
+    if train is not None:
+        overfit_at = _overfitting(values, index, train, train_index)
+    elif validation and finite:
+        overfit_at = _validation_rise(values)
     if d.nonfinite_at is not None:
         findings.append(Finding(
-            Severity.FAIL, f"the loss is NaN/Inf from {unit} {index[d.nonfinite_at]}"
+            Severity.FAIL, f"the {metric} is NaN/Inf from {unit} {index[d.nonfinite_at]}"
             + (f"; it started rising at {unit} {label(d.divergence_start)}"
                if d.divergence_start is not None and d.divergence_start < d.nonfinite_at
                else ""),
@@ -76,40 +129,89 @@ def analyse(values: list[float], index: list[int], index_name: str, lrs: list[fl
             location=f"{unit} {index[d.nonfinite_at]}"))
         point = d.divergence_start
     elif d.divergence_start is not None:
-        finite_values = [v for v in values if math.isfinite(v)]
         before = (f" (it was {initial:.4g} before training)" if initial is not None
-                  and d.divergence_start == 0 and min(finite_values) > initial else "")
+                  and d.divergence_start == 0 and min(finite) > initial else "")
         findings.append(Finding(
             Severity.FAIL, f"divergence: the loss rises from {unit} "
-            f"{label(d.divergence_start)} and does not come back (best "
-            f"{min(finite_values):.4g}, last {values[-1]:.4g}){before}",
+            f"{label(d.divergence_start)}{at_lr(d.divergence_start)} and does not come back "
+            f"(best {min(finite):.4g}, last {values[-1]:.4g}){before}",
             "lower the LR 10x from that point, or restart from the checkpoint there",
             location=f"{unit} {label(d.divergence_start)}"))
         point = d.divergence_start
+    if overfit_at is not None and d.nonfinite_at is None:
+        best = values[overfit_at]
+        tail = sorted(values[-max(3, d.window // 2):])
+        final = tail[len(tail) // 2]
+        findings.append(Finding(
+            Severity.WARN, f"overfitting: the {metric} bottoms out at {unit} "
+            f"{label(overfit_at)} ({best:.4g}) and then rises {100 * (final / best - 1):.0f}% "
+            + ("while the training loss keeps falling" if train is not None else
+               "(no training curve given to compare)"),
+            f"stop at {unit} {label(overfit_at)} (early stopping / keep that checkpoint); more "
+            "data, augmentation or regularisation to go further; a lower LR will not fix it",
+            location=f"{unit} {label(overfit_at)}"))
     if d.no_learning and d.nonfinite_at is None and d.divergence_start is None:
         findings.append(Finding(
             Severity.FAIL, f"no learning: the loss never leaves its starting level "
             f"({values[0]:.4g})",
             "run `diag overfit` to find the bug; if the model is fine, try `--range-test` for "
             "a workable LR", location=f"{unit} {index[0]}"))
-    if d.oscillation_start is not None and not d.no_learning:
+    if d.oscillation_start is not None and not d.no_learning and d.divergence_start is None:
         findings.append(Finding(
-            Severity.WARN, f"oscillation: the loss bounces up and down without net progress "
-            f"from {unit} {label(d.oscillation_start)}",
+            Severity.WARN, f"oscillation: the loss keeps climbing back up from {unit} "
+            f"{label(d.oscillation_start)}{at_lr(d.oscillation_start)} instead of settling",
             "lower the LR 10x at that point (the article: 0.01 -> 0.001 bought ~0.3 of loss)",
             location=f"{unit} {label(d.oscillation_start)}"))
         point = point if point is not None else d.oscillation_start
-    if d.plateau_start is not None and not d.no_learning and d.divergence_start is None:
+    plateau = (d.plateau_start is not None and not d.no_learning and overfit_at is None
+               and d.divergence_start is None and d.nonfinite_at is None)
+    if plateau and d.plateau_start is not None:
+        current_lr = lr_at(d.plateau_start)
+        first_lr = lr_at(d.analysis_start)
+        spent = bool(current_lr and first_lr and current_lr <= first_lr / 100)
         findings.append(Finding(
-            Severity.WARN, f"plateau: no meaningful improvement from {unit} "
-            f"{label(d.plateau_start)}",
-            "lower the LR 10x there; if a validation loss plateaus too, stop training",
+            Severity.WARN, f"plateau: no meaningful progress from {unit} "
+            f"{label(d.plateau_start)}{at_lr(d.plateau_start)} to the end of the run",
+            ("the LR is already 100x or more below where it started: stop here (a lower LR "
+             "buys little); more data or a bigger model to go further" if spent else
+             "lower the LR 10x there; if a validation loss plateaus too, stop training"),
             location=f"{unit} {label(d.plateau_start)}"))
         if point is None:
             point = d.plateau_start
+    if d.stall is not None:
+        a, b = d.stall
+        findings.append(Finding(
+            Severity.INFO, f"stall: the loss sat flat from {unit} {label(a)} to {label(b)}, "
+            "then fell again: a slow start, not a plateau",
+            "no need to lower the LR for it; a warm-up, a better init or a higher LR may "
+            "shorten it", location=f"{unit} {label(a)}"))
+    if d.analysis_start > 0:
+        findings.append(Finding(
+            Severity.INFO, f"warm-up: the LR rises until {unit} {label(d.analysis_start)}; "
+            "what the loss does before that is not judged", ""))
+    if d.lr_steps:
+        findings.append(Finding(
+            Severity.INFO, f"LR schedule: step drops at {unit}s "
+            f"{[label(p) for p in d.lr_steps]}; the plateau test covers the last LR segment "
+            f"(from {unit} {label(d.segment_start)})", ""))
+    findings.extend(Finding(
+        Severity.INFO, f"spike at {unit} {label(p)} ({values[p]:.4g}): the loss came back "
+        "down, so this is not divergence",
+        "a bad batch or an LR schedule step; gradient clipping helps if they repeat",
+        location=f"{unit} {label(p)}") for p in d.spikes[:5])
+    if d.still_improving and not any(f.severity in (Severity.FAIL, Severity.WARN)
+                                     for f in findings):
+        findings.append(Finding(
+            Severity.INFO, f"still improving: {-100 * d.improvement:.2g}% over the last "
+            f"{d.improvement_window} {unit}s", "train longer"))
+    if len(values) < 15:
+        findings.append(Finding(
+            Severity.INFO, f"a short curve ({len(values)} {unit}s): oscillation and plateaus "
+            "are told apart from noise only roughly", "log more epochs for a firmer verdict"))
 
     current = lr_at(point) if point is not None else (lr_at(len(values) - 1))
-    recommended = current / 10 if point is not None and current else None
+    recommended = (current / 10 if point is not None and current and overfit_at is None
+                   else None)
     cuts = reduce_on_plateau_steps(values, lr=current or DEFAULT_LR)
     cut_labels = [index[c] for c in cuts]
     if point is not None:
@@ -121,7 +223,7 @@ def analyse(values: list[float], index: list[int], index_name: str, lrs: list[fl
             + (f", {first_cut - index[point]} {unit}s earlier" if first_cut is not None
                and first_cut > index[point] else ""),
             "ReduceLROnPlateau reacts to plateaus only, after its patience"))
-    if recommended is None and point is not None:
+    if recommended is None and point is not None and overfit_at is None:
         findings.append(Finding(Severity.INFO, "no learning rate known for this curve",
                                 "give the file an 'lr' column or pass --lr"))
 
@@ -131,19 +233,27 @@ def analyse(values: list[float], index: list[int], index_name: str, lrs: list[fl
         status = Status.WARN
     else:
         status = Status.PASS
-    finite = [v for v in values if math.isfinite(v)]
     metrics: dict[str, Any] = {
-        "plateau_start": label(d.plateau_start),
+        "plateau_start": label(d.plateau_start) if plateau else None,
         "oscillation_start": label(d.oscillation_start),
         "divergence_start": label(d.divergence_start if d.divergence_start is not None
                                   else d.nonfinite_at),
         "no_learning": d.no_learning,
         "nonfinite_at": label(d.nonfinite_at),
+        "stall": [label(d.stall[0]), label(d.stall[1])] if d.stall else None,
+        "still_improving": d.still_improving,
+        "best_epoch_val": label(overfit_at) if validation and overfit_at is not None else (
+            label(int(min(range(len(values)), key=lambda i: values[i]
+                          if math.isfinite(values[i]) else math.inf)))
+            if validation and finite else None),
+        "overfitting": overfit_at is not None,
+        "spikes": [label(p) for p in d.spikes],
         "current_lr": current,
         "recommended_lr": _round_opt(recommended),
         "reduce_on_plateau_epochs": cut_labels,
         "points": len(values),
         "index": index_name,
+        "metric": metric,
         "first_loss": _round(values[0]),
         "best_loss": _round_opt(min(finite)) if finite else None,
         "final_loss": _round(values[-1]),
@@ -153,8 +263,11 @@ def analyse(values: list[float], index: list[int], index_name: str, lrs: list[fl
         metrics["source"] = source
     top = next((f for f in findings if f.severity in (Severity.FAIL, Severity.WARN)), None)
     if top is None:
-        summary = (f"healthy: the loss falls from {values[0]:.4g} to {values[-1]:.4g} over "
-                   f"{len(values)} {unit}s with no plateau, oscillation or divergence")
+        trend = (f"still improving ({-100 * d.improvement:.2g}% over the last "
+                 f"{d.improvement_window} {unit}s: train longer)" if d.still_improving else
+                 "no plateau, oscillation or divergence")
+        summary = (f"healthy: the {metric} falls from {values[0]:.4g} to {values[-1]:.4g} "
+                   f"over {len(values)} {unit}s, {trend}")
     else:
         rec = (f"; recommended LR {recommended:.3g} from {unit} {label(point)}"
                if recommended else "")
@@ -163,10 +276,36 @@ def analyse(values: list[float], index: list[int], index_name: str, lrs: list[fl
     if len(kept) < len(values):
         metrics["series_points"] = len(kept)
     plot_data = {"index": [index[i] for i in kept], "index_name": index_name,
-                 "point": label(point),
-                 "recommended_lr": recommended}
+                 "point": label(point), "recommended_lr": recommended,
+                 "stall": metrics["stall"], "best_epoch_val": metrics["best_epoch_val"]
+                 if overfit_at is not None else None}
     return CheckResult(NAME, status, summary, metrics=metrics, findings=tuple(findings),
                        series={"loss": [_round(values[i]) for i in kept]}, plot_data=plot_data)
+
+
+def _overfitting(values: list[float], index: list[int], train: list[float],
+                 train_index: list[int] | None) -> int | None:
+    """Where validation bottoms out while training keeps falling (positions in values)."""
+    from diag.checks.lr.detect import detect_overfitting
+
+    if train_index is not None and train_index != index:  # align on the shared epochs
+        where = {e: i for i, e in enumerate(train_index)}
+        pairs = [(i, where[e]) for i, e in enumerate(index) if e in where]
+        if len(pairs) < 5:
+            return None
+        v = [values[i] for i, _ in pairs]
+        t = [train[j] for _, j in pairs]
+        at = detect_overfitting(t, v)
+        return None if at is None else pairs[at][0]
+    return detect_overfitting(train, values)
+
+
+def _validation_rise(values: list[float]) -> int | None:
+    """A validation curve alone: a rise that settles well above its best (no training
+    curve to compare, so the finding says so)."""
+    from diag.checks.lr.detect import detect_overfitting
+
+    return detect_overfitting(list(range(len(values), 0, -1)), values)
 
 
 def _round(v: float) -> float:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 FloatArray = np.ndarray
+Curve = Sequence[float] | FloatArray
+"""A curve: a list of numbers or a numpy array."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,22 @@ def noise_sigma(x: FloatArray) -> float:
     return float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2))
 
 
-def _finite_prefix(values: Sequence[float]) -> tuple[FloatArray, int | None]:
+def curvature_noise(x: FloatArray) -> float:
+    """Noise per point from second differences (MAD): white noise gives its sigma; a smooth
+    swing, even a large one, adds little (unlike differences from a short smoothing)."""
+    if len(x) < 5:
+        return 0.0
+    d2 = x[2:] - 2 * x[1:-1] + x[:-2]
+    return float(1.4826 * np.median(np.abs(d2 - np.median(d2))) / math.sqrt(6))
+
+
+def _tail_noise(x: FloatArray) -> float:
+    """Noise per point judged on the curve's second half: the steep early fall is signal,
+    and would pass for noise in a short curve."""
+    return curvature_noise(x[len(x) // 2:]) if len(x) >= 10 else curvature_noise(x)
+
+
+def _finite_prefix(values: Curve) -> tuple[FloatArray, int | None]:
     x = np.asarray(values, dtype=float)
     bad = np.flatnonzero(~np.isfinite(x))
     first_bad = int(bad[0]) if bad.size else None
@@ -91,7 +108,7 @@ def _tolerance(s: FloatArray, sigma: float, w: int, p: CurveParams) -> FloatArra
     return out
 
 
-def detect_no_learning(values: Sequence[float], params: CurveParams = CurveParams()
+def detect_no_learning(values: Curve, params: CurveParams = CurveParams()
                        ) -> int | None:
     """0 when the curve never leaves its starting level (e.g. stuck at ln(C)), else None."""
     x, _ = _finite_prefix(values)
@@ -103,42 +120,218 @@ def detect_no_learning(values: Sequence[float], params: CurveParams = CurveParam
     return 0 if s[0] - float(np.min(s)) < tol[0] else None
 
 
-def detect_plateau(values: Sequence[float], params: CurveParams = CurveParams()) -> int | None:
-    """First index after which the smoothed loss improves by less than ``rel_tol`` (and less
-    than its noise) over the next window; the flat stretch must last a whole window."""
-    x, _ = _finite_prefix(values)
-    n = len(x)
-    w = window(n)
-    if n < 2 * w:
-        return None
-    s = smooth_robust(x, w)
-    tol = _tolerance(s, noise_sigma(x), w, params)
-    best_so_far = np.minimum.accumulate(s)
-    # min over the next w points: a reversed running minimum over sliding windows
-    ahead = np.array([s[i + 1 : i + 1 + w].min() for i in range(0, n - w)]) if n - w < 20000 \
-        else _ahead_min_strided(s, w)
-    improvement = best_so_far[: n - w] - ahead
-    flat = improvement < tol[: n - w]
-    if not flat.any():
-        return None
-    # the first index that starts a flat stretch lasting at least one window
-    run = 0
-    for i, f in enumerate(flat):
-        run = run + 1 if f else 0
-        if run >= w // 2 + 1:
-            return i - run + 1
-    last = int(np.flatnonzero(flat)[0])
-    return last if flat[last:].all() and n - last >= 2 * w else None
-
-
-def _ahead_min_strided(s: FloatArray, w: int) -> FloatArray:
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    out: FloatArray = sliding_window_view(s[1:], w).min(axis=1)[: len(s) - w]
+def _progress_tolerance(s: FloatArray, sigma: float, w: int) -> FloatArray:
+    """How much further fall counts as meaningful at each point: well above what noise
+    alone gives a windowed level (3 sigma / sqrt(w)), and at least half a percent of the
+    level (noise-free curves). Not a fixed 1 % of the level per window: loss floors far
+    from zero are common, and a slow fall there is still progress."""
+    scale = max(float(np.max(np.abs(s))) if s.size else 0.0, 1e-12)
+    noise = 3.0 * sigma / math.sqrt(max(w, 1))
+    out: FloatArray = np.maximum(np.maximum(0.005 * np.abs(s), noise), 1e-9 * scale)
     return out
 
 
-def detect_divergence(values: Sequence[float], params: CurveParams = CurveParams()
+def detect_plateau(values: Curve, params: CurveParams = CurveParams(),
+                   start: int = 0) -> int | None:
+    """First index (at or after ``start``) from which the loss makes no meaningful further
+    progress to the end of the curve, lasting at least a window.
+
+    A flat stretch that the loss later leaves is not a plateau (see ``detect_stall``):
+    only a plateau at the current LR justifies lowering it. Progress is judged against
+    the curve's own noise (``_progress_tolerance``), from each point to the final level.
+    """
+    x, _ = _finite_prefix(values)
+    n = len(x)
+    if n - start < 5:
+        return None
+    seg = x[start:]
+    w = window(len(seg))
+    s = smooth_robust(seg, w)
+    k = max(3, w)
+    end_level = float(np.mean(seg[-k:]))
+    tol = _progress_tolerance(s, _tail_noise(seg), w)
+    ok = (s - end_level) < tol
+    ok[len(seg) - k:] = True  # the final window is the end level itself
+    if ok.all():
+        first = 0
+    else:
+        first = int(np.flatnonzero(~ok)[-1]) + 1
+    # it must outlast the final window that defines the end level, by half a window
+    if len(seg) - first < k + max(2, w // 2):
+        return None
+    return start + first
+
+
+def detect_stall(values: Curve, params: CurveParams = CurveParams(),
+                 start: int = 0, stop: int | None = None) -> tuple[int, int] | None:
+    """The first flat stretch (at least a window long) between ``start`` and ``stop`` that
+    the loss later leaves with a meaningful fall: (first index, index where the fall has
+    clearly begun), or None. A slow start (chance level, warm-up, init), never a reason to
+    lower the LR."""
+    x, _ = _finite_prefix(values)
+    stop = len(x) if stop is None else min(stop, len(x))
+    seg = x[start:stop]
+    n = len(seg)
+    w = window(len(x))
+    if n < 2 * w or n < 8:
+        return None
+    s = smooth_robust(seg, w)
+    tol = _progress_tolerance(s, _tail_noise(seg), w)
+    ahead = np.array([s[i] - s[min(i + w, n - 1)] for i in range(n)])
+    flat = ahead < tol
+    need = max(3, w)
+    run = 0
+    for i in range(n - w):
+        run = run + 1 if flat[i] else 0
+        if run >= need:
+            first = i - run + 1
+            level = float(np.median(seg[first:i + 1]))
+            below = np.flatnonzero(s[i:] < level - 3 * tol[first])
+            if below.size:  # the loss left the flat level: a stall, not a plateau
+                return start + first, start + i + int(below[0])
+            return None
+    return None
+
+
+def still_improving(values: Curve, start: int = 0) -> tuple[bool, float, int]:
+    """Is the loss still falling meaningfully over its last window? (yes/no, the fall as a
+    fraction of the level, the window in points)."""
+    x, _ = _finite_prefix(values)
+    seg = x[start:]
+    n = len(seg)
+    if n < 5:
+        return False, 0.0, n
+    w = min(max(window(n), n // 5, 3), n)  # the last fifth: a trend, not the last wiggle
+    tail = seg[-w:]
+    t = np.arange(w, dtype=float)
+    slope = float(np.polyfit(t, tail, 1)[0])
+    fall = -slope * (w - 1)
+    level = abs(float(np.median(tail))) or 1e-12
+    s = smooth_robust(seg, window(n))
+    tol = float(_progress_tolerance(s[-1:], _tail_noise(seg), w)[0])
+    return fall > tol, fall / level, w
+
+
+def detect_spikes(values: Curve, limit: int = 20) -> list[int]:
+    """Single points (or two) far above their neighbours that the curve comes back from:
+    a spike is a finding, not divergence."""
+    x, _ = _finite_prefix(values)
+    n = len(x)
+    if n < 7:
+        return []
+    sigma = noise_sigma(x)
+    out: list[int] = []
+    for i in range(2, n - 2):
+        lo, hi = max(0, i - 3), min(n, i + 4)
+        neighbours = np.concatenate([x[lo:i], x[i + 1:hi]])
+        med = float(np.median(neighbours))
+        jump = float(x[i]) - med
+        if jump > max(8 * sigma, 0.3 * abs(med), 1e-12) and float(np.min(x[i + 1:i + 3])) < \
+                med + 0.5 * jump:
+            out.append(i)
+            if len(out) >= limit:
+                break
+    return out
+
+
+def detect_periodic_oscillation(values: Curve, params: CurveParams = CurveParams(),
+                                start: int = 0) -> int | None:
+    """Oscillation of any period (4 to 40 points) around a flat level in the curve's tail:
+    the detrended tail's autocorrelation swings to -0.5 or below at half a period and back
+    up at a full one, with swings of at least ``osc_rel_amp`` of the level and more than
+    the net progress. Noisy curves that trend down have no such structure."""
+    x, _ = _finite_prefix(values)
+    seg = x[start:]
+    n = len(seg)
+    if n < 12:
+        return None
+    tail_start = max(0, n // 2 - 1) if n >= 24 else 0
+    tail = seg[tail_start:]
+    m = len(tail)
+    t = np.arange(m, dtype=float)
+    coef = np.polyfit(t, tail, 1)
+    r = tail - np.polyval(coef, t)
+    var = float(np.dot(r, r))
+    if var <= 0:
+        return None
+    max_lag = min(m // 2, 20)
+    acf = np.array([float(np.dot(r[:-k], r[k:])) / var for k in range(1, max_lag + 1)])
+    half = next((k for k in range(2, max_lag + 1) if acf[k - 1] <= -0.5), None)
+    if half is None:
+        return None
+    if 2 * half <= max_lag and acf[2 * half - 1] < 0.2:
+        return None
+    level = abs(float(np.median(tail))) or 1e-12
+    amplitude = float(np.std(r)) * math.sqrt(2)
+    progress = -float(coef[0]) * (m - 1)
+    if amplitude < params.osc_rel_amp * level or progress > amplitude:
+        return None
+    # onset: where the swings first reach half their size
+    env = smooth(np.abs(r), 2 * half)
+    big = np.flatnonzero(env >= 0.5 * float(np.max(env)))
+    return start + tail_start + (int(big[0]) if big.size else 0)
+
+
+def detect_swings(values: Curve, params: CurveParams = CurveParams(), start: int = 0,
+                  min_swings: int = 2) -> int | None:
+    """Slow oscillation with net progress: the smoothed loss climbs back up by 10 % of its
+    level (and well above its noise) at least ``min_swings`` times. Where the first such
+    climb begins, or None. A single bump (an augmentation switch) is not an oscillation."""
+    x, _ = _finite_prefix(values)
+    seg = x[start:]
+    n = len(seg)
+    if n < 8:
+        return None
+    ws = max(3, window(n) // 2)
+    s = smooth_robust(seg, ws)
+    # noise relative to the level (minibatch noise scales with the loss), per point
+    level = np.maximum(np.abs(smooth(seg, max(ws, 5))), 1e-12)
+    rel_noise = curvature_noise((seg / level)[n // 3:])  # not the early fall
+    swings: list[int] = []
+    edge = ws // 2  # the smoothing's edges repeat single raw points: not trusted
+    trough = edge
+    i = edge + 1
+    while i < n - edge:
+        if s[i] < s[trough]:
+            trough = i
+        elif s[i] - s[trough] > abs(float(s[trough])) * max(
+                0.1, 8 * rel_noise / math.sqrt(ws)) + 1e-12:
+            swings.append(trough)
+            while i + 1 < n - edge and s[i + 1] >= s[i]:  # ride the climb to its top
+                i += 1
+            trough = i
+        i += 1
+    if len(swings) < min_swings:
+        return None
+    return start + swings[0]
+
+
+def detect_overfitting(train: Sequence[float], val: Sequence[float],
+                       params: CurveParams = CurveParams()) -> int | None:
+    """Where validation bottoms out while training keeps falling: the index of the best
+    validation value when, after it, validation settles at least 10 % (and clearly above
+    its noise) above that best and training still improves. None otherwise."""
+    v, _ = _finite_prefix(val)
+    tr, _ = _finite_prefix(train)
+    n = min(len(v), len(tr))
+    if n < 5:
+        return None
+    v, tr = v[:n], tr[:n]
+    best = int(np.argmin(smooth_robust(v, 3)))
+    k = max(3, window(n) // 2)
+    if n - 1 - best < k:
+        return None
+    final = float(np.median(v[-k:]))
+    best_value = float(np.min(v[max(0, best - 1):best + 2]))
+    sigma = noise_sigma(v)
+    rise = final - best_value
+    train_fall = float(np.median(tr[max(0, best - 1):best + 2])) - float(np.median(tr[-k:]))
+    if rise > max(0.1 * abs(best_value), 3 * sigma) and train_fall > 0:
+        return best
+    return None
+
+
+def detect_divergence(values: Curve, params: CurveParams = CurveParams()
                       ) -> int | None:
     """NaN/Inf (where the rise towards it began, or the first bad value), or a sustained
     increase after the minimum that lasts at least a window and ends near its top."""
@@ -179,7 +372,7 @@ def _rise_start(x: FloatArray, params: CurveParams) -> int | None:
     return None
 
 
-def detect_oscillation(values: Sequence[float], params: CurveParams = CurveParams()
+def detect_oscillation(values: Curve, params: CurveParams = CurveParams()
                        ) -> int | None:
     """First window where the loss flips up and down with an amplitude well above its noise,
     at least ``osc_rel_amp`` of its level, while making no net progress.
@@ -266,32 +459,103 @@ def reduce_on_plateau_steps(values: Sequence[float], lr: float = 1e-3, factor: f
 
 @dataclass(frozen=True)
 class CurveDiagnosis:
-    """Every detector on one curve."""
+    """Every detector on one curve (positions, not the file's epoch numbers)."""
 
     plateau_start: int | None
+    """No meaningful progress from here to the end (of the last LR segment's run)."""
     oscillation_start: int | None
     divergence_start: int | None
     no_learning: bool
     nonfinite_at: int | None
     window: int
+    stall: tuple[int, int] | None = None
+    """A flat stretch the loss later left: (start, where the fall resumed)."""
+    still_improving: bool = False
+    improvement: float = 0.0
+    """Fall over the last window, as a fraction of the level (0.07 = 7 %)."""
+    improvement_window: int = 0
+    spikes: tuple[int, ...] = ()
+    analysis_start: int = 0
+    """Where warm-up (a rising LR) ends; nothing before it is a detection."""
+    segment_start: int = 0
+    """Where the last stretch of the LR schedule (after its last step drop) begins."""
+    lr_steps: tuple[int, ...] = ()
+    """Positions where the LR dropped in one step (by 1.5x or more)."""
+
+
+def lr_phases(lrs: Sequence[float] | None, n: int) -> tuple[int, tuple[int, ...], int]:
+    """(end of warm-up, step drops, start of the last segment) of an LR column. Warm-up is
+    the leading stretch where the LR rises to its peak (from below 2/3 of it); a step is a
+    drop by 1.5x or more between two points; the last segment follows the last step."""
+    if lrs is None or len(lrs) != n or n == 0:
+        return 0, (), 0
+    lr = np.asarray(lrs, dtype=float)
+    if not np.isfinite(lr).all() or (lr <= 0).any():
+        return 0, (), 0
+    peak = int(np.argmax(lr))
+    warm_end = peak if lr[0] < lr[peak] / 1.5 else 0
+    steps = tuple(int(i) + 1 for i in np.flatnonzero(lr[1:] <= lr[:-1] / 1.5) if i >= warm_end)
+    seg = steps[-1] if steps else warm_end
+    return warm_end, steps, seg
 
 
 def diagnose(values: Sequence[float], params: CurveParams = CurveParams(),
-             initial: float | None = None) -> CurveDiagnosis:
-    """Every detector on one curve. ``initial`` is the loss before the first step, when
-    known: a curve whose best value is still well above it diverged from the start."""
+             initial: float | None = None, lrs: Sequence[float] | None = None,
+             validation: bool = False) -> CurveDiagnosis:
+    """Every detector on one curve.
+
+    ``initial``: the loss before the first step, when known (a curve whose best value is
+    still well above it diverged from the start). ``lrs``: the LR per point, when logged:
+    warm-up is no detection, a drop after a step decay is expected, and plateau /
+    still-improving are judged in the last LR segment. ``validation``: a rise is
+    overfitting (judged with the training curve by the caller), not divergence.
+    """
     x, first_bad = _finite_prefix(values)
-    divergence = detect_divergence(values, params)
-    if (divergence is None and initial is not None and math.isfinite(initial) and len(x)
-            and float(np.min(x)) > initial + params.div_rel_rise * max(abs(initial), 1e-12)):
-        divergence = 0
+    n = len(values)
+    warm_end, steps, seg = lr_phases(lrs, n)
+    seg = min(seg, max(len(x) - 1, 0))
+    divergence = None
+    if not validation:
+        tail = detect_divergence(list(values)[warm_end:], params)
+        divergence = None if tail is None else tail + warm_end
+        if (divergence is None and initial is not None and math.isfinite(initial)
+                and len(x) and float(np.min(x)) > initial + params.div_rel_rise * max(
+                    abs(initial), 1e-12)):
+            divergence = 0
+    # a validation curve's verdict is overfitting or not (the caller's, with the training
+    # curve); its flat stretches are no reason to change the LR
+    plateau = None if validation else detect_plateau(x, params, start=seg)
+    # period 2 (the article's case) is located precisely by its own detector; any other
+    # period by the autocorrelation of the last LR segment's tail
+    oscillation = None
+    if not validation:  # a validation curve's wobble is evaluation noise, not the LR
+        oscillation = detect_oscillation(x, params)
+        if oscillation is None:
+            oscillation = detect_periodic_oscillation(x, params, start=seg)
+        if oscillation is None and divergence is None:
+            oscillation = detect_swings(x, params, start=warm_end)
+        if oscillation is not None and oscillation < warm_end:
+            oscillation = None
+    improving, improvement, imp_w = still_improving(x, start=seg)
+    stall = None if validation else detect_stall(x, params, start=warm_end, stop=plateau)
+    flat = detect_no_learning(x, params) == 0
+    rises = len(x) > 0 and float(np.median(x[-max(3, window(len(x)) // 2):])) > float(
+        np.median(x[:3])) * (1 + params.div_rel_rise)
     return CurveDiagnosis(
-        plateau_start=detect_plateau(values, params),
-        oscillation_start=detect_oscillation(values, params),
+        plateau_start=plateau,
+        oscillation_start=oscillation,
         divergence_start=divergence,
-        no_learning=detect_no_learning(values, params) == 0,
+        no_learning=flat and oscillation is None and not rises and not validation,
         nonfinite_at=first_bad,
-        window=window(len(values)),
+        window=window(n),
+        stall=stall,
+        still_improving=improving and plateau is None,
+        improvement=improvement,
+        improvement_window=imp_w,
+        spikes=tuple(detect_spikes(x)),
+        analysis_start=warm_end,
+        segment_start=seg,
+        lr_steps=steps,
     )
 
 
