@@ -340,6 +340,10 @@ def _train_and_analyse(target: Any, options: LrOptions, progress: Progress | Non
         1 if options.range_test else 0)
     losses: list[float] = []
     snapshots: list[dict[str, Any]] = []
+    # Snapshots let a detected plateau be confirmed by experiment (resume at a 10x lower
+    # LR); kept only while they fit in a modest budget (model + Adam's two moments).
+    state_bytes = 3 * sum(p.numel() * p.element_size() for p in model.parameters())
+    keep_snapshots = options.verify or state_bytes * options.epochs <= SNAPSHOT_BUDGET
     try:
         initial = trainer.evaluate()
     except USER_ERRORS as exc:
@@ -349,7 +353,7 @@ def _train_and_analyse(target: Any, options: LrOptions, progress: Progress | Non
             losses.append(trainer.train_epoch())
         except USER_ERRORS as exc:
             raise user_code_error(exc, f"training epoch {epoch}") from None
-        if options.verify:
+        if keep_snapshots:
             snapshots.append(_snapshot(trainer))
         if progress is not None:
             progress(epoch + 1, total)
@@ -362,11 +366,44 @@ def _train_and_analyse(target: Any, options: LrOptions, progress: Progress | Non
     if options.verify:
         findings.append(_verify(trainer, snapshots, result, metrics, progress, total,
                                 options.epochs))
+    elif snapshots and metrics.get("plateau_start") is not None and result.status == \
+            Status.WARN and metrics.get("oscillation_start") is None:
+        # Confirm before advising: does the recommended drop help on this very run?
+        verdict = _verify(trainer, snapshots, result, metrics, None, total, options.epochs)
+        gain = metrics.get("verify_gain")
+        old = metrics.get("verify_loss_old_lr")
+        if isinstance(gain, float) and isinstance(old, float) and gain <= 0.01 * abs(old):
+            findings = [_converged(f, verdict) if f.message.startswith("plateau:") else f
+                        for f in findings]
+            metrics.update(recommended_lr=None, converged=True)
+            top = next((f for f in findings if f.severity in (Severity.FAIL, Severity.WARN)),
+                       None)
+            if top is None:
+                summary = next(f.message for f in findings if f.message.startswith(
+                    "converged"))
+                result = result.replace(status=Status.PASS, summary=summary)
+        else:
+            findings.append(verdict)
     if options.range_test:
         plot_data.update(_range(target, options, metrics, findings))
         if progress is not None:
             progress(total, total)
     return result.replace(metrics=metrics, findings=tuple(findings), plot_data=plot_data)
+
+
+SNAPSHOT_BUDGET = 256 * 2**20
+"""Bytes of per-epoch snapshots kept in training mode to confirm a plateau by experiment."""
+
+
+def _converged(plateau: Finding, verdict: Finding) -> Finding:
+    """A plateau that a 10x lower LR measurably does not help: converged, not a warning."""
+    if plateau.message.startswith("converged"):
+        return plateau
+    text = plateau.message.replace("plateau: no meaningful progress", "converged: no "
+                                   "meaningful progress", 1)
+    return Finding(Severity.INFO, f"{text}; {verdict.message.replace('--verify: ', '')}",
+                   "a lower LR does not help here (measured): stop training at that point, "
+                   "or give the model more data or capacity", plateau.location)
 
 
 def _snapshot(trainer: Any) -> dict[str, Any]:

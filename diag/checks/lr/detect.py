@@ -226,8 +226,9 @@ def detect_spikes(values: Curve, limit: int = 20) -> list[int]:
         neighbours = np.concatenate([x[lo:i], x[i + 1:hi]])
         med = float(np.median(neighbours))
         jump = float(x[i]) - med
-        if jump > max(8 * sigma, 0.3 * abs(med), 1e-12) and float(np.min(x[i + 1:i + 3])) < \
-                med + 0.5 * jump:
+        threshold = max(8 * sigma, 0.3 * abs(med), 1e-12)
+        if jump > threshold and float(x[i]) - float(x[i - 1]) > threshold and float(
+                np.min(x[i + 1:i + 3])) < med + 0.5 * jump:  # jumped up, then came back
             out.append(i)
             if len(out) >= limit:
                 break
