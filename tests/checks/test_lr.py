@@ -287,3 +287,131 @@ def test_rows_without_the_metric_are_skipped_like_lightning_logs(tmp_path: Path)
     path.write_text("\n".join(lines) + "\n")
     assert load_history(str(path), "val_loss").values[0] == pytest.approx(1.2)
     assert len(load_history(str(path), "train_loss").values) == 12
+
+
+# --- what a plateau is, and what it is not (stalls, schedules, validation, spikes) ---------
+def test_a_stall_then_a_fall_is_a_stall_not_a_plateau() -> None:
+    """The new user's case: 2.30 for six epochs, then a steady fall to 1.81."""
+    values = [2.302, 2.301, 2.303, 2.302, 2.300, 2.301] + list(
+        2.30 - 0.49 * (1 - np.exp(-np.arange(1, 25) / 14)) / (1 - np.exp(-24 / 14)))
+    r = lr.analyse(values, list(range(30)), "epoch", None, 1e-3)
+    assert r.metrics["plateau_start"] is None and r.metrics["recommended_lr"] is None
+    assert r.metrics["stall"] is not None and r.metrics["stall"][0] <= 1
+    assert 4 <= r.metrics["stall"][1] <= 9
+    assert r.metrics["still_improving"] is True and r.status == Status.PASS
+    stall = next(f for f in r.findings if f.message.startswith("stall"))
+    assert "lower" not in stall.message and "no need to lower the LR" in stall.hint
+
+
+def test_still_improving_on_a_high_floor_is_pass_with_train_longer() -> None:
+    """A language-model loss near 3.3 falling 7 % over the run is progress, not a plateau."""
+    values = list(3.55 - 0.25 * np.arange(40) / 39 + 0.003 * RNG.standard_normal(40))
+    r = lr.analyse(values, list(range(40)), "epoch", None, 3e-4)
+    assert r.status == Status.PASS and r.metrics["still_improving"] is True
+    assert "train longer" in r.summary and r.metrics["plateau_start"] is None
+
+
+def test_step_schedule_drops_are_expected_and_the_flat_stage_before_them_is_no_plateau(
+) -> None:
+    lrs = [0.1] * 20 + [0.01] * 20 + [0.001] * 20
+    values = list(np.concatenate([1.0 + 0.5 * np.exp(-np.arange(20) / 3),
+                                  0.6 + 0.3 * np.exp(-np.arange(20) / 3),
+                                  0.45 + 0.1 * np.exp(-np.arange(20) / 3)]))
+    r = lr.analyse(values, list(range(60)), "epoch", lrs, None)
+    assert r.metrics["divergence_start"] is None and r.metrics["oscillation_start"] is None
+    start = r.metrics["plateau_start"]
+    assert start is None or start >= 40  # only the last LR segment can hold the plateau
+    assert any("step drops at epochs [20, 40]" in f.message for f in r.findings)
+    if start is not None:
+        assert r.metrics["recommended_lr"] == pytest.approx(0.0001)
+
+
+def test_warm_up_is_neither_plateau_nor_divergence() -> None:
+    lrs = list(np.linspace(1e-5, 1e-3, 15)) + [1e-3] * 45
+    values = [2.3 + 0.02 * math.sin(i) for i in range(10)] + [2.35, 2.4, 2.38, 2.33, 2.3] + \
+        list(2.3 * np.exp(-np.arange(45) / 15) + 0.2)
+    r = lr.analyse(values, list(range(60)), "epoch", lrs, None)
+    assert r.metrics["divergence_start"] is None and r.metrics["plateau_start"] is None
+    assert any(f.message.startswith("warm-up") for f in r.findings)
+
+
+@pytest.mark.parametrize("period", [4, 6, 10])
+def test_oscillation_of_a_longer_period_is_found(period: int) -> None:
+    fall = list(2.0 * np.exp(-np.arange(20) / 6) + 0.6)
+    level = fall[-1]
+    osc = list(level + 0.15 * level * np.sin(2 * np.pi * np.arange(40) / period))
+    r = lr.analyse(fall + osc, list(range(60)), "epoch", None, 0.01)
+    assert r.metrics["oscillation_start"] is not None, (period, r.summary)
+    assert 15 <= r.metrics["oscillation_start"] <= 32
+    assert r.metrics["recommended_lr"] == pytest.approx(0.001)
+
+
+def test_a_short_curve_bouncing_between_two_levels_is_oscillation_not_no_learning() -> None:
+    values = [1.0, 1.5] * 7 + [1.0]
+    r = lr.analyse(values, list(range(15)), "epoch", None, 0.01)
+    assert r.metrics["no_learning"] is False
+    assert r.metrics["oscillation_start"] is not None
+
+
+def test_validation_rising_while_training_falls_is_overfitting_with_a_stop_epoch(
+        tmp_path: Path) -> None:
+    rows = ["epoch,loss,val_loss"]
+    for e in range(30):
+        train = 1.0 * math.exp(-e / 8) + 0.05
+        val = 0.5 + 0.4 * math.exp(-e / 4) + (0.012 * (e - 10) ** 1.5 if e > 10 else 0)
+        rows.append(f"{e},{train},{val}")
+    path = tmp_path / "log.csv"
+    path.write_text("\n".join(rows) + "\n")
+    from diag import checks
+
+    r = checks.lr_schedule(str(path))
+    assert r.metrics["overfitting"] is True and 8 <= r.metrics["best_epoch_val"] <= 12
+    assert r.metrics["val_metric"] == "val_loss"
+    f = next(f for f in r.findings if "overfitting" in f.message)
+    assert "stop at epoch" in f.hint and "lower the LR 10x" not in f.hint
+    assert r.metrics["recommended_lr"] is None and r.metrics["divergence_start"] is None
+
+
+def test_a_single_spike_is_a_finding_not_divergence() -> None:
+    values = list(np.exp(-np.arange(50) / 15) + 0.1)
+    values[30] = 3.0
+    r = lr.analyse(values, list(range(50)), "epoch", None, 1e-3)
+    assert r.metrics["spikes"] == [30] and r.metrics["divergence_start"] is None
+    assert r.status == Status.PASS
+
+
+def test_a_blow_up_that_settles_far_above_the_best_is_divergence() -> None:
+    values = list(np.exp(-np.arange(30) / 8) + 0.1) + [5.0, 3.0, 2.5, 2.2, 2.1, 2.0, 2.05,
+                                                        1.95, 2.0, 1.98, 2.02, 1.97]
+    r = lr.analyse(values, list(range(len(values))), "epoch", None, 1e-3)
+    assert r.status == Status.FAIL and r.metrics["divergence_start"] is not None
+    assert 28 <= r.metrics["divergence_start"] <= 31
+
+
+def test_noisy_minibatch_curves_that_trend_down_stay_quiet() -> None:
+    x = list(np.exp(-np.arange(2000) / 700) * (1 + 0.25 * RNG.standard_normal(2000)) + 0.05)
+    r = lr.analyse(x, list(range(2000)), "step", None, 1e-3)
+    assert r.status == Status.PASS, r.summary
+    assert r.metrics["oscillation_start"] is None and r.metrics["plateau_start"] is None
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(12, 300), st.floats(0.01, 0.2), st.floats(0.05, 100))
+def test_hypothesis_falling_1pct_per_window_is_never_a_plateau(n: int, rate: float,
+                                                              level: float) -> None:
+    """Strictly decreasing by at least 1 % of its level per window: never a plateau."""
+    w = max(5, n // 10)
+    per_point = max(rate, 0.0101) / w
+    x = level * (1 - per_point) ** np.arange(n)
+    assert detect_plateau(x) is None
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(3, 40), st.integers(20, 200), st.integers(0, 1000))
+def test_hypothesis_a_flat_start_never_makes_a_plateau_before_the_fall(flat: int, n: int,
+                                                                      seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    fall = np.exp(-np.arange(n) / (n / 3)) * (1 + 0.02 * rng.standard_normal(n))
+    x = np.concatenate([np.full(flat, fall[0]) + 0.005 * rng.standard_normal(flat), fall])
+    start = detect_plateau(x)
+    assert start is None or start >= flat + n // 2

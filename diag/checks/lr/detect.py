@@ -162,34 +162,37 @@ def detect_plateau(values: Curve, params: CurveParams = CurveParams(),
     return start + first
 
 
-def detect_stall(values: Curve, params: CurveParams = CurveParams(),
-                 start: int = 0, stop: int | None = None) -> tuple[int, int] | None:
-    """The first flat stretch (at least a window long) between ``start`` and ``stop`` that
-    the loss later leaves with a meaningful fall: (first index, index where the fall has
-    clearly begun), or None. A slow start (chance level, warm-up, init), never a reason to
-    lower the LR."""
+def detect_stall(values: Curve, params: CurveParams = CurveParams(), start: int = 0,
+                 stop: int | None = None, steps: Sequence[int] = ()) -> tuple[int, int] | None:
+    """The first flat stretch between ``start`` and ``stop`` that the loss later leaves with
+    a clear fall at the same LR: (first index, index where the fall has begun), or None. A
+    slow start (chance level, warm-up, init), never a reason to lower the LR. A flat stage
+    ended by an LR step drop (``steps``) is the schedule at work, not a stall."""
     x, _ = _finite_prefix(values)
     stop = len(x) if stop is None else min(stop, len(x))
-    seg = x[start:stop]
-    n = len(seg)
+    n = stop - start
     w = window(len(x))
-    if n < 2 * w or n < 8:
+    need = max(5, w)  # a few flat points in a slow, noisy descent are no stall
+    if n < need + 3:
         return None
-    s = smooth_robust(seg, w)
-    tol = _progress_tolerance(s, _tail_noise(seg), w)
-    ahead = np.array([s[i] - s[min(i + w, n - 1)] for i in range(n)])
-    flat = ahead < tol
-    need = max(3, w)
-    run = 0
-    for i in range(n - w):
-        run = run + 1 if flat[i] else 0
-        if run >= need:
-            first = i - run + 1
-            level = float(np.median(seg[first:i + 1]))
-            below = np.flatnonzero(s[i:] < level - 3 * tol[first])
-            if below.size:  # the loss left the flat level: a stall, not a plateau
-                return start + first, start + i + int(below[0])
+    s = smooth_robust(x, 3)
+    sigma = _tail_noise(x)
+    a = start
+    while a + need <= stop:
+        band = max(4 * sigma / math.sqrt(3), 0.005 * abs(float(s[a])), 1e-12)
+        b = a
+        lo = hi = float(s[a])
+        while b + 1 < stop and max(hi, float(s[b + 1])) - min(lo, float(s[b + 1])) <= band:
+            b += 1
+            lo, hi = min(lo, float(s[b])), max(hi, float(s[b]))
+        if b - a + 1 >= need:
+            level = float(np.median(x[a:b + 1]))
+            limit = next((p for p in steps if p > b), len(x))  # same LR segment only
+            left = np.flatnonzero(s[b + 1:limit] < level - 5 * band)
+            if left.size:
+                return a, b + 1
             return None
+        a += 1
     return None
 
 
@@ -538,7 +541,8 @@ def diagnose(values: Sequence[float], params: CurveParams = CurveParams(),
         if oscillation is not None and oscillation < warm_end:
             oscillation = None
     improving, improvement, imp_w = still_improving(x, start=seg)
-    stall = None if validation else detect_stall(x, params, start=warm_end, stop=plateau)
+    stall = None if validation else detect_stall(x, params, start=warm_end, stop=plateau,
+                                                 steps=steps)
     flat = detect_no_learning(x, params) == 0
     rises = len(x) > 0 and float(np.median(x[-max(3, window(len(x)) // 2):])) > float(
         np.median(x[:3])) * (1 + params.div_rel_rise)
