@@ -278,7 +278,9 @@ def analyse(values: list[float], index: list[int], index_name: str, lrs: list[fl
     plot_data = {"index": [index[i] for i in kept], "index_name": index_name,
                  "point": label(point), "recommended_lr": recommended,
                  "stall": metrics["stall"], "best_epoch_val": metrics["best_epoch_val"]
-                 if overfit_at is not None else None}
+                 if overfit_at is not None else None,
+                 "warmup_end": label(d.analysis_start) if d.analysis_start else None,
+                 "lr_steps": [(label(p), lr_at(p)) for p in d.lr_steps if lr_at(p)]}
     return CheckResult(NAME, status, summary, metrics=metrics, findings=tuple(findings),
                        series={"loss": [_round(values[i]) for i in kept]}, plot_data=plot_data)
 

@@ -14,18 +14,39 @@ from diag.result import CheckResult
 
 def curve_diagnosis(values: Sequence[float], index: Sequence[int], index_name: str,
                     spans: Mapping[str, Any], point: int | None, recommended: float | None,
-                    title: str) -> Figure:
-    """The loss curve with plateau / oscillation / divergence shaded from where they start,
-    and the recommended LR drop marked."""
+                    title: str, *, metric: str = "loss", stall: Sequence[int] | None = None,
+                    warmup_end: int | None = None,
+                    lr_steps: Sequence[tuple[int, float]] = (),
+                    val: Sequence[float] | None = None, val_index: Sequence[int] | None = None,
+                    val_metric: str = "", best_val: int | None = None) -> Figure:
+    """The curve with each stretch diag sees labelled: warm-up, stall, plateau /
+    oscillation / divergence from where they start, the LR at each step drop, the
+    validation curve and where it bottomed out, and the recommended LR drop."""
     fig = new_figure(8.0, 4.5)
     ax = fig.add_subplot()
     y = np.asarray([v if isinstance(v, int | float) else np.nan for v in values], float)
     x = np.asarray(index, float)
-    ax.plot(x, y, lw=1.3, color="tab:blue", label="loss")
+    ax.plot(x, y, lw=1.3, color="tab:blue", label=metric)
+    if val is not None and val_index is not None and len(val):
+        vy = np.asarray([v if isinstance(v, int | float) else np.nan for v in val], float)
+        ax.plot(np.asarray(val_index, float), vy, lw=1.3, color="tab:green",
+                label=val_metric or "validation")
+        if best_val is not None:
+            ax.axvline(best_val, color="tab:green", ls=":", lw=1.2,
+                       label=f"best {val_metric or 'validation'}: stop at {best_val}")
+    if warmup_end:
+        ax.axvspan(x[0], warmup_end, color="0.85", alpha=0.6, label=f"warm-up to {warmup_end}")
+    if stall:
+        ax.axvspan(stall[0], stall[1], color="tab:gray", alpha=0.25,
+                   label=f"stall {stall[0]}-{stall[1]} (a slow start)")
     colors = {"plateau": "tab:orange", "oscillation": "tab:purple", "divergence": "tab:red"}
     for name, start in spans.items():
         if start is not None:
             ax.axvspan(start, x[-1], color=colors[name], alpha=0.15, label=f"{name} from {start}")
+    for at, lr in lr_steps:
+        ax.axvline(at, color="0.4", ls="-.", lw=0.8)
+        ax.annotate(f"lr {lr:.2g}", (at, 1.0), xycoords=("data", "axes fraction"),
+                    xytext=(3, -10), textcoords="offset points", fontsize=7, color="0.3")
     if point is not None:
         text = f"lower LR to {recommended:.2g} here" if recommended else "act here"
         ax.axvline(point, color="black", ls="--", lw=1)
@@ -35,14 +56,14 @@ def curve_diagnosis(values: Sequence[float], index: Sequence[int], index_name: s
     finite = y[np.isfinite(y)]
     if finite.size and (finite > 0).all() and finite.max() / finite.min() > 20:
         ax.set_yscale("log")
-        ax.set_ylabel("loss (unitless, log scale)")
+        ax.set_ylabel(f"{metric} (unitless, log scale)")
     else:
-        ax.set_ylabel("loss (unitless)")
+        ax.set_ylabel(f"{metric} (unitless)")
     ax.set_xlabel(f"{index_name} (count)" if index_name != "index" else "point in the history "
                   "(count)")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper right", fontsize=7)
     return fig
 
 
@@ -75,7 +96,11 @@ def figures(result: CheckResult) -> dict[str, Figure]:
         figs["curve"] = curve_diagnosis(
             result.series["loss"], data.get("index") or list(range(len(result.series["loss"]))),
             str(data.get("index_name", "index")), spans, data.get("point"),
-            data.get("recommended_lr"), "lr-schedule: loss curve and what diag sees")
+            data.get("recommended_lr"), "lr-schedule: loss curve and what diag sees",
+            metric=str(m.get("metric", "loss")), stall=m.get("stall"),  # type: ignore[arg-type]
+            warmup_end=data.get("warmup_end"), lr_steps=data.get("lr_steps", ()),
+            val=result.series.get("val"), val_index=data.get("val_index"),
+            val_metric=str(data.get("val_metric", "")), best_val=data.get("best_epoch_val"))
     if data.get("range_lrs"):
         figs["range_test"] = range_test_curve(data["range_lrs"], data["range_losses"],
                                               data.get("range_smoothed", []),
