@@ -19,7 +19,7 @@ from diag.checks.lr.detect import (
     envelope,
     reduce_on_plateau_steps,
     smoothed_range_losses,
-    suggestion_spread,
+    suggest_range_lr,
 )
 from diag.errors import USER_ERRORS, UsageError, user_code_error
 from diag.inputs import Inputs
@@ -465,21 +465,21 @@ def _range(target: Any, options: LrOptions, metrics: dict[str, Any],
         rt = range_test(model, trainer.optimizer, trainer.batches(), target.loss_fn)
     except USER_ERRORS as exc:
         raise user_code_error(exc, "the range test") from None
-    suggestion, spread = suggestion_spread(rt.lrs, rt.losses)
+    answer = suggest_range_lr(rt.lrs, rt.losses)
+    suggestion, spread = answer.lr, answer.spread
     metrics.update(range_test_suggested_lr=_round_opt(suggestion),
                    range_test_spread_decades=round(spread, 3) if math.isfinite(spread) else None,
                    range_test_steps=len(rt.lrs))
     if suggestion is None:
-        findings.append(Finding(Severity.WARN, "range test: the loss never fell; no LR to "
-                                "suggest", "run `diag overfit` first"))
+        findings.append(Finding(Severity.WARN, f"range test: no trustworthy LR to suggest: "
+                                f"{answer.reason}", "run `diag overfit` first if the loss "
+                                "never fell; use a larger batch for the sweep if it is noisy"))
     else:
-        stable = spread <= 0.5
         findings.append(Finding(
-            Severity.INFO, f"range test: suggested initial LR {suggestion:.3g} (the middle of "
-            f"the loss's fall); across smoothings it moves "
-            f"{spread:.2f} decades ({'stable' if stable else 'unstable'})",
-            "start training at the suggested LR" if stable else
-            "the loss is noisy: use a larger batch for the sweep or trust it less"))
+            Severity.INFO, f"range test: suggested initial LR {suggestion:.3g} (where the "
+            f"loss enters its valley, before the LRs where training breaks); across "
+            f"smoothings it moves {spread:.2f} decades",
+            "start training at the suggested LR"))
     smoothed = [float(v) for v in smoothed_range_losses(rt.losses)]
     return {"range_lrs": rt.lrs, "range_losses": rt.losses, "range_smoothed": smoothed,
             "range_suggestion": suggestion}
