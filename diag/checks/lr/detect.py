@@ -156,8 +156,9 @@ def detect_plateau(values: Curve, params: CurveParams = CurveParams(),
         first = 0
     else:
         first = int(np.flatnonzero(~ok)[-1]) + 1
-    # it must outlast the final window that defines the end level, by half a window
-    if len(seg) - first < k + max(2, w // 2):
+    # it must outlast the final window that defines the end level, by half a window, and
+    # cover a tenth of the run (2,000 flat steps at the end of 2 M are no plateau)
+    if len(seg) - first < max(k + max(2, w // 2), len(seg) // 10):
         return None
     return start + first
 
