@@ -163,6 +163,9 @@ def overfit(
     target_loss: Annotated[float | None, typer.Option(
         "--target-loss", min=0.0, help="Absolute loss to reach (default 1e-3 for regression, "
         "0.05 for classification); it must also fall 100x.")] = None,
+    no_confirm: Annotated[bool, typer.Option(
+        "--no-confirm", help="On failure, report the evidence only; do not rerun with each "
+        "suspected cause's fix to confirm it.")] = False,
     input_size: InputSize = 48,
     seed: Seed = 0,
     out: Out = Path("reports"),
@@ -180,7 +183,8 @@ def overfit(
         from diag.run.plan import Sources
 
         options = {"samples": samples, "max_steps": max_steps, "lr": lr,
-                   "batch_size": batch_size, "target_loss": target_loss}
+                   "batch_size": batch_size, "target_loss": target_loss,
+                   "confirm": not no_confirm}
         return _one_check("overfit", Sources(model=model, data=data, loss=loss), options,
                           _run_options(out, fmt, quiet, no_plots, verbose), seed=seed,
                           task=task, input_size=input_size)

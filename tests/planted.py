@@ -176,3 +176,53 @@ def not_a_module() -> int:
 
 instance = MLP()
 expected_ln5 = math.log(5)
+
+
+class DoubleSoftmax(MLP):
+    """Bug: softmax in forward(), then cross_entropy applies its own: a double softmax."""
+
+    def __init__(self) -> None:
+        super().__init__(out=5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(super().forward(x), dim=1)
+
+
+class HeavyDropout(nn.Module):
+    """Dropout 0.9 on a tiny subset: the regulariser keeps it from memorising."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(IN, HIDDEN), nn.ReLU(), nn.Dropout(0.9),
+                                 nn.Linear(HIDDEN, OUT))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class SigmoidHead(nn.Module):
+    """Bug: a sigmoid module at the end of a regressor whose targets lie in [-4, 4]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(IN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, OUT),
+                                 nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def linear_head() -> nn.Module:
+    """The clean twin of SigmoidHead."""
+    return nn.Sequential(nn.Linear(IN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, OUT))
+
+
+def targets_pm4() -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = regression_data()
+    return x, (y / y.abs().max() * 4)
+
+
+def bytes_data() -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs still in 0..255, as if nobody divided by 255."""
+    x, y = regression_data()
+    return (x * 40 + 128).clamp(0, 255).round(), y

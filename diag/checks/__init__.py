@@ -56,12 +56,14 @@ def _run(name: str, options: dict[str, Any], *, seed: int = 0, task: str = "land
 
 def overfit(model: Any = None, data: Any = None, loss: Any = None, *, samples: int = 16,
             max_steps: int = 500, lr: float = 1e-3, batch_size: int | None = None,
-            target_loss: float | None = None, seed: int = 0, task: str = "landmarks",
-            input_size: int = 48) -> CheckResult:
+            target_loss: float | None = None, confirm: bool = True, seed: int = 0,
+            task: str = "landmarks", input_size: int = 48) -> CheckResult:
     """Can ``model`` (a Module, deep-copied, or a factory) memorise a few samples of
-    ``data`` ((x, y) tensors or a Dataset)? Defaults: the browser net on generated faces."""
+    ``data`` ((x, y) tensors or a Dataset)? Defaults: the browser net on generated faces.
+    When it cannot, each suspected cause is tested by a rerun with its fix (``confirm``)."""
     return _run("overfit", {"samples": samples, "max_steps": max_steps, "lr": lr,
-                            "batch_size": batch_size, "target_loss": target_loss},
+                            "batch_size": batch_size, "target_loss": target_loss,
+                            "confirm": confirm},
                 seed=seed, task=task, input_size=input_size, model=model, data=data,
                 loss=loss)
 

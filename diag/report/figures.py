@@ -16,9 +16,14 @@ from matplotlib.figure import Figure
 from diag.result import CheckResult
 
 
-def new_figure(width: float = 7.0, height: float = 4.0) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+def new_figure(width: float = 7.0, height: float = 4.0, *, grid: bool = False) -> Figure:
+    """An Agg figure. ``grid``: many small panels, laid out with fixed margins (the
+    constrained layout engine costs about 0.3 s on a grid of 8 images)."""
+    fig = Figure(figsize=(width, height), dpi=100, layout=None if grid else "constrained")
     FigureCanvasAgg(fig)
+    if grid:
+        fig.subplots_adjust(left=0.06, right=0.98, bottom=0.08, top=0.88, wspace=0.45,
+                            hspace=0.45)
     return fig
 
 

@@ -90,4 +90,4 @@ def test_config_keys_come_from_the_options_dataclasses() -> None:
         fields = {f.name for f in dataclasses.fields(check.options)}
         assert set(check.option_keys()) <= fields - {"seed"}
     assert set(CHECKS[0].option_keys()) == {"samples", "max_steps", "lr", "batch_size",
-                                            "target_loss"}
+                                            "target_loss", "confirm"}

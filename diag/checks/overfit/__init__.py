@@ -27,6 +27,9 @@ class OverfitOptions:
     """Minibatch size; None trains on the whole subset every step."""
     target_loss: float | None = option(None, "Absolute loss to reach.", min=0)
     """Absolute loss to reach; None: 1e-3 for regression, 0.05 for classification."""
+    confirm: bool = option(True, "When it fails, test each suspected cause by rerunning "
+                           "with its fix on a copy (at most 3x the failed run's steps).")
+    """Confirm causes by experiment; False (--no-confirm) reports evidence only."""
     relative_target: float = option(0.01, internal=True)
     """The loss must also fall to this fraction of its starting value."""
     seed: int = 0

@@ -17,7 +17,7 @@ def landmark_predictions(images: np.ndarray, points_true: np.ndarray,
     k = len(images)
     cols = min(4, k)
     rows = int(np.ceil(k / cols))
-    fig = new_figure(3.0 * cols, 3.1 * rows + 0.4)
+    fig = new_figure(3.0 * cols, 3.1 * rows + 0.4, grid=True)
     for i in range(k):
         ax = fig.add_subplot(rows, cols, i + 1)
         img = images[i]
@@ -42,7 +42,7 @@ def class_predictions(images: np.ndarray, true: Sequence[int], pred: Sequence[in
     k = len(images)
     cols = min(4, k)
     rows = int(np.ceil(k / cols))
-    fig = new_figure(3.0 * cols, 3.1 * rows + 0.4)
+    fig = new_figure(3.0 * cols, 3.1 * rows + 0.4, grid=True)
 
     def label(c: int) -> str:
         return names[c] if names and 0 <= c < len(names) else str(c)
