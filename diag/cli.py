@@ -384,6 +384,48 @@ def preprocess(
 
 
 @app.command()
+def size(
+    *,
+    model: ModelSpec = None,
+    data: DataSpec = None,
+    task: TaskOpt = Task.landmarks,
+    max_size: Annotated[str, typer.Option("--max-size", metavar="SIZE", help="Budget for the "
+                                          "fp32 weights (2MB, 500KB, 1.5MiB).")] = "2MB",
+    max_error: Annotated[float | None, typer.Option(
+        "--max-error", help="Largest accepted error at --precision (default: 0.5 px for "
+        "landmark nets, 0.01 = 99% top-1 agreement for classifiers, 1% relative change "
+        "otherwise).")] = None,
+    precision: Annotated[str, typer.Option("--precision", metavar="uint8|uint16",
+                                           help="The precision you plan to ship.")] = "uint8",
+    export: Annotated[str | None, typer.Option(
+        "--export", metavar="DIR", help="Write safetensors and tfjs (model.json + shards) "
+        "weights there, and prove they load back.")] = None,
+    input_size: InputSize = 48,
+    seed: Seed = 0,
+    out: Out = Path("reports"),
+    fmt: Format = OutputFormat.text,
+    quiet: Quiet = False,
+    no_plots: NoPlots = False,
+    verbose: Verbose = False,
+) -> None:
+    """How big is the model, what does uint8 / uint16 quantization cost, do weights round-trip?
+
+    A table per layer (parameters, fp32 / uint16 / uint8 bytes, share), what depthwise-separable convolutions would save, quantization measured on the data (pixels for landmark nets, top-1 agreement for classifiers), the layer that hurts most, and with --export weight files (safetensors, tfjs) loaded back and compared.
+    """
+
+    def body() -> int:
+        from diag.run.plan import Sources
+
+        options = {"max_size": max_size, "max_error": max_error, "precision": precision,
+                   "export": export}
+        return _one_check("size", Sources(model=model, data=data), options,
+                          _run_options(out, fmt, quiet, no_plots, verbose), seed=seed,
+                          task=task, input_size=input_size)
+
+    _run_guarded(body)
+
+
+@app.command()
 def check(
     *,
     config: Annotated[Path | None, typer.Option(

@@ -226,3 +226,25 @@ def bytes_data() -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs still in 0..255, as if nobody divided by 255."""
     x, y = regression_data()
     return (x * 40 + 128).clamp(0, 255).round(), y
+
+
+class HugeLayer(nn.Module):
+    """One layer holds almost every parameter (a 3x3 conv past the first, 256 -> 256)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 256, 3, padding=1)
+        self.big = nn.Conv2d(256, 256, 3, padding=1)
+        self.head = nn.Linear(256, OUT)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.big(torch.relu(self.stem(x)))).mean(dim=(2, 3)))
+
+
+def outlier_layer() -> nn.Module:
+    """One weight of the first layer is 1000x the others: uint8's 255 levels over [min, max]
+    leave the rest of that layer a single level."""
+    model = MLP()
+    with torch.no_grad():
+        model.body.weight[0, 0] = 200.0
+    return model

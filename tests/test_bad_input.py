@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from diag.checks.registry import NAMES
 from diag.result import ExitCode
 
 TESTS = Path(__file__).resolve().parent
@@ -133,7 +134,7 @@ USAGE = {
     "junit-unwritable": (lambda t: ["check", "--select", "preprocess", "--junit",
                                     "/proc/nonexistent/j.xml"], "--junit"),
     "skip-every-check": (lambda t: ["check", "--skip",
-                                    "overfit,leaks,lr-schedule,loss-grad,preprocess"],
+                                    ",".join(NAMES)],
                          "nothing to run"),
     "select-nothing": (lambda t: ["check", "--select", ","], "no check named"),
     "timeout-zero": (lambda t: ["check", "--timeout", "0"], "not positive"),

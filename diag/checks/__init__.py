@@ -109,4 +109,14 @@ def preprocess(pipeline: Any = None, *, seed: int = 0) -> CheckResult:
     return _run("preprocess", {}, seed=seed, pipeline=pipeline)
 
 
-__all__ = ["leaks", "loss_grad", "lr_schedule", "overfit", "preprocess"]
+def size(model: Any = None, data: Any = None, *, max_size: str = "2MB",
+         max_error: float | None = None, precision: str = "uint8", export: str | None = None,
+         seed: int = 0, task: str = "landmarks", input_size: int = 48) -> CheckResult:
+    """How big is ``model``, what does quantization cost on ``data``, do weights
+    round-trip (with ``export``, a folder)? Defaults: the browser net on generated faces."""
+    return _run("size", {"max_size": max_size, "max_error": max_error, "precision": precision,
+                         "export": export}, seed=seed, task=task, input_size=input_size,
+                model=model, data=data)
+
+
+__all__ = ["leaks", "loss_grad", "lr_schedule", "overfit", "preprocess", "size"]

@@ -13,8 +13,9 @@ from diag.checks.lossgrad import CHECK as LOSS_GRAD
 from diag.checks.lr import CHECK as LR_SCHEDULE
 from diag.checks.overfit import CHECK as OVERFIT
 from diag.checks.preprocess import CHECK as PREPROCESS
+from diag.checks.size import CHECK as SIZE
 
-CHECKS: tuple[Check, ...] = (OVERFIT, LEAKS, LR_SCHEDULE, LOSS_GRAD, PREPROCESS)
+CHECKS: tuple[Check, ...] = (OVERFIT, LEAKS, LR_SCHEDULE, LOSS_GRAD, PREPROCESS, SIZE)
 """Every check, in the order `diag check` runs them."""
 
 NAMES: tuple[str, ...] = tuple(c.name for c in CHECKS)

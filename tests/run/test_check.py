@@ -69,7 +69,7 @@ def test_fast_config_runs_every_check(tmp_path: Path) -> None:
     assert statuses["lr-schedule"] == "pass" and statuses["loss-grad"] == "pass"
     assert r.exit_code == ExitCode.OK, r.output  # type: ignore[attr-defined]
     suite = ET.parse(junit).getroot().find("testsuite")
-    assert suite is not None and suite.get("tests") == "5"
+    assert suite is not None and suite.get("tests") == str(len(NAMES))
     assert [c.get("name") for c in suite.iter("testcase")] == list(NAMES)
     assert all(c["duration_s"] >= 0 for c in doc["checks"])
 
@@ -179,7 +179,7 @@ def test_two_runs_with_the_same_seed_write_identical_metrics(tmp_path: Path) -> 
                              capture_output=True, text=True)
         assert out.returncode == ExitCode.OK, out.stderr
         doc = json.loads(out.stdout)["checks"]
-        assert [c["status"] for c in doc] == ["pass"] * 4, doc
+        assert [c["status"] for c in doc] == ["pass"] * (len(NAMES) - 1), doc
         docs.append({c["name"]: (c["metrics"], c["series"]) for c in doc})
     assert docs[0] == docs[1]
     assert docs[0]["overfit"][0]["steps"] > 1 and docs[0]["leaks"][0]["iterations"] == 12
@@ -212,7 +212,7 @@ def test_user_state_is_unchanged_by_the_api() -> None:
     # the checks really ran: they trained copies, counted, differentiated
     assert [r.status for r in results] != [Status.ERROR] * 4
     assert all(r.status in (Status.PASS, Status.WARN, Status.FAIL) for r in results), results
-    assert results[0].metrics["steps"] == 50 and results[0].series["loss"][-1] < \
+    assert 1 < results[0].metrics["steps"] <= 50 and results[0].series["loss"][-1] < \
         results[0].series["loss"][0]
     assert len(results[1].series["loss"]) == 10 and len(results[2].series["tensors"]) == 10
 

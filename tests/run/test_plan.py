@@ -28,9 +28,10 @@ DOORS: dict[str, tuple[list[str], str, dict[str, Any], Status]] = {
     "loss-grad": (["--pred-shape", "4,6"], "pred_shape = [4, 6]", {"pred_shape": (4, 6)},
                   Status.PASS),
     "preprocess": ([], "", {}, Status.PASS),
+    "size": (["--max-size", "1MB"], 'max_size = "1MB"', {"max_size": "1MB"}, Status.PASS),
 }
 API = {"overfit": checks.overfit, "leaks": checks.leaks, "lr-schedule": checks.lr_schedule,
-       "loss-grad": checks.loss_grad, "preprocess": checks.preprocess}
+       "loss-grad": checks.loss_grad, "preprocess": checks.preprocess, "size": checks.size}
 
 
 def test_every_registered_check_has_a_door_test() -> None:

@@ -1,0 +1,241 @@
+"""`diag size`: the size table, the separable-conv savings, quantization measured on data,
+the layer that hurts most, the verdict, and (with ``export``) weight files that round-trip.
+
+Quantization follows the tfjs converter (per-tensor affine uint8 / uint16 with min and
+scale stored beside the data; see ``diag.model.weights``): each weight tensor is quantized,
+dequantized, and the model is run on the data in fp32 and in each precision.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from diag.checks.size import SizeOptions
+from diag.errors import USER_ERRORS, UsageError, user_code_error
+from diag.inputs import Inputs
+from diag.model.weights import quantize
+from diag.result import CheckResult, Finding, Severity, Status
+
+NAME = "size"
+QUANT_HEADER = 8
+"""Bytes stored beside each quantized tensor: its min and scale (two float32)."""
+DEFAULT_MAX_ERROR = {"landmarks": 0.5, "classify": 0.01, "regression": 0.01}
+_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2,
+          "gib": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """'2MB' -> 2,000,000; '1.5MiB' -> 1,572,864; a bare number is bytes."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgG]?[iI]?[bB])?\s*", text)
+    if not m:
+        raise UsageError(f"--max-size {text!r} is not a size",
+                         hint="write it like 2MB, 500KB or 1.5MiB")
+    unit = (m.group(2) or "b").lower()
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} GB"
+
+
+def layer_table(model: nn.Module) -> list[dict[str, Any]]:
+    """One row per module that owns parameters: params and bytes at each precision."""
+    rows = []
+    for name, module in model.named_modules():
+        own = list(module.parameters(recurse=False))
+        if not own:
+            continue
+        params = sum(p.numel() for p in own)
+        rows.append({"layer": name or type(module).__name__, "type": type(module).__name__,
+                     "params": params, "tensors": len(own), "fp32_bytes": 4 * params,
+                     "uint16_bytes": 2 * params + QUANT_HEADER * len(own),
+                     "uint8_bytes": params + QUANT_HEADER * len(own)})
+    total = sum(r["params"] for r in rows) or 1
+    for r in rows:
+        r["share"] = r["params"] / total
+    return rows
+
+
+def separable_savings(model: nn.Module) -> list[dict[str, Any]]:
+    """Every standard k x k convolution (k >= 3) past the first as a depthwise-separable
+    pair: 9*cin + cin*cout + cout parameters instead of 9*cin*cout + cout (for k = 3)."""
+    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    out = []
+    for i, (name, conv) in enumerate(convs):
+        k = conv.kernel_size[0] * conv.kernel_size[1]
+        if i == 0 or conv.groups != 1 or min(conv.kernel_size) < 3:
+            continue  # the article keeps a standard conv for the first layer only
+        cin, cout = conv.in_channels, conv.out_channels
+        bias = cout if conv.bias is not None else 0
+        now = conv.weight.numel() + bias
+        separable = k * cin + cin * cout + bias
+        if separable < now:
+            out.append({"layer": name, "params": now, "separable_params": separable,
+                        "saving_bytes": 4 * (now - separable)})
+    return out
+
+
+def _quantized_copy(model: nn.Module, dtype: str, only: str | None = None) -> nn.Module:
+    """A copy with its weight tensors quantized and dequantized (all, or one module's)."""
+    q = copy.deepcopy(model)
+    with torch.no_grad():
+        for name, module in q.named_modules():
+            if only is not None and name != only:
+                continue
+            for p in module.parameters(recurse=False):
+                arr = p.detach().cpu().numpy()
+                p.copy_(torch.from_numpy(quantize(arr, dtype).decode().reshape(arr.shape)))
+    return q
+
+
+def _outputs(model: nn.Module, x: Tensor) -> Tensor:
+    model.eval()
+    with torch.no_grad():
+        try:
+            out = model(x)
+        except USER_ERRORS as exc:
+            raise user_code_error(exc, "the model's forward") from None
+    if not isinstance(out, Tensor):
+        raise UsageError(f"the model returned a {type(out).__name__}, not a tensor",
+                         hint="return the prediction tensor from forward()")
+    return out.detach().float()
+
+
+def _error(kind: str, ref: Tensor, out: Tensor, px: int) -> dict[str, float]:
+    """What a user cares about, per kind of model."""
+    if kind == "landmarks":
+        err = ((out - ref).reshape(len(ref), -1, 2) * px).norm(dim=-1)
+        return {"error": float(err.mean()), "max_px": float(err.max())}
+    if kind == "classify":
+        agree = float((out.argmax(1) == ref.argmax(1)).float().mean())
+        prob = float((out.softmax(1) - ref.softmax(1)).abs().max())
+        return {"error": 1.0 - agree, "top1_agreement": agree, "max_prob_change": prob}
+    diff = (out - ref).abs()
+    rel = float(diff.max() / ref.abs().max().clamp_min(1e-12))
+    return {"error": rel, "max_abs_change": float(diff.max())}
+
+
+def run(inputs: Inputs, options: SizeOptions, progress: Any = None) -> CheckResult:
+    target = inputs.target
+    budget = parse_size(options.max_size)
+    model = target.make_model()
+    model.eval()
+    rows = layer_table(model)
+    params = sum(r["params"] for r in rows)
+    tensors = sum(r["tensors"] for r in rows)
+    sizes = {"fp32_bytes": 4 * params, "uint16_bytes": 2 * params + QUANT_HEADER * tensors,
+             "uint8_bytes": params + QUANT_HEADER * tensors}
+    data = target.data
+    x = data.x[:48]
+    kind = ("landmarks" if target.task == "landmarks" else
+            "classify" if data.is_classification else "regression")
+    px = int(x.shape[-1]) if x.dim() == 4 else 1
+    max_error = options.max_error if options.max_error is not None else DEFAULT_MAX_ERROR[kind]
+    ref = _outputs(model, x)
+    if kind == "classify" and ref.dim() != 2:
+        kind = "regression"
+    errors = {dt: _error(kind, ref, _outputs(_quantized_copy(model, dt), x), px)
+              for dt in ("uint16", "uint8")}
+    # which layer hurts most when it alone is quantized (uint8): one pass per layer
+    per_layer = {r["layer"]: _error(kind, ref, _outputs(_quantized_copy(
+        model, "uint8", only=r["layer"] if r["layer"] != type(model).__name__ else ""), x),
+        px)["error"] for r in rows}
+    worst = max(per_layer, key=per_layer.__getitem__) if per_layer else ""
+    savings = separable_savings(model)
+
+    unit = {"landmarks": "px", "classify": "(1 - top-1 agreement)",
+            "regression": "(relative change)"}[kind]
+    findings: list[Finding] = []
+    over = sizes["fp32_bytes"] > budget
+    err = errors[options.precision]["error"]
+    if over:
+        findings.append(Finding(
+            Severity.FAIL, f"the fp32 weights are {_human(sizes['fp32_bytes'])}, over the "
+            f"{_human(budget)} budget (uint8 would be {_human(sizes['uint8_bytes'])})",
+            "quantize the weights, use depthwise-separable convolutions, or shrink the "
+            "largest layers",
+            location=str(max(rows, key=lambda r: r["params"])["layer"]) if rows else ""))
+    if err > max_error:
+        findings.append(Finding(
+            Severity.FAIL if not (options.precision == "uint8"
+                                  and errors["uint16"]["error"] <= max_error)
+            else Severity.WARN,
+            f"{options.precision} quantization costs {err:.3g} {unit} on the data (budget "
+            f"{max_error:g}); uint16 costs {errors['uint16']['error']:.3g}",
+            f"keep {worst} at higher precision (it alone costs {per_layer[worst]:.3g} "
+            f"{unit} in uint8)" + ("; ship uint16" if errors["uint16"]["error"] <= max_error
+                                  else ""), location=worst))
+    largest = sorted(rows, key=lambda r: r["params"], reverse=True)[:3]
+    findings.append(Finding(
+        Severity.INFO, "largest layers: " + ", ".join(
+            f"{r['layer']} ({r['params']:,} params, {r['share']:.0%})" for r in largest), ""))
+    if savings:
+        total_saving = sum(s["saving_bytes"] for s in savings)
+        findings.append(Finding(
+            Severity.INFO, f"{len(savings)} standard convolutions past the first could be "
+            f"depthwise-separable, saving {_human(total_saving)} in fp32 (e.g. "
+            f"{savings[0]['layer']}: {savings[0]['params']:,} -> "
+            f"{savings[0]['separable_params']:,} params)",
+            "the article keeps a standard conv for the first layer only"))
+    metrics: dict[str, Any] = {"params": params, "tensors": tensors, **sizes,
+                               "max_size_bytes": budget, "precision": options.precision,
+                               "error_kind": kind, "max_error": max_error,
+                               "uint16_error": round(errors["uint16"]["error"], 6),
+                               "uint8_error": round(errors["uint8"]["error"], 6),
+                               "worst_layer": worst,
+                               "worst_layer_uint8_error": round(per_layer.get(worst, 0.0), 6),
+                               "separable_saving_bytes": sum(s["saving_bytes"]
+                                                             for s in savings)}
+    for dt in ("uint16", "uint8"):
+        for k, v in errors[dt].items():
+            if k != "error":
+                metrics[f"{dt}_{k}"] = round(v, 6)
+    if options.export:
+        from diag.checks.size.export import export_and_verify
+
+        try:
+            metrics.update(export_and_verify(model, options.export, x, ref, kind))
+        except OSError as exc:
+            raise UsageError(f"--export {options.export}: cannot write ({exc.strerror})",
+                             hint="pick a writable folder") from None
+        if not (metrics["safetensors_bitwise_equal"] and metrics["tfjs_fp32_bitwise_equal"]
+                and metrics["tfjs_quantized_equal"]):
+            findings.insert(0, Finding(Severity.FAIL, "the exported weights do not load back "
+                                       "to the same outputs", "please report this"))
+        else:
+            findings.append(Finding(
+                Severity.INFO, f"exported to {options.export}: safetensors and tfjs "
+                f"({options.precision}) load back to the same outputs (fp32 bitwise)", ""))
+
+    failed = any(f.severity == Severity.FAIL for f in findings)
+    status = Status.FAIL if failed else (
+        Status.WARN if any(f.severity == Severity.WARN for f in findings) else Status.PASS)
+    top = next((f for f in findings if f.severity in (Severity.FAIL, Severity.WARN)), None)
+    summary = top.message if top else (
+        f"{params:,} params: {_human(sizes['fp32_bytes'])} fp32, "
+        f"{_human(sizes['uint8_bytes'])} uint8 (budget {_human(budget)}); {options.precision} "
+        f"costs {err:.3g} {unit}")
+    plot_data = {"rows": rows, "errors": errors, "per_layer": per_layer,
+                 "largest": _histogram(model, largest[0]["layer"]) if largest else None}
+    return CheckResult(NAME, status, summary, metrics=metrics, findings=tuple(findings),
+                       plot_data=plot_data)
+
+
+def _histogram(model: nn.Module, layer: str) -> dict[str, Any]:
+    module = model.get_submodule(layer) if layer and layer != type(model).__name__ else model
+    weights = np.concatenate([p.detach().cpu().numpy().ravel()
+                              for p in module.parameters(recurse=False)])
+    q = quantize(weights, "uint8")
+    levels = q.minimum + q.scale * np.arange(256)
+    return {"layer": layer, "weights": weights, "levels": levels}
+

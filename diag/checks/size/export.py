@@ -1,0 +1,134 @@
+"""Weight files that round-trip: safetensors (no pickle: safe from untrusted sources) and
+tfjs-style ``model.json`` with a weights manifest and binary shards of at most 4 MB, as tfjs
+and face-api.js read them. Each file is loaded back and compared with the model in memory.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from diag.errors import DataError
+from diag.model.weights import Quantized, quantize
+
+SHARD_BYTES = 4 * 1024 * 1024
+_NP = {"uint8": "<u1", "uint16": "<u2", "float32": "<f4"}
+
+
+def _tensors(model: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def save_tfjs(model: nn.Module, folder: Path, precision: str | None) -> Path:
+    """``model.json`` (format, weightsManifest) and ``group1-shardNofM`` files of at most
+    4 MB, tensors in state_dict order and layout, quantized with min and scale beside."""
+    entries: list[dict[str, Any]] = []
+    blob = bytearray()
+    for name, t in _tensors(model).items():
+        arr = t.numpy().astype(np.float32)
+        entry: dict[str, Any] = {"name": name, "shape": list(arr.shape), "dtype": "float32"}
+        if precision in (None, "float32"):
+            blob += np.ascontiguousarray(arr, dtype="<f4").tobytes()
+        else:
+            q = quantize(arr, precision)
+            entry["quantization"] = {"dtype": precision, "scale": q.scale, "min": q.minimum}
+            blob += np.ascontiguousarray(q.values).astype(_NP[precision]).tobytes()
+        entries.append(entry)
+    count = max(1, -(-len(blob) // SHARD_BYTES))
+    paths = [f"group1-shard{i + 1}of{count}.bin" for i in range(count)]
+    for i, p in enumerate(paths):
+        (folder / p).write_bytes(bytes(blob[i * SHARD_BYTES:(i + 1) * SHARD_BYTES]))
+    doc = {"format": "diag-weights", "generatedBy": "diag",
+           "weightsManifest": [{"paths": paths, "weights": entries}]}
+    path = folder / "model.json"
+    path.write_text(json.dumps(doc, indent=1))
+    return path
+
+
+def load_tfjs(path: Path) -> dict[str, Tensor]:
+    """Read ``model.json`` and its shards back; a missing shard, a short shard or a bad
+    entry is a DataError (exit 2), never a partly loaded model."""
+    try:
+        doc = json.loads(path.read_text())
+        groups = doc["weightsManifest"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"cannot read {path}: {exc}", hint="pass a tfjs model.json") from None
+    out: dict[str, Tensor] = {}
+    for group in groups:
+        try:
+            data = b"".join((path.parent / p).read_bytes() for p in group["paths"])
+        except OSError as exc:
+            raise DataError(f"{path}: a weight shard is missing ({exc.filename})",
+                            hint="copy every group*-shard file next to model.json") from None
+        offset = 0
+        for w in group["weights"]:
+            shape = tuple(int(s) for s in w["shape"])
+            count = int(np.prod(shape)) if shape else 1
+            quant = w.get("quantization")
+            dtype = quant["dtype"] if quant else w.get("dtype", "float32")
+            if dtype not in _NP:
+                raise DataError(f"{path}: {w['name']} has dtype {dtype!r}",
+                                hint="use float32, uint16 or uint8")
+            nbytes = count * np.dtype(_NP[dtype]).itemsize
+            if offset + nbytes > len(data):
+                raise DataError(f"{path}: the shards end before {w['name']} "
+                                f"({len(data)} bytes, {offset + nbytes} needed)",
+                                hint="a shard is truncated: export the weights again")
+            raw = np.frombuffer(data, dtype=_NP[dtype], count=count, offset=offset)
+            offset += nbytes
+            arr = (Quantized(raw.reshape(shape), float(quant["scale"]),
+                             float(quant["min"])).decode() if quant
+                   else raw.astype(np.float32).reshape(shape))
+            out[w["name"]] = torch.from_numpy(np.ascontiguousarray(arr))
+    return out
+
+
+def load_into(model: nn.Module, tensors: dict[str, Tensor], source: str) -> nn.Module:
+    """Load by name into a copy; every name and shape must match (else DataError)."""
+    state = model.state_dict()
+    missing = sorted(set(state) - set(tensors))
+    extra = sorted(set(tensors) - set(state))
+    if missing or extra:
+        raise DataError(f"{source} does not fit the model: "
+                        + (f"missing {missing[0]}" if missing else f"unknown name {extra[0]}"),
+                        hint="export the weights from the same architecture")
+    for k, v in tensors.items():
+        if tuple(v.shape) != tuple(state[k].shape):
+            raise DataError(f"{source}: {k} has shape {tuple(v.shape)}, the model has "
+                            f"{tuple(state[k].shape)}", hint="export from the same net")
+    new = copy.deepcopy(model)
+    new.load_state_dict({k: v.to(state[k].dtype) for k, v in tensors.items()})
+    return new
+
+
+def export_and_verify(model: nn.Module, folder: str, x: Tensor, ref: Tensor, kind: str
+                      ) -> dict[str, Any]:
+    """Write both formats (fp32 and the quantized tfjs), load each back, compare outputs."""
+    from safetensors.torch import load_file, save_file
+
+    from diag.checks.size.check import _outputs, _quantized_copy
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    st_path = out / "model.safetensors"
+    save_file(_tensors(model), str(st_path))
+    st_model = load_into(model, load_file(str(st_path)), str(st_path))
+    fp32_dir, q_dir = out / "tfjs-float32", out / "tfjs-uint8"
+    fp32_dir.mkdir(exist_ok=True)
+    q_dir.mkdir(exist_ok=True)
+    tf_fp32 = load_into(model, load_tfjs(save_tfjs(model, fp32_dir, None)), "model.json")
+    tf_q = load_into(model, load_tfjs(save_tfjs(model, q_dir, "uint8")), "model.json")
+    in_memory_q = _outputs(_quantized_copy(model, "uint8"), x)
+    return {
+        "safetensors_bitwise_equal": bool(torch.equal(_outputs(st_model, x), ref)),
+        "tfjs_fp32_bitwise_equal": bool(torch.equal(_outputs(tf_fp32, x), ref)),
+        "tfjs_quantized_equal": bool(torch.equal(_outputs(tf_q, x), in_memory_q)),
+        "tfjs_uint8_bytes": sum(p.stat().st_size for p in q_dir.glob("group1-shard*")),
+        "safetensors_bytes": st_path.stat().st_size,
+    }
