@@ -433,7 +433,7 @@ def check(
         "./pyproject.toml's, if any).")] = None,
     select: Annotated[list[str] | None, typer.Option(
         "--select", metavar="NAMES", help="Only these checks (comma-separated or repeated): "
-        "overfit, leaks, lr-schedule, loss-grad, preprocess.")] = None,
+        "overfit, leaks, lr-schedule, loss-grad, preprocess, size.")] = None,
     skip: Annotated[list[str] | None, typer.Option("--skip", metavar="NAMES",
                                                    help="Leave these checks out.")] = None,
     junit: Annotated[Path | None, typer.Option(
