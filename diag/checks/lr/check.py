@@ -365,13 +365,15 @@ def _train_and_analyse(target: Any, options: LrOptions, progress: Progress | Non
     metrics = dict(result.metrics)
     findings = list(result.findings)
     plot_data = dict(result.plot_data)
-    if options.verify:
+    plateau_only = (metrics.get("plateau_start") is not None and result.status == Status.WARN
+                    and metrics.get("oscillation_start") is None)
+    if options.verify and not plateau_only:
         findings.append(_verify(trainer, snapshots, result, metrics, progress, total,
                                 options.epochs))
-    elif snapshots and metrics.get("plateau_start") is not None and result.status == \
-            Status.WARN and metrics.get("oscillation_start") is None:
+    elif snapshots and plateau_only:
         # Confirm before advising: does the recommended drop help on this very run?
-        verdict = _verify(trainer, snapshots, result, metrics, None, total, options.epochs)
+        verdict = _verify(trainer, snapshots, result, metrics,
+                          progress if options.verify else None, total, options.epochs)
         gain = metrics.get("verify_gain")
         old = metrics.get("verify_loss_old_lr")
         if isinstance(gain, float) and isinstance(old, float) and gain <= 0.01 * abs(old):
@@ -434,7 +436,13 @@ def _verify(trainer: Any, snapshots: list[dict[str, Any]], result: CheckResult,
     new_lr = float(recommended)
     horizon = max(len(snapshots) - 1 - int(point), 5)
     outcomes = {}
+    recorded = list(result.series.get("loss", []))[int(point) + 1:]
+    if len(recorded) >= horizon:  # the run itself already continued at the old LR
+        tail = recorded[:horizon][-3:]
+        outcomes["old"] = sum(tail) / len(tail)
     for name, lr in (("old", old_lr), ("new", new_lr)):
+        if name in outcomes:
+            continue
         _restore(trainer, snapshots[int(point)])
         trainer.set_lr(lr)
         curve = [trainer.train_epoch() for _ in range(horizon)]
