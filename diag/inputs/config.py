@@ -44,15 +44,21 @@ class Config:
     def path(self, key: str) -> str | None:
         """A spec or file value with relative file paths made relative to the config file."""
         value = self.values.get(key)
-        if value is None:
-            return None
-        where, sep, attr = value.rpartition(":")
-        candidate = where if sep else value
-        if candidate and not os.path.isabs(candidate) and (
-                candidate.endswith((".py", ".npz", ".csv", ".json")) or "/" in candidate):
-            full = str(self.base / candidate)
-            return f"{full}:{attr}" if sep else full
-        return str(value)
+        return None if value is None else relative_to(str(value), self.base)
+
+
+def relative_to(value: str, base: Path | None) -> str:
+    """A SPEC or file path from a config file, with a relative file path made relative to
+    the config file's folder (``base``); module SPECs are left alone."""
+    if base is None:
+        return value
+    where, sep, attr = value.rpartition(":")
+    candidate = where if sep else value
+    if candidate and not os.path.isabs(candidate) and (
+            candidate.endswith((".py", ".npz", ".csv", ".json")) or "/" in candidate):
+        full = str(base / candidate)
+        return f"{full}:{attr}" if sep else full
+    return value
 
 
 def _toml_load(path: Path) -> dict[str, Any]:

@@ -117,24 +117,41 @@ def read_weights(manifest_path: str | Path) -> dict[str, np.ndarray]:
                         hint="pass a tfjs weights_manifest.json") from None
     arrays: dict[str, np.ndarray] = {}
     for group in groups:
+        arrays.update(decode_group(group, manifest_path))
+    return arrays
+
+
+def decode_group(group: dict[str, Any], manifest_path: Path) -> dict[str, np.ndarray]:
+    """One manifest group: its shards (next to the manifest) decoded into float32 arrays
+    by name. A missing or short shard, or an unknown dtype, is a DataError (exit 2), never a
+    partly decoded group."""
+    try:
         data = b"".join((manifest_path.parent / p).read_bytes() for p in group["paths"])
-        offset = 0
-        for w in group["weights"]:
-            shape = tuple(int(s) for s in w["shape"])
-            count = int(np.prod(shape)) if shape else 1
-            quant = w.get("quantization")
-            dtype = quant["dtype"] if quant else w.get("dtype", "float32")
-            nbytes = count * _BYTES[dtype]
-            if offset + nbytes > len(data):
-                raise DataError(f"shard too short for {w['name']} in {manifest_path}",
-                                hint="re-export the weights")
-            np_dtype = {"uint8": "<u1", "uint16": "<u2", "float32": "<f4"}[dtype]
-            raw = np.frombuffer(data, dtype=np_dtype, count=count, offset=offset).reshape(shape)
-            offset += nbytes
-            arrays[w["name"]] = (
-                Quantized(raw, float(quant["scale"]), float(quant["min"])).decode()
-                if quant else raw.astype(np.float32)
-            )
+    except OSError as exc:
+        raise DataError(f"{manifest_path}: a weight shard is missing ({exc.filename})",
+                        hint="copy every shard file next to the manifest") from None
+    arrays: dict[str, np.ndarray] = {}
+    offset = 0
+    for w in group["weights"]:
+        shape = tuple(int(s) for s in w["shape"])
+        count = int(np.prod(shape)) if shape else 1
+        quant = w.get("quantization")
+        dtype = quant["dtype"] if quant else w.get("dtype", "float32")
+        if dtype not in _BYTES:
+            raise DataError(f"{manifest_path}: {w['name']} has dtype {dtype!r}",
+                            hint="use float32, uint16 or uint8")
+        nbytes = count * _BYTES[dtype]
+        if offset + nbytes > len(data):
+            raise DataError(f"{manifest_path}: the shards end before {w['name']} "
+                            f"({len(data)} bytes, {offset + nbytes} needed)",
+                            hint="a shard is truncated: export the weights again")
+        np_dtype = {"uint8": "<u1", "uint16": "<u2", "float32": "<f4"}[dtype]
+        raw = np.frombuffer(data, dtype=np_dtype, count=count, offset=offset).reshape(shape)
+        offset += nbytes
+        arrays[w["name"]] = (
+            Quantized(raw, float(quant["scale"]), float(quant["min"])).decode()
+            if quant else raw.astype(np.float32)
+        )
     return arrays
 
 

@@ -170,25 +170,14 @@ def _work(check: Check, inputs: Inputs, options: Any) -> Callable[[Progress | No
 def _spec_resolver(where: str, base: Path | None) -> Callable[[str, str], Any]:
     """``resolve(value, option)`` for a check's SPEC options: relative file paths are
     relative to the config file, errors name the config key (or the option)."""
+    from diag.inputs.config import relative_to
     from diag.inputs.spec import resolve
 
     def resolver(value: str, option: str) -> Any:
         name = f"{where} {option.lstrip('-').replace('-', '_')}" if where else option
-        return resolve(_relative_to(value, base) if where else value, name)
+        return resolve(relative_to(value, base) if where else value, name)
 
     return resolver
-
-
-def _relative_to(value: str, base: Path | None) -> str:
-    if base is None:
-        return value
-    where, sep, attr = value.rpartition(":")
-    candidate = where if sep else value
-    if candidate and not os.path.isabs(candidate) and (
-            candidate.endswith((".py", ".npz", ".csv", ".json")) or "/" in candidate):
-        full = str(base / candidate)
-        return f"{full}:{attr}" if sep else full
-    return value
 
 
 def _wrap(sources: Sources, key: str, exc: DiagError) -> DiagError:

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from diag.errors import DataError
-from diag.model.weights import Quantized, quantize
+from diag.model.weights import decode_group, quantize
 
 SHARD_BYTES = 4 * 1024 * 1024
 _NP = {"uint8": "<u1", "uint16": "<u2", "float32": "<f4"}
@@ -61,31 +61,8 @@ def load_tfjs(path: Path) -> dict[str, Tensor]:
         raise DataError(f"cannot read {path}: {exc}", hint="pass a tfjs model.json") from None
     out: dict[str, Tensor] = {}
     for group in groups:
-        try:
-            data = b"".join((path.parent / p).read_bytes() for p in group["paths"])
-        except OSError as exc:
-            raise DataError(f"{path}: a weight shard is missing ({exc.filename})",
-                            hint="copy every group*-shard file next to model.json") from None
-        offset = 0
-        for w in group["weights"]:
-            shape = tuple(int(s) for s in w["shape"])
-            count = int(np.prod(shape)) if shape else 1
-            quant = w.get("quantization")
-            dtype = quant["dtype"] if quant else w.get("dtype", "float32")
-            if dtype not in _NP:
-                raise DataError(f"{path}: {w['name']} has dtype {dtype!r}",
-                                hint="use float32, uint16 or uint8")
-            nbytes = count * np.dtype(_NP[dtype]).itemsize
-            if offset + nbytes > len(data):
-                raise DataError(f"{path}: the shards end before {w['name']} "
-                                f"({len(data)} bytes, {offset + nbytes} needed)",
-                                hint="a shard is truncated: export the weights again")
-            raw = np.frombuffer(data, dtype=_NP[dtype], count=count, offset=offset)
-            offset += nbytes
-            arr = (Quantized(raw.reshape(shape), float(quant["scale"]),
-                             float(quant["min"])).decode() if quant
-                   else raw.astype(np.float32).reshape(shape))
-            out[w["name"]] = torch.from_numpy(np.ascontiguousarray(arr))
+        for name, arr in decode_group(group, path).items():
+            out[name] = torch.from_numpy(np.ascontiguousarray(arr))
     return out
 
 
