@@ -415,3 +415,16 @@ def test_hypothesis_a_flat_start_never_makes_a_plateau_before_the_fall(flat: int
     x = np.concatenate([np.full(flat, fall[0]) + 0.005 * rng.standard_normal(flat), fall])
     start = detect_plateau(x)
     assert start is None or start >= flat + n // 2
+
+
+@pytest.mark.slow
+def test_the_reference_training_is_judged_converged_by_experiment_not_a_plateau() -> None:
+    """The defaults used to warn "plateau, lower the LR"; resuming at the lower LR shows it
+    does not help, so the verdict is converged, with no LR advice and none in the plot."""
+    from diag import checks
+
+    r = checks.lr_schedule()
+    assert r.status == Status.PASS, r.summary
+    assert r.metrics["converged"] is True and r.metrics["recommended_lr"] is None
+    assert r.metrics["verify_gain"] <= 0.01 * r.metrics["verify_loss_old_lr"]
+    assert r.summary.startswith("converged") and r.plot_data["point"] is None

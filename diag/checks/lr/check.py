@@ -380,6 +380,7 @@ def _train_and_analyse(target: Any, options: LrOptions, progress: Progress | Non
             findings = [_converged(f, verdict) if f.message.startswith("plateau:") else f
                         for f in findings]
             metrics.update(recommended_lr=None, converged=True)
+            plot_data.update(point=None, recommended_lr=None)
             top = next((f for f in findings if f.severity in (Severity.FAIL, Severity.WARN)),
                        None)
             if top is None:

@@ -39,7 +39,8 @@ def curve_diagnosis(values: Sequence[float], index: Sequence[int], index_name: s
     if stall:
         ax.axvspan(stall[0], stall[1], color="tab:gray", alpha=0.25,
                    label=f"stall {stall[0]}-{stall[1]} (a slow start)")
-    colors = {"plateau": "tab:orange", "oscillation": "tab:purple", "divergence": "tab:red"}
+    colors = {"plateau": "tab:orange", "converged": "tab:green", "oscillation": "tab:purple",
+              "divergence": "tab:red"}
     for name, start in spans.items():
         if start is not None:
             ax.axvspan(start, x[-1], color=colors[name], alpha=0.15, label=f"{name} from {start}")
@@ -91,7 +92,8 @@ def figures(result: CheckResult) -> dict[str, Figure]:
     figs: dict[str, Figure] = {}
     if result.series.get("loss"):
         m = result.metrics
-        spans = {"plateau": m.get("plateau_start"), "oscillation": m.get("oscillation_start"),
+        spans = {"converged" if m.get("converged") else "plateau": m.get("plateau_start"),
+                 "oscillation": m.get("oscillation_start"),
                  "divergence": m.get("divergence_start")}
         figs["curve"] = curve_diagnosis(
             result.series["loss"], data.get("index") or list(range(len(result.series["loss"]))),
