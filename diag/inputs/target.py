@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -105,9 +106,18 @@ def load_loss(spec: str) -> LossFn:
     return obj  # type: ignore[no-any-return]
 
 
-def _model_factory(model: Any, seed: int) -> tuple[Callable[[], nn.Module], str]:
+def _model_factory(model: Any, seed: int, input_size: int = 112
+                   ) -> tuple[Callable[[], nn.Module], str]:
     """A factory of fresh models from a SPEC, a Module instance (deep-copied per use, so the
     caller's weights never change) or a zero-argument callable."""
+    if isinstance(model, str) and os.path.isdir(model):  # weights diag size exported
+
+        def from_folder() -> nn.Module:
+            from diag.checks.size.export import load_folder
+
+            return load_folder(model, input_size)
+
+        return from_folder, model
     if isinstance(model, str):
         return model_factory(model, seed), model
     if isinstance(model, nn.Module):
@@ -216,7 +226,7 @@ def build_target(
         factory: Callable[[], nn.Module] = make
         default_model = True
     else:
-        factory, model_name = _model_factory(model, seed)
+        factory, model_name = _model_factory(model, seed, input_size)
         default_model = False
 
     loss_fn: LossFn

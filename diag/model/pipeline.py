@@ -87,3 +87,18 @@ def _check_image(image: np.ndarray) -> np.ndarray:
 def default_pipeline(size: int = 112) -> BrowserPipeline:
     """The browser model's own pipeline (what ``--pipeline`` defaults to)."""
     return BrowserPipeline(size=size)
+
+
+def display_images(x: torch.Tensor, browser: bool) -> np.ndarray | None:
+    """Input tensors (N, C, H, W) as uint8 pictures (N, H, W, C) for plots: undoing the
+    browser pipeline's normalisation for its own data, else each image stretched to
+    0..255. None when the channels are not 1 or 3."""
+    x = x.detach().float()
+    if browser and x.shape[1] == 3:
+        pipe = BrowserPipeline(size=int(x.shape[-1]))
+        return np.stack([pipe.to_image(img) for img in x])
+    lo = x.amin(dim=(1, 2, 3), keepdim=True)
+    hi = x.amax(dim=(1, 2, 3), keepdim=True)
+    scaled = ((x - lo) / (hi - lo).clamp_min(1e-12) * 255).round().to(torch.uint8)
+    images: np.ndarray = scaled.permute(0, 2, 3, 1).numpy()
+    return images if images.shape[-1] in (1, 3) else None

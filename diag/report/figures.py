@@ -49,6 +49,31 @@ def loss_curve(losses: Sequence[float], title: str, goal: float | None = None,
     return fig
 
 
+def landmark_predictions(images: np.ndarray, points_true: np.ndarray,
+                         points_pred: np.ndarray, title: str) -> Figure:
+    """Predicted (red x) vs true (green o) points drawn on the images the model saw."""
+    k = len(images)
+    cols = min(4, k)
+    rows = int(np.ceil(k / cols))
+    fig = new_figure(3.0 * cols, 3.1 * rows + 0.4, grid=True)
+    for i in range(k):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        img = images[i]
+        ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img,
+                  extent=(0, img.shape[1], img.shape[0], 0))
+        ax.scatter(points_true[i][:, 0], points_true[i][:, 1], s=8, facecolors="none",
+                   edgecolors="lime", linewidths=0.8, label="true")
+        ax.scatter(points_pred[i][:, 0], points_pred[i][:, 1], s=8, c="red", marker="x",
+                   linewidths=0.8, label="predicted")
+        ax.set_xlabel("x (pixels)")
+        ax.set_ylabel("y (pixels)")
+        ax.set_title(f"sample {i}", fontsize=9)
+        if i == 0:
+            ax.legend(loc="lower left", fontsize=7)
+    fig.suptitle(title)
+    return fig
+
+
 def figures_for(result: CheckResult) -> dict[str, Figure]:
     """The plots of a check's result, by short name (``loss``, ``predictions``...)."""
     from diag.checks.registry import BY_NAME
@@ -60,4 +85,4 @@ def figures_for(result: CheckResult) -> dict[str, Figure]:
     return figs
 
 
-__all__ = ["figures_for", "loss_curve", "new_figure"]
+__all__ = ["figures_for", "landmark_predictions", "loss_curve", "new_figure"]

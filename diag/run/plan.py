@@ -245,7 +245,7 @@ def _target(sources: Sources, settings: Settings) -> Any:
 
     for key in ("model", "loss"):
         value = getattr(sources, key)
-        if isinstance(value, str):
+        if isinstance(value, str) and not (key == "model" and os.path.isdir(value)):
             try:
                 resolve(value, f"--{key}")
             except DiagError as exc:

@@ -105,3 +105,46 @@ def test_sizes_parse_and_bad_ones_are_usage_errors() -> None:
     assert parse_size("500KB") == 500_000 and parse_size("123") == 123
     with pytest.raises(UsageError):
         parse_size("big")
+
+
+def test_exported_weights_load_back_through_model_folder(tmp_path: Path) -> None:
+    size(export=str(tmp_path / "w"))
+    for folder in ("w", "w/tfjs-uint8", "w/tfjs-float32"):
+        r = size(str(tmp_path / folder))
+        assert r.status == Status.PASS, r.summary  # type: ignore[attr-defined]
+        assert r.metrics["params"] == 77_224  # type: ignore[attr-defined]
+
+
+def test_a_broken_folder_is_exit_2_never_a_partly_loaded_model(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from diag.cli import app
+
+    size(export=str(tmp_path / "w"))
+    shard = tmp_path / "w" / "tfjs-float32" / "group1-shard1of1.bin"
+    shard.write_bytes(shard.read_bytes()[:1000])
+    r = CliRunner().invoke(app, ["size", "--model", str(tmp_path / "w" / "tfjs-float32"),
+                                 "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "truncated" in r.stderr, r.output
+    manifest = tmp_path / "w" / "tfjs-uint8" / "model.json"
+    doc = json.loads(manifest.read_text())
+    doc["weightsManifest"][0]["weights"][0]["shape"] = [3, 3, 3, 32]  # HWIO, not OIHW
+    manifest.write_text(json.dumps(doc))
+    r = CliRunner().invoke(app, ["size", "--model", str(tmp_path / "w" / "tfjs-uint8"),
+                                 "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "has shape" in r.stderr, r.output
+    (tmp_path / "empty").mkdir()
+    r = CliRunner().invoke(app, ["size", "--model", str(tmp_path / "empty"),
+                                 "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "no model.json" in r.stderr, r.output
+
+
+def test_plots_have_titles_and_labelled_axes() -> None:
+    from diag.report.figures import figures_for
+
+    figs = figures_for(size())  # type: ignore[arg-type]
+    assert set(figs) == {"bytes", "weights", "landmarks"}
+    for fig in figs.values():
+        for ax in fig.axes:
+            assert ax.get_xlabel() and ax.get_ylabel()
+        assert fig._suptitle is not None or all(ax.get_title() for ax in fig.axes)

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -523,20 +522,13 @@ def _output_range(pred: Tensor, y: Tensor) -> list[Finding]:
 def _prediction_payload(target: Target, data: TensorData, pred: Tensor, classify: bool
                         ) -> dict[str, Any]:
     """Images and points (pixels of the model input) for the prediction picture."""
-    k = min(8, len(data))
-    x = data.x[:k].detach().float()
-    if target.default_model and x.shape[1] == 3:
-        from diag.model.pipeline import BrowserPipeline
+    from diag.model.pipeline import display_images
 
-        pipe = BrowserPipeline(size=int(x.shape[-1]))
-        images = np.stack([pipe.to_image(img) for img in x])
-    else:
-        lo = x.amin(dim=(1, 2, 3), keepdim=True)
-        hi = x.amax(dim=(1, 2, 3), keepdim=True)
-        scaled = ((x - lo) / (hi - lo).clamp_min(1e-12) * 255).round().to(torch.uint8)
-        images = scaled.permute(0, 2, 3, 1).numpy()
-        if images.shape[-1] not in (1, 3):
-            return {}
+    k = min(8, len(data))
+    x = data.x[:k]
+    images = display_images(x, target.default_model)
+    if images is None:
+        return {}
     payload: dict[str, Any] = {"images": images}
     size = float(x.shape[-1])
     if classify:

@@ -225,7 +225,18 @@ def run(inputs: Inputs, options: SizeOptions, progress: Any = None) -> CheckResu
         f"{params:,} params: {_human(sizes['fp32_bytes'])} fp32, "
         f"{_human(sizes['uint8_bytes'])} uint8 (budget {_human(budget)}); {options.precision} "
         f"costs {err:.3g} {unit}")
-    plot_data = {"rows": rows, "errors": errors, "per_layer": per_layer,
+    faces: dict[str, Any] = {}
+    if kind == "landmarks" and x.dim() == 4 and ref.shape[-1] % 2 == 0:
+        from diag.model.pipeline import display_images
+
+        shown = min(4, len(x))
+        images = display_images(x[:shown], target.default_model)
+        q8 = _outputs(_quantized_copy(model, "uint8"), x[:shown])
+        if images is not None:
+            faces = {"images": images,
+                     "points_fp32": (ref[:shown].reshape(shown, -1, 2) * px).numpy(),
+                     "points_uint8": (q8.reshape(shown, -1, 2) * px).numpy()}
+    plot_data = {"rows": rows, "errors": errors, "per_layer": per_layer, "faces": faces,
                  "largest": _histogram(model, largest[0]["layer"]) if largest else None}
     return CheckResult(NAME, status, summary, metrics=metrics, findings=tuple(findings),
                        plot_data=plot_data)

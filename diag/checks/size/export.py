@@ -25,6 +25,57 @@ def _tensors(model: nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
+def reference_name(model: nn.Module) -> str | None:
+    """The reference net (``diag model``) this model's architecture is, if any: the same
+    tensor names and shapes."""
+    from diag.model import REFERENCE_NETS
+
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    for name, info in REFERENCE_NETS.items():
+        ref = info.build(seed=None).state_dict()
+        if shapes == {k: tuple(v.shape) for k, v in ref.items()}:
+            return name
+    return None
+
+
+def load_folder(folder: str, input_size: int = 112) -> nn.Module:
+    """A reference net with the weights ``diag size --export`` wrote into ``folder``:
+    ``model.json`` (tfjs, fp32 or quantized) or ``model.safetensors``, whichever is there
+    first (tfjs-float32/, tfjs-uint8/, the folder itself). Anything missing, short or of the
+    wrong shape is a DataError (exit 2), never a partly loaded model."""
+    from diag.model import REFERENCE_NETS
+
+    base = Path(folder)
+    candidates = [base / "model.json", base / "tfjs-float32" / "model.json",
+                  base / "tfjs-uint8" / "model.json", base / "model.safetensors"]
+    path = next((c for c in candidates if c.is_file()), None)
+    if path is None:
+        raise DataError(f"--model {folder}: no model.json or model.safetensors in it",
+                        hint="point --model at a folder written by diag size --export")
+    if path.suffix == ".json":
+        try:
+            net = json.loads(path.read_text()).get("diagNet")
+        except (OSError, ValueError, AttributeError) as exc:
+            raise DataError(f"cannot read {path}: {exc}", hint="export it again") from None
+        tensors = load_tfjs(path)
+    else:
+        from safetensors import SafetensorError, safe_open
+        from safetensors.torch import load_file
+
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                net = (fh.metadata() or {}).get("diagNet")
+            tensors = load_file(str(path))
+        except (SafetensorError, OSError) as exc:
+            raise DataError(f"cannot read {path}: {exc}", hint="export it again") from None
+    if net not in REFERENCE_NETS:
+        raise DataError(f"{path} does not say which reference net it holds ({net!r})",
+                        hint="only weights exported from a reference net (diag model) load "
+                             "back by folder; pass your own model's factory instead")
+    model = REFERENCE_NETS[net].build(input_size=input_size, seed=None)
+    return load_into(model, tensors, str(path))
+
+
 def save_tfjs(model: nn.Module, folder: Path, precision: str | None) -> Path:
     """``model.json`` (format, weightsManifest) and ``group1-shardNofM`` files of at most
     4 MB, tensors in state_dict order and layout, quantized with min and scale beside."""
@@ -44,8 +95,11 @@ def save_tfjs(model: nn.Module, folder: Path, precision: str | None) -> Path:
     paths = [f"group1-shard{i + 1}of{count}.bin" for i in range(count)]
     for i, p in enumerate(paths):
         (folder / p).write_bytes(bytes(blob[i * SHARD_BYTES:(i + 1) * SHARD_BYTES]))
-    doc = {"format": "diag-weights", "generatedBy": "diag",
-           "weightsManifest": [{"paths": paths, "weights": entries}]}
+    doc: dict[str, Any] = {"format": "diag-weights", "generatedBy": "diag",
+                           "weightsManifest": [{"paths": paths, "weights": entries}]}
+    net = reference_name(model)
+    if net is not None:
+        doc["diagNet"] = net  # so `--model DIR` knows which net to build
     path = folder / "model.json"
     path.write_text(json.dumps(doc, indent=1))
     return path
@@ -94,7 +148,8 @@ def export_and_verify(model: nn.Module, folder: str, x: Tensor, ref: Tensor, kin
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     st_path = out / "model.safetensors"
-    save_file(_tensors(model), str(st_path))
+    net = reference_name(model)
+    save_file(_tensors(model), str(st_path), metadata={"diagNet": net} if net else None)
     st_model = load_into(model, load_file(str(st_path)), str(st_path))
     fp32_dir, q_dir = out / "tfjs-float32", out / "tfjs-uint8"
     fp32_dir.mkdir(exist_ok=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from diag.report.figures import new_figure
+from diag.report.figures import landmark_predictions, new_figure
 from diag.result import CheckResult
 
 
@@ -56,4 +56,9 @@ def figures(result: CheckResult) -> dict[str, Figure]:
         figs["weights"] = weight_histogram(hist["layer"], hist["weights"], hist["levels"],
                                            f"size: weights of the largest layer "
                                            f"({hist['layer']}) and the uint8 grid")
+    faces = data.get("faces")
+    if faces:
+        figs["landmarks"] = landmark_predictions(
+            faces["images"], faces["points_fp32"], faces["points_uint8"],
+            "size: landmarks from fp32 (green o) and uint8 (red x) weights")
     return figs
