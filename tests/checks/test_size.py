@@ -107,6 +107,13 @@ def test_sizes_parse_and_bad_ones_are_usage_errors() -> None:
         parse_size("big")
 
 
+def test_uint16_export_follows_the_precision(tmp_path: Path) -> None:
+    r = size(export=str(tmp_path / "w"), precision="uint16")
+    m = r.metrics  # type: ignore[attr-defined]
+    assert m["tfjs_quantized_equal"] and m["tfjs_uint16_bytes"] == 2 * 77_224
+    assert size(str(tmp_path / "w" / "tfjs-uint16")).status == Status.PASS  # type: ignore[attr-defined]
+
+
 def test_exported_weights_load_back_through_model_folder(tmp_path: Path) -> None:
     size(export=str(tmp_path / "w"))
     for folder in ("w", "w/tfjs-uint8", "w/tfjs-float32"):

@@ -204,7 +204,8 @@ def run(inputs: Inputs, options: SizeOptions, progress: Any = None) -> CheckResu
         from diag.checks.size.export import export_and_verify
 
         try:
-            metrics.update(export_and_verify(model, options.export, x, ref, kind))
+            metrics.update(export_and_verify(model, options.export, x, ref, kind,
+                                             options.precision))
         except OSError as exc:
             raise UsageError(f"--export {options.export}: cannot write ({exc.strerror})",
                              hint="pick a writable folder") from None
@@ -215,7 +216,8 @@ def run(inputs: Inputs, options: SizeOptions, progress: Any = None) -> CheckResu
         else:
             findings.append(Finding(
                 Severity.INFO, f"exported to {options.export}: safetensors and tfjs "
-                f"({options.precision}) load back to the same outputs (fp32 bitwise)", ""))
+                f"(fp32 and {options.precision}) load back to the same outputs (fp32 "
+                "bitwise, quantized equal to the quantization in memory)", ""))
 
     failed = any(f.severity == Severity.FAIL for f in findings)
     status = Status.FAIL if failed else (

@@ -47,7 +47,8 @@ def load_folder(folder: str, input_size: int = 112) -> nn.Module:
 
     base = Path(folder)
     candidates = [base / "model.json", base / "tfjs-float32" / "model.json",
-                  base / "tfjs-uint8" / "model.json", base / "model.safetensors"]
+                  base / "tfjs-uint8" / "model.json", base / "tfjs-uint16" / "model.json",
+                  base / "model.safetensors"]
     path = next((c for c in candidates if c.is_file()), None)
     if path is None:
         raise DataError(f"--model {folder}: no model.json or model.safetensors in it",
@@ -138,8 +139,8 @@ def load_into(model: nn.Module, tensors: dict[str, Tensor], source: str) -> nn.M
     return new
 
 
-def export_and_verify(model: nn.Module, folder: str, x: Tensor, ref: Tensor, kind: str
-                      ) -> dict[str, Any]:
+def export_and_verify(model: nn.Module, folder: str, x: Tensor, ref: Tensor, kind: str,
+                      precision: str = "uint8") -> dict[str, Any]:
     """Write both formats (fp32 and the quantized tfjs), load each back, compare outputs."""
     from safetensors.torch import load_file, save_file
 
@@ -151,16 +152,16 @@ def export_and_verify(model: nn.Module, folder: str, x: Tensor, ref: Tensor, kin
     net = reference_name(model)
     save_file(_tensors(model), str(st_path), metadata={"diagNet": net} if net else None)
     st_model = load_into(model, load_file(str(st_path)), str(st_path))
-    fp32_dir, q_dir = out / "tfjs-float32", out / "tfjs-uint8"
+    fp32_dir, q_dir = out / "tfjs-float32", out / f"tfjs-{precision}"
     fp32_dir.mkdir(exist_ok=True)
     q_dir.mkdir(exist_ok=True)
     tf_fp32 = load_into(model, load_tfjs(save_tfjs(model, fp32_dir, None)), "model.json")
-    tf_q = load_into(model, load_tfjs(save_tfjs(model, q_dir, "uint8")), "model.json")
-    in_memory_q = _outputs(_quantized_copy(model, "uint8"), x)
+    tf_q = load_into(model, load_tfjs(save_tfjs(model, q_dir, precision)), "model.json")
+    in_memory_q = _outputs(_quantized_copy(model, precision), x)
     return {
         "safetensors_bitwise_equal": bool(torch.equal(_outputs(st_model, x), ref)),
         "tfjs_fp32_bitwise_equal": bool(torch.equal(_outputs(tf_fp32, x), ref)),
         "tfjs_quantized_equal": bool(torch.equal(_outputs(tf_q, x), in_memory_q)),
-        "tfjs_uint8_bytes": sum(p.stat().st_size for p in q_dir.glob("group1-shard*")),
+        f"tfjs_{precision}_bytes": sum(p.stat().st_size for p in q_dir.glob("group1-shard*")),
         "safetensors_bytes": st_path.stat().st_size,
     }
