@@ -42,6 +42,16 @@ def lazy(target: str) -> Callable[..., Any]:
     return call
 
 
+def always(*inputs: str) -> Callable[[Mapping[str, Any]], frozenset[str]]:
+    """``needs`` for a check whose inputs do not depend on what the user set."""
+    needed = frozenset(inputs)
+
+    def needs(_sources: Mapping[str, Any]) -> frozenset[str]:
+        return needed
+
+    return needs
+
+
 @dataclass(frozen=True)
 class Check:
     """One check, as everything else sees it: the CLI, ``diag check``, the config file, the

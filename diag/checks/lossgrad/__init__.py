@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from diag.checks.base import Check, lazy, option
+from diag.checks.base import Check, always, lazy, option
 
 TARGET_KINDS = ("index", "like", "binary")
 
@@ -30,15 +30,12 @@ class LossGradOptions:
     seed: int = 0
 
 
-def _needs(sources: Mapping[str, Any]) -> frozenset[str]:
-    return frozenset({"loss"})
-
 
 CHECK = Check(
     name="loss-grad",
     title="Is a custom loss's gradient right, finite at edge inputs, batch-correct?",
     options=LossGradOptions,
-    needs=_needs,
+    needs=always("loss"),
     run=lazy("diag.checks.lossgrad.check:run"),
     prepare=lazy("diag.checks.lossgrad.check:prepare"),
     key_metrics=("gradient_correct", "grad_reaches_pred", "finite_at_edges",

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from diag.checks.base import Check, lazy, option
+from diag.checks.base import Check, always, lazy, option
 
 
 @dataclass(frozen=True)
@@ -35,15 +35,12 @@ class OverfitOptions:
     seed: int = 0
 
 
-def _needs(sources: Mapping[str, Any]) -> frozenset[str]:
-    return frozenset({"target"})
-
 
 CHECK = Check(
     name="overfit",
     title="Can the model drive the loss to ~0 on 10-20 samples? If not, why?",
     options=OverfitOptions,
-    needs=_needs,
+    needs=always("target"),
     run=lazy("diag.checks.overfit.check:run"),
     figures=lazy("diag.checks.overfit.figures:figures"),
     key_metrics=("steps", "initial_loss", "final_loss", "target_loss", "accuracy",

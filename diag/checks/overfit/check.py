@@ -144,9 +144,7 @@ def _run(target: Target, options: OverfitOptions, progress: Progress | None) -> 
     model = target.make_model()
     model.train()
     initial_state = {n: p.detach().clone() for n, p in model.named_parameters()}
-    trainer = Trainer(model, data, target.loss_fn, lr=options.lr,
-                      batch_size=options.batch_size or len(data), seed=options.seed,
-                      shuffle=options.batch_size is not None and options.batch_size < len(data))
+    trainer = _trainer(model, data, target.loss_fn, options.lr, options)
 
     init_loss, init_acc, _ = _evaluate(model, target.loss_fn, data, classify)
     census_init = _call("the model's forward", lambda: relu_census(model, data.x))
@@ -339,15 +337,22 @@ def _train(model: nn.Module, trainer: Trainer, batches: Any, first: tuple[Tensor
     return run
 
 
+def _trainer(model: nn.Module, data: TensorData, loss_fn: Callable[[Tensor, Tensor], Tensor],
+             lr: float, options: OverfitOptions) -> Trainer:
+    """The overfit loop's trainer: the whole subset per step unless --batch-size is smaller
+    (then shuffled, seeded)."""
+    return Trainer(model, data, loss_fn, lr=lr, batch_size=options.batch_size or len(data),
+                   seed=options.seed,
+                   shuffle=options.batch_size is not None and options.batch_size < len(data))
+
+
 def _confirm_run(make_model: Callable[[], nn.Module], data: TensorData,
                  loss_fn: Callable[[Tensor, Tensor], Tensor], lr: float, steps: int,
                  options: OverfitOptions, goal: float, classify: bool, px: int | None) -> _Run:
     """One rerun for a suspected cause: a fresh model, the same seed, subset and loop."""
     model = make_model()
     model.train()
-    trainer = Trainer(model, data, loss_fn, lr=lr, batch_size=options.batch_size or len(data),
-                      seed=options.seed,
-                      shuffle=options.batch_size is not None and options.batch_size < len(data))
+    trainer = _trainer(model, data, loss_fn, lr, options)
     batches = trainer.batches()
     return _train(model, trainer, batches, next(batches), loss_fn, data, goal, classify, px,
                   steps, None)

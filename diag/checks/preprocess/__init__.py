@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from diag.checks.base import Check, lazy, option
+from diag.checks.base import Check, always, lazy, option
 
 PROBE_SIZES: tuple[tuple[int, int], ...] = ((64, 64), (48, 80), (90, 50), (37, 53), (120, 71))
 """(H, W): square, landscape, portrait, odd, and a size that is scaled down."""
@@ -26,19 +26,13 @@ class PreprocessOptions:
     seed: int = 0
 
 
-def _needs(sources: Mapping[str, Any]) -> frozenset[str]:
-    return frozenset({"pipeline"})
-
-
-def _torch_needed(sources: Mapping[str, Any]) -> bool:
-    return True
 
 
 CHECK = Check(
     name="preprocess",
     title="Do preprocessing and postprocessing round-trip? What does the network see?",
     options=PreprocessOptions,
-    needs=_needs,
+    needs=always("pipeline"),
     run=lazy("diag.checks.preprocess.check:run"),
     figures=lazy("diag.checks.preprocess.figures:figures"),
     key_metrics=("max_point_error_px", "max_round_trip_error_px", "dynamic_range",

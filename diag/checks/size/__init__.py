@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from diag.checks.base import Check, lazy, option
+from diag.checks.base import Check, always, lazy, option
 
 
 @dataclass(frozen=True)
@@ -31,15 +31,12 @@ class SizeOptions:
     seed: int = 0
 
 
-def _needs(sources: Mapping[str, Any]) -> frozenset[str]:
-    return frozenset({"target"})
-
 
 CHECK = Check(
     name="size",
     title="How big is the model, what does quantization cost, do weight files round-trip?",
     options=SizeOptions,
-    needs=_needs,
+    needs=always("target"),
     run=lazy("diag.checks.size.check:run"),
     figures=lazy("diag.checks.size.figures:figures"),
     key_metrics=("params", "fp32_bytes", "uint8_bytes", "uint8_error", "uint16_error",
