@@ -7,9 +7,7 @@ draws. This module is torch-free: the registry reads it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from diag.checks.base import Check, always, lazy, option
 
