@@ -18,7 +18,6 @@ from diag.checks.lr.detect import (
     diagnose,
     envelope,
     reduce_on_plateau_steps,
-    smoothed_range_losses,
     suggest_range_lr,
 )
 from diag.errors import USER_ERRORS, UsageError, user_code_error
@@ -489,6 +488,6 @@ def _range(target: Any, options: LrOptions, metrics: dict[str, Any],
             f"loss enters its valley, before the LRs where training breaks); across "
             f"smoothings it moves {spread:.2f} decades",
             "start training at the suggested LR"))
-    smoothed = [float(v) for v in smoothed_range_losses(rt.losses)]
-    return {"range_lrs": rt.lrs, "range_losses": rt.losses, "range_smoothed": smoothed,
+    return {"range_lrs": rt.lrs, "range_losses": rt.losses,
+            "range_smoothed": list(answer.smoothed),
             "range_suggestion": suggestion}

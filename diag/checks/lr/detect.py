@@ -654,6 +654,9 @@ class RangeSuggestion:
     lr: float | None
     reason: str
     spread: float
+    smoothed: tuple[float, ...] = ()
+    """The loss as the suggestion saw it (the middle smoothing width; NaN where the sweep's
+    loss was not finite), point for point with the sweep: what the plot draws."""
 
 
 def suggest_range_lr(lrs: Sequence[float], losses: Sequence[float]) -> RangeSuggestion:
@@ -674,10 +677,14 @@ def suggest_range_lr(lrs: Sequence[float], losses: Sequence[float]) -> RangeSugg
         return RangeSuggestion(None, f"only {n} finite points in the sweep", math.inf)
     rel_noise = curvature_noise(x / np.maximum(np.abs(smooth(x, 5)), 1e-12))
     base_w = int(min(max(5, 5 + 60 * rel_noise), max(5, n // 4)))
+    middle = smooth_robust(x, max(5, base_w))
+    shown = np.full(len(ok), np.nan)
+    shown[ok] = middle
+    curve = tuple(shown.tolist())
     picks: list[int] = []
     for wm in (0.7, 1.0, 1.5):
         w = max(5, int(base_w * wm))
-        s = smooth_robust(x, w)
+        s = middle if wm == 1.0 else smooth_robust(x, w)
         i_min = int(np.argmin(s))
         start = float(np.median(s[: max(3, n // 10)]))
         drop = start - float(s[i_min])
@@ -685,26 +692,19 @@ def suggest_range_lr(lrs: Sequence[float], losses: Sequence[float]) -> RangeSugg
         if drop <= max(0.05 * abs(start), 4 * noise, 1e-12):
             fell = drop / max(abs(start), 1e-12)
             return RangeSuggestion(None, f"the loss never fell clearly (by {fell:.1%} of its "
-                                   f"start; noise {rel_noise:.1%} per step)", math.inf)
+                                   f"start; noise {rel_noise:.1%} per step)", math.inf,
+                                   curve)
         picks.extend(int(np.flatnonzero(s[: i_min + 1] <= s[i_min] + frac * drop)[0])
                      for frac in (0.15, 0.2, 0.25))
     chosen = lr[picks]
     spread = float(np.log10(chosen.max() / chosen.min()))
     if int(np.median(picks)) < max(3, n // 20):
         return RangeSuggestion(None, "the loss falls from the very first LRs of the sweep: "
-                               "start it lower", spread)
+                               "start it lower", spread, curve)
     if spread > 1.0:
         return RangeSuggestion(None, f"too noisy: the answer moves {spread:.1f} decades "
-                               "across smoothings", spread)
-    return RangeSuggestion(float(10 ** np.median(np.log10(chosen))), "", spread)
-
-
-def smoothed_range_losses(losses: Sequence[float], width: int = 10) -> FloatArray:
-    """The range test's losses as the suggestion sees them (centred median, no lag)."""
-    x = np.asarray(losses, float)
-    if len(x) < 3:
-        return x
-    return smooth_robust(x, max(2, min(width, len(x) // 3)))
+                               "across smoothings", spread, curve)
+    return RangeSuggestion(float(10 ** np.median(np.log10(chosen))), "", spread, curve)
 
 
 def suggestion_spread(lrs: Sequence[float], losses: Sequence[float]) -> tuple[float | None, float]:

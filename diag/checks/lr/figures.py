@@ -79,6 +79,11 @@ def range_test_curve(lrs: Sequence[float], losses: Sequence[float],
     if suggestion:
         ax.axvline(suggestion, color="tab:green", ls="--", label=f"suggested {suggestion:.2g}")
     ax.set_xscale("log")
+    seen = np.asarray(smoothed, float)
+    seen = seen[np.isfinite(seen)]
+    if seen.size >= 10:  # the last points blow up by orders of magnitude: keep the valley
+        start = float(np.median(seen[: max(3, seen.size // 10)]))
+        ax.set_ylim(float(seen.min()) - 0.05 * abs(start), 1.5 * start)
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("training loss (unitless)")
     ax.set_title(title)
