@@ -126,20 +126,17 @@ def columns(path: str) -> list[str]:
     try:
         with open(path, encoding="utf-8-sig") as fh:
             head = fh.read(65536)
-    except (OSError, UnicodeDecodeError):
+            if head.lstrip().startswith(("[", "{")):
+                data = json.loads(head + fh.read())
+            else:
+                return [c.strip() for c in next(csv.reader(head.splitlines()), [])]
+    except (OSError, UnicodeDecodeError, ValueError):
         return []
-    if head.lstrip().startswith(("[", "{")):
-        try:
-            data = json.loads(open(path, encoding="utf-8-sig").read())
-        except (OSError, ValueError):
-            return []
-        if isinstance(data, dict):
-            data = next((v for v in data.values() if isinstance(v, list)), [])
-        first = next((d for d in data if isinstance(d, dict)), None) if isinstance(
-            data, list) else None
-        return list(first) if first else []
-    row = next(csv.reader(head.splitlines()), [])
-    return [c.strip() for c in row]
+    if isinstance(data, dict):
+        data = next((v for v in data.values() if isinstance(v, list)), [])
+    first = next((d for d in data if isinstance(d, dict)), None) if isinstance(
+        data, list) else None
+    return list(first) if first else []
 
 
 def _from_csv(fh: Any, path: str, metric: str, lr_column: str | None = None) -> History:

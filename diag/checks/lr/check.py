@@ -306,7 +306,7 @@ def _validation_rise(values: list[float]) -> int | None:
     curve to compare, so the finding says so)."""
     from diag.checks.lr.detect import detect_overfitting
 
-    return detect_overfitting(list(range(len(values), 0, -1)), values)
+    return detect_overfitting(None, values)
 
 
 def _round(v: float) -> float:

@@ -317,17 +317,17 @@ def detect_swings(values: Curve, params: CurveParams = CurveParams(), start: int
     return start + swings[0]
 
 
-def detect_overfitting(train: Sequence[float], val: Sequence[float],
+def detect_overfitting(train: Sequence[float] | None, val: Sequence[float],
                        params: CurveParams = CurveParams()) -> int | None:
     """Where validation bottoms out while training keeps falling: the index of the best
     validation value when, after it, validation settles at least 10 % (and clearly above
-    its noise) above that best and training still improves. None otherwise."""
+    its noise) above that best and training (when given) still improves. None otherwise."""
     v, _ = _finite_prefix(val)
-    tr, _ = _finite_prefix(train)
-    n = min(len(v), len(tr))
+    tr = _finite_prefix(train)[0] if train is not None else None
+    n = min(len(v), len(tr)) if tr is not None else len(v)
     if n < 5:
         return None
-    v, tr = v[:n], tr[:n]
+    v = v[:n]
     best = int(np.argmin(smooth_robust(v, 3)))
     k = max(3, window(n) // 2)
     if n - 1 - best < k:
@@ -336,8 +336,9 @@ def detect_overfitting(train: Sequence[float], val: Sequence[float],
     best_value = float(np.min(v[max(0, best - 1):best + 2]))
     sigma = noise_sigma(v)
     rise = final - best_value
-    train_fall = float(np.median(tr[max(0, best - 1):best + 2])) - float(np.median(tr[-k:]))
-    if rise > max(0.1 * abs(best_value), 3 * sigma) and train_fall > 0:
+    train_falls = tr is None or float(np.median(tr[max(0, best - 1):best + 2])) > float(
+        np.median(tr[n - k:n]))
+    if rise > max(0.1 * abs(best_value), 3 * sigma) and train_falls:
         return best
     return None
 
