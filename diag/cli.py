@@ -145,6 +145,46 @@ def _execute(plan: Callable[[], list[Any]], run: RunOptions) -> int:
 
 
 # Commands --------------------------------------------------------------------------------
+@app.command("init")
+def init_cmd(
+    *,
+    model: ModelSpec = None,
+    data: DataSpec = None,
+    loss: LossSpec = None,
+    task: TaskOpt = Task.landmarks,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Samples in the "
+                                            "batch the pass runs on.")] = 32,
+    max_signal_change: Annotated[float, typer.Option(
+        "--max-signal-change", help="Largest accepted change of the output std from the "
+        "first layer to the last (a factor).")] = 10.0,
+    max_grad_ratio: Annotated[float, typer.Option(
+        "--max-grad-ratio", help="Largest accepted ratio between the first and the last "
+        "layer's relative gradient (a factor).")] = 1000.0,
+    input_size: InputSize = 48,
+    seed: Seed = 0,
+    out: Out = Path("reports"),
+    fmt: Format = OutputFormat.text,
+    quiet: Quiet = False,
+    no_plots: NoPlots = False,
+    verbose: Verbose = False,
+) -> None:
+    """Is the network healthy at step 0? One seeded forward and backward pass at init.
+
+    Per layer: the output's mean and std, the dead (ReLU) or saturated (ReLU-6, sigmoid, tanh) units after it, the weight std next to Glorot's and He's, and the gradient norm next to the weight norm. Findings: vanishing or exploding gradients and signal (residual and dense connections credited), dead or saturated layers, a loss at init far above ln(C) or the loss of predicting zeros, weights far from any init scheme.
+    """
+
+    def body() -> int:
+        from diag.run.plan import Sources
+
+        options = {"batch_size": batch_size, "max_signal_change": max_signal_change,
+                   "max_grad_ratio": max_grad_ratio}
+        return _one_check("init", Sources(model=model, data=data, loss=loss), options,
+                          _run_options(out, fmt, quiet, no_plots, verbose), seed=seed,
+                          task=task, input_size=input_size)
+
+    _run_guarded(body)
+
+
 @app.command()
 def overfit(
     *,

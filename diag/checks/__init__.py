@@ -119,4 +119,14 @@ def size(model: Any = None, data: Any = None, *, max_size: str = "2MB",
                 model=model, data=data)
 
 
-__all__ = ["leaks", "loss_grad", "lr_schedule", "overfit", "preprocess", "size"]
+def init(model: Any = None, data: Any = None, loss: Any = None, *, batch_size: int = 32,
+         max_signal_change: float = 10.0, max_grad_ratio: float = 1000.0, seed: int = 0,
+         task: str = "landmarks", input_size: int = 48) -> CheckResult:
+    """Is ``model`` healthy at step 0 on ``data``: signal and gradient per layer, dead or
+    saturated units, the loss at init? Defaults: the browser net on generated faces."""
+    return _run("init", {"batch_size": batch_size, "max_signal_change": max_signal_change,
+                         "max_grad_ratio": max_grad_ratio}, seed=seed, task=task,
+                input_size=input_size, model=model, data=data, loss=loss)
+
+
+__all__ = ["init", "leaks", "loss_grad", "lr_schedule", "overfit", "preprocess", "size"]

@@ -8,6 +8,7 @@ and its ``CHECK`` record, and one line here. Torch-free.
 from __future__ import annotations
 
 from diag.checks.base import Check
+from diag.checks.init import CHECK as INIT
 from diag.checks.leaks import CHECK as LEAKS
 from diag.checks.lossgrad import CHECK as LOSS_GRAD
 from diag.checks.lr import CHECK as LR_SCHEDULE
@@ -15,7 +16,8 @@ from diag.checks.overfit import CHECK as OVERFIT
 from diag.checks.preprocess import CHECK as PREPROCESS
 from diag.checks.size import CHECK as SIZE
 
-CHECKS: tuple[Check, ...] = (OVERFIT, LEAKS, LR_SCHEDULE, LOSS_GRAD, PREPROCESS, SIZE)
+CHECKS: tuple[Check, ...] = (INIT, OVERFIT, LEAKS, LR_SCHEDULE, LOSS_GRAD, PREPROCESS,
+                             SIZE)
 """Every check, in the order `diag check` runs them."""
 
 NAMES: tuple[str, ...] = tuple(c.name for c in CHECKS)

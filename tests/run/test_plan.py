@@ -29,9 +29,11 @@ DOORS: dict[str, tuple[list[str], str, dict[str, Any], Status]] = {
                   Status.PASS),
     "preprocess": ([], "", {}, Status.PASS),
     "size": (["--max-size", "1MB"], 'max_size = "1MB"', {"max_size": "1MB"}, Status.PASS),
+    "init": (["--batch-size", "16"], "batch_size = 16", {"batch_size": 16}, Status.PASS),
 }
 API = {"overfit": checks.overfit, "leaks": checks.leaks, "lr-schedule": checks.lr_schedule,
-       "loss-grad": checks.loss_grad, "preprocess": checks.preprocess, "size": checks.size}
+       "loss-grad": checks.loss_grad, "preprocess": checks.preprocess, "size": checks.size,
+       "init": checks.init}
 
 
 def test_every_registered_check_has_a_door_test() -> None:
@@ -85,10 +87,10 @@ def test_options_are_validated_by_the_same_rules_at_every_door(tmp_path: Path) -
 def test_config_keys_come_from_the_options_dataclasses() -> None:
     import dataclasses
 
-    from diag.checks.registry import CHECKS
+    from diag.checks.registry import BY_NAME, CHECKS
 
     for check in CHECKS:
         fields = {f.name for f in dataclasses.fields(check.options)}
         assert set(check.option_keys()) <= fields - {"seed"}
-    assert set(CHECKS[0].option_keys()) == {"samples", "max_steps", "lr", "batch_size",
+    assert set(BY_NAME["overfit"].option_keys()) == {"samples", "max_steps", "lr", "batch_size",
                                             "target_loss", "confirm"}

@@ -1,0 +1,393 @@
+"""`diag init`: one seeded forward and backward pass at initialisation, layer by layer.
+
+A *layer* is a module that owns a weight of two or more dimensions (Linear, Conv, ...), in
+the order the forward pass runs them. For each: its output's mean and std, the activation
+function applied after it (seen through a TorchFunctionMode, so ``torch.relu(x)`` counts as
+much as ``nn.ReLU``) with the fraction of its units that are dead or saturated over the
+whole batch, the weight std next to Glorot's and He's for its fans, and the gradient norm
+next to the weight norm.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+
+from diag.checks.init import InitOptions
+from diag.errors import USER_ERRORS, UsageError, user_code_error
+from diag.inputs import Inputs
+from diag.result import CheckResult, Finding, Severity, Status
+
+NAME = "init"
+DEAD_LIMIT = 0.5
+"""A layer whose activation has more than this fraction of dead (or saturated) units."""
+LOSS_FACTOR = 3.0
+"""A loss at init this many times the uninformed prediction's is "far above"."""
+SCHEME_FACTOR = 3.0
+"""A weight std this far from both Glorot's and He's is reported (info)."""
+
+_DEAD = {"relu", "relu_", "relu6", "threshold", "threshold_"}
+_SATURATING = {"relu6": (None, 6.0), "sigmoid": (0.01, 0.99), "sigmoid_": (0.01, 0.99),
+               "tanh": (-0.99, 0.99), "tanh_": (-0.99, 0.99), "hardtanh": (-1.0, 1.0),
+               "hardsigmoid": (0.0, 1.0)}
+ACTIVATIONS = _DEAD | set(_SATURATING) | {
+    "leaky_relu", "leaky_relu_", "elu", "elu_", "gelu", "silu", "mish", "softplus",
+    "hardswish", "selu", "celu", "prelu", "rrelu", "softsign", "logsigmoid"}
+
+
+@dataclass
+class _Activation:
+    kind: str
+    mean: float
+    std: float
+    zero_fraction: float
+    dead_fraction: float | None
+    saturated_fraction: float | None
+
+
+@dataclass
+class _Layer:
+    name: str
+    module: nn.Module
+    mean: float = 0.0
+    std: float = 0.0
+    seen: bool = False
+    act: _Activation | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _units(out: Tensor) -> Tensor:
+    """(units, values): one row per feature / channel (dim 1), over the batch and space."""
+    if out.dim() < 2:
+        return out.reshape(1, -1)
+    return out.transpose(0, 1).reshape(out.shape[1], -1)
+
+
+def _activation_stats(kind: str, out: Tensor) -> _Activation:
+    out = out.detach().float()
+    units = _units(out)
+    base = kind.rstrip("_") if kind not in _SATURATING else kind
+    dead = float((units == 0).all(dim=1).float().mean()) if kind in _DEAD else None
+    saturated = None
+    if kind in _SATURATING:
+        low, high = _SATURATING[kind]
+        stuck = units >= high
+        if low is not None:
+            stuck_low = units <= low
+            saturated = float((stuck.all(dim=1) | stuck_low.all(dim=1)).float().mean())
+        else:
+            saturated = float(stuck.all(dim=1).float().mean())
+    return _Activation(base, float(out.mean()), float(out.std()) if out.numel() > 1 else 0.0,
+                       float((out == 0).float().mean()), dead, saturated)
+
+
+class _Recorder(TorchFunctionMode):
+    """Records every activation function call, in order, between layer outputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[tuple[str, Any]] = []
+        self.busy = False
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (),
+                           kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        name = getattr(func, "__name__", "")
+        if not self.busy and name in ACTIVATIONS and isinstance(out, Tensor):
+            self.busy = True
+            try:
+                self.events.append(("act", _activation_stats(name, out)))
+            finally:
+                self.busy = False
+        return out
+
+
+def _weighted_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    out = []
+    for name, module in model.named_modules():
+        w = module._parameters.get("weight")
+        if isinstance(w, Tensor) and w.dim() >= 2:
+            out.append((name or type(model).__name__, module))
+    return out
+
+
+def _fans(w: Tensor) -> tuple[int, int]:
+    fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(w)
+    return int(fan_in), int(fan_out)
+
+
+def _scheme(std: float, fan_in: int, fan_out: int) -> tuple[str, float, float]:
+    """(closest scheme, Glorot std, He std)."""
+    glorot = math.sqrt(2.0 / (fan_in + fan_out))
+    he = math.sqrt(2.0 / fan_in)
+    default = 1.0 / math.sqrt(3.0 * fan_in)  # PyTorch's kaiming_uniform_(a=sqrt(5))
+    if std <= 0:
+        return "zero", glorot, he
+    dist = {"Glorot": abs(math.log(std / glorot)), "He": abs(math.log(std / he)),
+            "PyTorch default": abs(math.log(std / default))}
+    return min(dist, key=dist.__getitem__), glorot, he
+
+
+def _forward(model: nn.Module, layers: list[tuple[str, nn.Module]], x: Tensor
+             ) -> tuple[Tensor, list[_Layer]]:
+    recorder = _Recorder()
+    records: list[_Layer] = []
+    handles = []
+
+    def hook_for(name: str) -> Any:
+        def hook(module: nn.Module, _inputs: Any, output: Any) -> None:
+            if not isinstance(output, Tensor):
+                return
+            recorder.busy = True
+            try:
+                seen = sum(1 for r in records if r.module is module)
+                rec = _Layer(name if not seen else f"{name}#{seen + 1}", module)
+                o = output.detach().float()
+                rec.mean = float(o.mean())
+                rec.std = float(o.std()) if o.numel() > 1 else 0.0
+                rec.seen = True
+                records.append(rec)
+                recorder.events.append(("layer", rec))
+            finally:
+                recorder.busy = False
+        return hook
+
+    for name, module in layers:
+        handles.append(module.register_forward_hook(hook_for(name)))
+    try:
+        with recorder:
+            out = model(x)
+    except USER_ERRORS as exc:
+        raise user_code_error(exc, "the model's forward") from None
+    finally:
+        for h in handles:
+            h.remove()
+    last: _Layer | None = None
+    for kind, item in recorder.events:
+        if kind == "layer":
+            last = item
+        elif last is not None and last.act is None:
+            last.act = item
+    if not isinstance(out, Tensor):
+        raise UsageError(f"the model returned a {type(out).__name__}, not a tensor",
+                         hint="return the prediction tensor from forward()")
+    return out, records
+
+
+def _skip_connections(loss: Tensor) -> int:
+    """Sums of two computed tensors (residual or summed dense connections) and
+    concatenations of them (dense blocks), found in the autograd graph."""
+    count, seen, stack = 0, set(), [loss.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        nexts = [n for n, _ in node.next_functions if n is not None]
+        computed = [n for n in nexts if type(n).__name__ != "AccumulateGrad"]
+        kind = type(node).__name__
+        if kind in ("AddBackward0", "CatBackward0") and len(computed) >= 2:
+            count += 1
+        stack.extend(nexts)
+    return count
+
+
+def _starts(values: list[float], names: list[str], shrinking: bool) -> str:
+    """The first layer from which the value stays beyond 2x of the first layer's."""
+    first = values[0]
+    start = len(values) - 1
+    for k in range(len(values) - 1, 0, -1):
+        r = values[k] / first if first > 0 else 0.0
+        if (r < 0.5) if shrinking else (r > 2.0):
+            start = k
+        else:
+            break
+    return names[start]
+
+
+def run(inputs: Inputs, options: InitOptions, progress: Any = None) -> CheckResult:
+    target = inputs.target
+    data = target.data
+    gen = torch.Generator().manual_seed(options.seed)
+    n = min(options.batch_size, len(data))
+    idx = torch.randperm(len(data), generator=gen)[:n]
+    xb, yb = data.x[idx], data.y[idx]
+    model = target.make_model()
+    model.train()
+    layers = _weighted_layers(model)
+    if not layers:
+        raise UsageError("the model has no layer with a weight matrix or kernel",
+                         hint="diag init looks at Linear / Conv layers; is this the model?")
+    pred, records = _forward(model, layers, xb)
+    try:
+        loss = target.loss_fn(pred, yb)
+    except USER_ERRORS as exc:
+        raise user_code_error(exc, f"the loss ({target.loss_name})") from None
+    with torch.no_grad():
+        try:
+            uninformed = float(target.loss_fn(torch.zeros_like(pred), yb))
+        except USER_ERRORS:
+            uninformed = float("nan")
+    skips = _skip_connections(loss) if loss.grad_fn is not None else 0
+    if loss.requires_grad:
+        try:
+            loss.backward()
+        except USER_ERRORS as exc:
+            raise user_code_error(exc, f"the loss's backward ({target.loss_name})") from None
+
+    rows: list[dict[str, Any]] = []
+    for rec in records:
+        w = rec.module._parameters["weight"]
+        assert isinstance(w, Tensor)
+        fan_in, fan_out = _fans(w)
+        wstd = float(w.detach().std()) if w.numel() > 1 else 0.0
+        scheme, glorot, he = _scheme(wstd, fan_in, fan_out)
+        b = rec.module._parameters.get("bias")
+        gnorm = float(w.grad.norm()) if w.grad is not None else 0.0
+        wnorm = float(w.detach().norm())
+        act = rec.act
+        rows.append({
+            "layer": rec.name, "type": type(rec.module).__name__, "out_mean": rec.mean,
+            "out_std": rec.std, "activation": act.kind if act else "",
+            "act_mean": act.mean if act else None, "act_std": act.std if act else None,
+            "zero_fraction": act.zero_fraction if act else None,
+            "dead_fraction": act.dead_fraction if act else None,
+            "saturated_fraction": act.saturated_fraction if act else None,
+            "weight_std": wstd, "glorot_std": glorot, "he_std": he, "closest_scheme": scheme,
+            "bias_mean_abs": float(b.detach().abs().mean()) if isinstance(b, Tensor) else None,
+            "grad_norm": gnorm, "weight_norm": wnorm,
+            "grad_ratio": gnorm / wnorm if wnorm > 0 else 0.0})
+    return _judge(rows, float(loss.detach()), uninformed, pred, yb, target, skips, options)
+
+
+def _judge(rows: list[dict[str, Any]], loss: float, uninformed: float, pred: Tensor,
+           yb: Tensor, target: Any, skips: int, options: InitOptions) -> CheckResult:
+    names = [r["layer"] for r in rows]
+    findings: list[Finding] = []
+    stds = [r["out_std"] for r in rows]
+    grads = [r["grad_ratio"] for r in rows]
+    signal_change = stds[-1] / stds[0] if stds[0] > 0 else float("inf")
+    grad_change = grads[0] / grads[-1] if grads[-1] > 0 else (
+        float("inf") if grads[0] > 0 else float("nan"))
+    credit = (f"; {skips} residual or dense connections did not prevent it" if skips else
+              "; no residual or dense connections carry the signal past the stack")
+    t, g = options.max_signal_change, options.max_grad_ratio
+    deep = len(rows) >= 2
+    if deep and math.isfinite(grad_change) and grad_change < 1 / g:
+        at = _starts([1 / v if v > 0 else float("inf") for v in grads[::-1]],
+                     names[::-1], shrinking=False)
+        findings.append(Finding(
+            Severity.FAIL, f"vanishing gradient: the relative gradient (|grad| / |weight|) "
+            f"of the first layer {names[0]} is {grad_change:.2g} times the last layer's "
+            f"{names[-1]} (limit 1/{g:g}); it falls below half from {at} down{credit}",
+            "use ReLU (or ReLU-6) instead of sigmoid/tanh in the hidden layers, He or "
+            "Glorot init, and residual or dense connections so gradients reach the early "
+            "layers (the article's tips 3 and 4)", location=at))
+    elif deep and (grad_change > g or math.isinf(grad_change)) and grads[0] > 0:
+        findings.append(Finding(
+            Severity.FAIL, f"exploding gradient: the relative gradient of the first layer "
+            f"{names[0]} is {grad_change:.3g} times the last layer's {names[-1]} "
+            f"(limit {g:g}){credit}", "scale the init down (Glorot / He), or add "
+            "normalisation", location=names[0]))
+    grads_ok = not any(f.severity == Severity.FAIL for f in findings)
+    if deep and (signal_change < 1 / t or signal_change > t):
+        shrinking = signal_change < 1 / t
+        at = _starts(stds, names, shrinking=shrinking)
+        steps = [stds[k] / stds[k - 1] if stds[k - 1] > 0 else 1.0 for k in range(1, len(stds))]
+        k = (min if shrinking else max)(range(len(steps)), key=steps.__getitem__)
+        text = (f"{'vanishing' if shrinking else 'exploding'} signal: the output std "
+                f"{'falls' if shrinking else 'grows'} from {stds[0]:.3g} at {names[0]} to "
+                f"{stds[-1]:.3g} at {names[-1]} (x{signal_change:.2g}, limit "
+                f"{'1/' if shrinking else ''}{t:g}) and stays beyond 2x from {at} on; the "
+                f"largest step is x{steps[k]:.2g} at {names[k + 1]}")
+        if grads_ok:
+            findings.append(Finding(
+                Severity.INFO, text + f"; the relative gradients stay within the limit (first/"
+                f"last x{grad_change:.2g}), so the early layers still learn"
+                + (f", helped by {skips} residual or dense connections" if skips else ""),
+                "nothing to fix unless training is slow; He init (ReLU) or normalisation "
+                "would keep the std flat", location=at))
+        else:
+            findings.append(Finding(
+                Severity.WARN, text + credit, "use He init for ReLU layers (Glorot for "
+                "linear / tanh), or add residual connections or normalisation", location=at))
+    for r in rows:
+        for key, word, fix in (
+                ("dead_fraction", "dead (zero for every sample)",
+                 "a large negative bias or a too-large learning rate kills ReLUs: init the "
+                 "biases to zero (the article), or use LeakyReLU"),
+                ("saturated_fraction", "saturated (stuck at the top or bottom for every "
+                 "sample)", "scale the inputs or the init down so the activation starts "
+                 "in its linear range; prefer ReLU (the article)")):
+            frac = r[key]
+            if frac is not None and frac > DEAD_LIMIT:
+                sev = Severity.FAIL if frac >= 1.0 else Severity.WARN
+                bias = (f"; its bias averages {r['bias_mean_abs']:.3g} in magnitude"
+                        if r["bias_mean_abs"] else "")
+                findings.append(Finding(
+                    sev, f"{frac:.0%} of the units after {r['layer']} ({r['activation']}) "
+                    f"are {word}{bias}" + ("; no gradient passes this layer" if frac >= 1.0
+                                          and key == "dead_fraction" else ""),
+                    fix, location=r["layer"]))
+
+    classify = bool(target.is_classification) and pred.dim() == 2
+    classes = int(pred.shape[1]) if classify else 0
+    expected = math.log(classes) if classify and classes > 1 else uninformed
+    if math.isfinite(expected) and expected > 0 and loss > LOSS_FACTOR * expected:
+        what = (f"ln({classes}) = {expected:.3g}, the loss of a uniform guess" if classify
+                else f"{expected:.3g}, the loss of predicting zeros")
+        findings.append(Finding(
+            Severity.WARN, f"loss at init is {loss:.4g}, {loss / expected:.3g}x the expected "
+            f"{what}: the outputs are too large at init"
+            + (" (the logits are confidently wrong)" if classify else ""),
+            "scale the last layer's weights down (e.g. x0.01 or zero init) and zero its bias",
+            location=rows[-1]["layer"]))
+    far = [r for r in rows if r["weight_std"] > 0 and min(
+        abs(math.log(r["weight_std"] / r["glorot_std"])),
+        abs(math.log(r["weight_std"] / r["he_std"]))) > math.log(SCHEME_FACTOR)]
+    if far:
+        shown = "; ".join(f"{r['layer']} {r['weight_std']:.3g} (Glorot {r['glorot_std']:.3g}, "
+                          f"He {r['he_std']:.3g}, closest: {r['closest_scheme']})"
+                          for r in far[:3])
+        findings.append(Finding(
+            Severity.INFO, f"{len(far)} of {len(rows)} layers have a weight std over "
+            f"{SCHEME_FACTOR:g}x from both Glorot and He: {shown}"
+            + (f"; and {len(far) - 3} more" if len(far) > 3 else ""),
+            "intended? PyTorch's default init is neither Glorot nor He, and that is fine; "
+            "this flags stds far from all of them", location=far[0]["layer"]))
+    bad = [f for f in findings if f.severity in (Severity.FAIL, Severity.WARN)]
+    if not bad:
+        findings.append(Finding(
+            Severity.INFO, f"signal std x{signal_change:.2g} and relative gradient "
+            f"x{grad_change:.2g} from {names[0]} to {names[-1]} over {len(rows)} layers"
+            + (f"; {skips} residual or dense connections keep them flat" if skips else ""),
+            ""))
+    status = (Status.FAIL if any(f.severity == Severity.FAIL for f in findings) else
+              Status.WARN if bad else Status.PASS)
+    worst_dead = max((r["dead_fraction"] or 0.0 for r in rows), default=0.0)
+    worst_sat = max((r["saturated_fraction"] or 0.0 for r in rows), default=0.0)
+    summary = bad[0].message if bad else (
+        f"healthy at step 0: {len(rows)} layers, signal x{signal_change:.2g}, gradient "
+        f"x{grad_change:.2g}, loss {loss:.3g} (expected {expected:.3g})")
+    metrics: dict[str, Any] = {
+        "layers": len(rows), "signal_change": _r(signal_change), "grad_ratio": _r(grad_change),
+        "worst_dead_fraction": _r(worst_dead), "worst_saturated_fraction": _r(worst_sat),
+        "loss_at_init": _r(loss), "expected_loss": _r(expected),
+        "uninformed_loss": _r(uninformed), "skip_connections": skips,
+        "batch_size": int(pred.shape[0]) if pred.dim() else 0,
+        "layer_names": ",".join(names)}
+    series = {key: [_r(float("nan") if r[key] is None else float(r[key])) for r in rows]
+              for key in ("out_mean", "out_std", "act_std", "dead_fraction",
+                          "saturated_fraction", "weight_std", "glorot_std", "he_std",
+                          "bias_mean_abs", "grad_norm", "grad_ratio")}
+    return CheckResult(NAME, status, summary, metrics=metrics, findings=tuple(findings),
+                       series=series, plot_data={"rows": rows})
+
+
+def _r(v: float) -> float:
+    return float(f"{v:.6g}") if isinstance(v, float) and math.isfinite(v) else v
