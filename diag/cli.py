@@ -145,6 +145,48 @@ def _execute(plan: Callable[[], list[Any]], run: RunOptions) -> int:
 
 
 # Commands --------------------------------------------------------------------------------
+@app.command("data")
+def data_cmd(
+    *,
+    data: DataSpec = None,
+    loader: Annotated[str | None, typer.Option(
+        "--loader", metavar="SPEC", help="A zero-argument factory returning an iterable of "
+        "(inputs, targets) batches, e.g. your DataLoader (default: diag's trainer batches "
+        "--data).")] = None,
+    model: ModelSpec = None,
+    loss: LossSpec = None,
+    task: TaskOpt = Task.landmarks,
+    max_batches: Annotated[int, typer.Option("--max-batches", min=2, help="Batches read per "
+                                             "epoch (two epochs are read).")] = 64,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Batch size of "
+                                            "diag's trainer when there is no loader.")] = 12,
+    probe: Annotated[bool, typer.Option("--probe/--no-probe", help="Fit a tiny model on "
+                                        "real against shuffled labels.")] = True,
+    input_size: InputSize = 48,
+    seed: Seed = 0,
+    out: Out = Path("reports"),
+    fmt: Format = OutputFormat.text,
+    quiet: Quiet = False,
+    no_plots: NoPlots = False,
+    verbose: Verbose = False,
+) -> None:
+    """Is the data what the training loop thinks it is? Reads two epochs, batch by batch.
+
+    Order: shuffled (label runs and per-batch class counts, or the targets' autocorrelation, against random orders), reshuffled every epoch. Alignment: a tiny model fits the real pairing faster than shuffled labels. Values: NaN/Inf with indices, 0-255 pixels, double normalisation, constant channels, duplicates with conflicting labels, class imbalance, targets the output layer cannot produce.
+    """
+
+    def body() -> int:
+        from diag.run.plan import Sources
+
+        options = {"loader": loader, "max_batches": max_batches, "batch_size": batch_size,
+                   "probe": probe}
+        return _one_check("data", Sources(model=model, data=data, loss=loss), options,
+                          _run_options(out, fmt, quiet, no_plots, verbose), seed=seed,
+                          task=task, input_size=input_size)
+
+    _run_guarded(body)
+
+
 @app.command("init")
 def init_cmd(
     *,

@@ -22,6 +22,15 @@ def adam(params: Any, lr: float) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8)
 
 
+def batch_indices(n: int, batch_size: int, generator: torch.Generator, shuffle: bool = True
+                  ) -> Iterator[Tensor]:
+    """The sample indices of each batch of one epoch, as the trainer takes them: a fresh
+    seeded permutation per epoch (``generator`` advances), or in order."""
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for start in range(0, n, batch_size):
+        yield order[start : start + batch_size]
+
+
 class Trainer:
     """Minibatch training with a seeded shuffle each epoch.
 
@@ -66,12 +75,10 @@ class Trainer:
     def epoch_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
         """One pass over the data in a fresh seeded order."""
         n = len(self.data)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
         if self.batch_size == n and not self.shuffle:
             yield self.data.x, self.data.y
         else:
-            for start in range(0, n, self.batch_size):
-                idx = order[start : start + self.batch_size]
+            for idx in batch_indices(n, self.batch_size, self.generator, self.shuffle):
                 yield self.data.x[idx], self.data.y[idx]
         self.epoch += 1
 

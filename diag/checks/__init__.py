@@ -129,4 +129,16 @@ def init(model: Any = None, data: Any = None, loss: Any = None, *, batch_size: i
                 input_size=input_size, model=model, data=data, loss=loss)
 
 
-__all__ = ["init", "leaks", "loss_grad", "lr_schedule", "overfit", "preprocess", "size"]
+def data(data: Any = None, *, model: Any = None, loss: Any = None,
+         loader: Callable[[], Any] | str | None = None, max_batches: int = 64,
+         batch_size: int = 12, probe: bool = True, seed: int = 0, task: str = "landmarks",
+         input_size: int = 48) -> CheckResult:
+    """Is the data what the training loop thinks it is: shuffled each epoch, inputs and
+    targets aligned, clean values? ``loader``: a zero-argument factory returning an
+    iterable of (inputs, targets) batches (default: diag's trainer batches ``data``)."""
+    return _run("data", {"loader": loader, "max_batches": max_batches,
+                         "batch_size": batch_size, "probe": probe}, seed=seed, task=task,
+                input_size=input_size, model=model, data=data, loss=loss)
+
+
+__all__ = ["data", "init", "leaks", "loss_grad", "lr_schedule", "overfit", "preprocess", "size"]

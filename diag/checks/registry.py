@@ -8,6 +8,7 @@ and its ``CHECK`` record, and one line here. Torch-free.
 from __future__ import annotations
 
 from diag.checks.base import Check
+from diag.checks.data import CHECK as DATA
 from diag.checks.init import CHECK as INIT
 from diag.checks.leaks import CHECK as LEAKS
 from diag.checks.lossgrad import CHECK as LOSS_GRAD
@@ -16,7 +17,7 @@ from diag.checks.overfit import CHECK as OVERFIT
 from diag.checks.preprocess import CHECK as PREPROCESS
 from diag.checks.size import CHECK as SIZE
 
-CHECKS: tuple[Check, ...] = (INIT, OVERFIT, LEAKS, LR_SCHEDULE, LOSS_GRAD, PREPROCESS,
+CHECKS: tuple[Check, ...] = (DATA, INIT, OVERFIT, LEAKS, LR_SCHEDULE, LOSS_GRAD, PREPROCESS,
                              SIZE)
 """Every check, in the order `diag check` runs them."""
 

@@ -17,6 +17,8 @@ class Inputs:
 
     target: Any = None
     """A ``diag.inputs.target.Target``: model factory, data and loss."""
+    data: Any = None
+    """A ``diag.inputs.data.TensorData`` when a check needs the data without a model."""
     step: Callable[[], Callable[[], object]] | None = None
     """A zero-argument factory returning ``step()`` (leaks)."""
     step_source: str = ""

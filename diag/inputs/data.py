@@ -63,7 +63,7 @@ def default_data(task: str = "landmarks", n: int = 64, size: int = 56, seed: int
     return TensorData(x, y, f"generated faces (seed {seed}, {n} samples, {size}px)")
 
 
-def load_npz(path: str) -> TensorData:
+def load_npz(path: str, check_finite: bool = True) -> TensorData:
     """A .npz with ``x`` (N,C,H,W float or N,H,W,C uint8) and ``y``. Never unpickles."""
     if not os.path.exists(path):
         raise DataError(f"--data file not found: {path}", hint="check the path")
@@ -92,7 +92,7 @@ def load_npz(path: str) -> TensorData:
     except (OSError, EOFError, Exception) as exc:  # zipfile.BadZipFile and friends
         raise DataError(f"--data {path} is not a readable .npz ({type(exc).__name__})",
                         hint="write it with np.savez") from None
-    return arrays_to_data(x, y, source=path)
+    return arrays_to_data(x, y, source=path, check_finite=check_finite)
 
 
 def _numeric(value: Any, name: str, source: str) -> torch.Tensor:
@@ -111,8 +111,18 @@ def _numeric(value: Any, name: str, source: str) -> torch.Tensor:
     return torch.as_tensor(arr)
 
 
-def arrays_to_data(x: Any, y: Any, source: str) -> TensorData:
-    """Validate shapes and dtypes; uint8 NHWC images become float NCHW in [0, 1]."""
+def nonfinite_rows(t: torch.Tensor) -> list[int]:
+    """Indices of the samples (first axis) holding a NaN or an Inf."""
+    if not torch.is_floating_point(t):
+        return []
+    bad = ~torch.isfinite(t.reshape(t.shape[0], -1)).all(dim=1)
+    return [int(i) for i in bad.nonzero().flatten()]
+
+
+def arrays_to_data(x: Any, y: Any, source: str, check_finite: bool = True) -> TensorData:
+    """Validate shapes and dtypes; uint8 NHWC images become float NCHW in [0, 1].
+    ``check_finite``: a NaN or Inf is a DataError naming the samples (`diag data` reports
+    them as a finding instead)."""
     xt = _numeric(x, "x", source)
     yt = _numeric(y, "y", source)
     if xt.dim() < 2:
@@ -143,19 +153,24 @@ def arrays_to_data(x: Any, y: Any, source: str) -> TensorData:
     else:
         raise DataError(f"--data {source}: y has dtype {yt.dtype}",
                         hint="use float targets for regression or integer class indices")
-    if torch.is_floating_point(xt) and not torch.isfinite(xt).all():
-        raise DataError(f"--data {source}: x contains NaN or Inf",
-                        hint="clean the inputs before training")
+    for name, t in (("x", xt), ("y", yt)) if check_finite else ():
+        rows = nonfinite_rows(t)
+        if rows:
+            shown = ", ".join(map(str, rows[:8])) + (" ..." if len(rows) > 8 else "")
+            raise DataError(f"--data {source}: {name} holds NaN or Inf in {len(rows)} "
+                            f"sample{'s' if len(rows) > 1 else ''} (index {shown})",
+                            hint="clean those samples before training (diag data lists "
+                                 "every value problem)")
     return TensorData(xt, yt, source, is_image)
 
 
 def load_data(spec: str | None, task: str = "landmarks", size: int = 56, n: int = 64,
-              seed: int = 0) -> TensorData:
+              seed: int = 0, check_finite: bool = True) -> TensorData:
     """``--data``: None (generated), a .npz path, or a SPEC giving a Dataset or (x, y)."""
     if spec is None:
         return default_data(task, n=n, size=size, seed=seed)
     if spec.endswith(".npz") or (os.path.exists(spec) and ":" not in os.path.basename(spec)):
-        return load_npz(spec)
+        return load_npz(spec, check_finite)
     from diag.inputs.spec import resolve
 
     obj = resolve(spec, "--data")
@@ -165,14 +180,14 @@ def load_data(spec: str | None, task: str = "landmarks", size: int = 56, n: int 
         except USER_ERRORS as exc:
             raise user_code_error(exc, f"--data {spec}") from None
     if isinstance(obj, tuple) and len(obj) == 2:
-        return arrays_to_data(obj[0], obj[1], source=spec)
+        return arrays_to_data(obj[0], obj[1], source=spec, check_finite=check_finite)
     if isinstance(obj, torch.utils.data.Dataset):
-        return _dataset_to_data(obj, spec)
+        return _dataset_to_data(obj, spec, check_finite)
     raise UsageError(f"--data {spec} is a {type(obj).__name__}",
                      hint="give a torch Dataset, a tuple (x, y) of tensors, or a .npz file")
 
 
-def _dataset_to_data(ds: Any, spec: str) -> TensorData:
+def _dataset_to_data(ds: Any, spec: str, check_finite: bool = True) -> TensorData:
     try:
         n = len(ds)
     except TypeError:
@@ -196,7 +211,7 @@ def _dataset_to_data(ds: Any, spec: str) -> TensorData:
     except RuntimeError as exc:
         raise DataError(f"--data {spec}: items differ in shape ({exc})",
                         hint="every sample needs the same shape") from None
-    return arrays_to_data(x, y, source=spec)
+    return arrays_to_data(x, y, source=spec, check_finite=check_finite)
 
 
 __all__ = [

@@ -158,19 +158,21 @@ def _deepcopy(module: nn.Module) -> nn.Module:
                               "factory that builds it instead of the instance") from None
 
 
-def to_data(data: Any, task: str, input_size: int, samples: int, seed: int) -> TensorData:
+def to_data(data: Any, task: str, input_size: int, samples: int, seed: int,
+            check_finite: bool = True) -> TensorData:
     """``--data`` as tensors: None (generated), a .npz path or SPEC, a tuple (x, y), a torch
     Dataset or a TensorData."""
     from diag.inputs.data import _dataset_to_data, arrays_to_data
 
     if data is None or isinstance(data, str):
-        return load_data(data, task=task, size=input_size, n=samples, seed=seed)
+        return load_data(data, task=task, size=input_size, n=samples, seed=seed,
+                         check_finite=check_finite)
     if isinstance(data, TensorData):
         return data
     if isinstance(data, tuple) and len(data) == 2:
-        return arrays_to_data(data[0], data[1], source="(x, y)")
+        return arrays_to_data(data[0], data[1], source="(x, y)", check_finite=check_finite)
     if isinstance(data, torch.utils.data.Dataset):
-        return _dataset_to_data(data, type(data).__name__)
+        return _dataset_to_data(data, type(data).__name__, check_finite)
     raise UsageError(f"data is a {type(data).__name__}",
                      hint="give a tuple (x, y) of tensors, a torch Dataset or a .npz file")
 

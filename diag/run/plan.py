@@ -201,6 +201,14 @@ def _resolve(sources: Sources, settings: Settings, needs: set[str],
         except UserCodeError as exc:
             broken = exc
         fields["target"] = target
+    if "data" in needs and target is None:
+        from diag.inputs.target import to_data
+
+        try:
+            fields["data"] = to_data(sources.data, settings.task, settings.input_size,
+                                     DEFAULT_SAMPLES, settings.seed, check_finite=False)
+        except DiagError as exc:
+            raise _wrap(sources, "data", exc) from None
     if "step" in needs:
         fields["step"], fields["step_source"] = _step(sources)
     elif "leaks" in opts and target is not None:

@@ -30,10 +30,11 @@ DOORS: dict[str, tuple[list[str], str, dict[str, Any], Status]] = {
     "preprocess": ([], "", {}, Status.PASS),
     "size": (["--max-size", "1MB"], 'max_size = "1MB"', {"max_size": "1MB"}, Status.PASS),
     "init": (["--batch-size", "16"], "batch_size = 16", {"batch_size": 16}, Status.PASS),
+    "data": (["--batch-size", "8"], "batch_size = 8", {"batch_size": 8}, Status.PASS),
 }
 API = {"overfit": checks.overfit, "leaks": checks.leaks, "lr-schedule": checks.lr_schedule,
        "loss-grad": checks.loss_grad, "preprocess": checks.preprocess, "size": checks.size,
-       "init": checks.init}
+       "init": checks.init, "data": checks.data}
 
 
 def test_every_registered_check_has_a_door_test() -> None:

@@ -1,0 +1,535 @@
+"""`diag data`: read two epochs the way the training loop will (the user's loader, or
+diag's trainer batching ``--data``), then judge the order, the alignment and the values.
+
+Order statistics are compared with the same labels in random orders (200 seeded
+shuffles), so the verdict does not depend on the number of classes or the batch size: an
+order is "not shuffled" when its statistic is more than 5 standard deviations from what
+shuffles give (a random order gets there about once in 3.5 million runs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.overrides import TorchFunctionMode
+
+from diag.checks.data import DataOptions
+from diag.errors import USER_ERRORS, UsageError, user_code_error
+from diag.inputs import Inputs
+from diag.inputs.data import TensorData, nonfinite_rows
+from diag.result import CheckResult, Finding, Severity, Status
+from diag.train import batch_indices
+
+NAME = "data"
+SHUFFLES = 200
+ORDER_Z = 5.0
+IMBALANCE_WARN = 10.0
+_X_KEYS = ("x", "input", "inputs", "image", "images", "data", "features")
+_Y_KEYS = ("y", "target", "targets", "label", "labels")
+
+
+@dataclass
+class _Epoch:
+    x: Tensor
+    y: Tensor
+    batch_sizes: list[int]
+    ids: list[int] | None
+    """Dataset indices when diag batches the data itself; None for a user's loader."""
+
+
+# --- reading batches ------------------------------------------------------------------------
+def _as_tensor(v: Any, what: str, source: str) -> Tensor:
+    if isinstance(v, Tensor):
+        return v.detach().cpu()
+    if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
+        return torch.from_numpy(v)
+    if isinstance(v, list | tuple) and v and all(isinstance(e, int | float) for e in v):
+        return torch.tensor(v)
+    raise UsageError(f"{source} yields batches whose {what} is a {type(v).__name__}",
+                     hint="yield (inputs, targets) pairs of tensors or numpy arrays")
+
+
+def split_batch(batch: Any, source: str) -> tuple[Tensor, Tensor]:
+    """(inputs, targets) of one batch: a pair (or longer tuple), or a dict with x/input/
+    image and y/target/label keys. Anything else is a UsageError."""
+    if isinstance(batch, dict):
+        xk = next((k for k in _X_KEYS if k in batch), None)
+        yk = next((k for k in _Y_KEYS if k in batch), None)
+        if xk is None or yk is None:
+            raise UsageError(f"{source} yields dicts with keys {sorted(map(str, batch))}",
+                             hint=f"name the inputs one of {', '.join(_X_KEYS)} and the "
+                                  f"targets one of {', '.join(_Y_KEYS)}")
+        x, y = batch[xk], batch[yk]
+    elif isinstance(batch, tuple | list) and len(batch) >= 2:
+        x, y = batch[0], batch[1]
+    else:
+        raise UsageError(f"{source} yields a {type(batch).__name__}, not an (inputs, "
+                         "targets) batch", hint="yield (inputs, targets) pairs, as a "
+                                                "DataLoader over (x, y) items does")
+    xt, yt = _as_tensor(x, "inputs", source), _as_tensor(y, "targets", source)
+    if xt.dim() < 1 or yt.dim() < 1 or xt.shape[0] != yt.shape[0]:
+        raise UsageError(f"{source} yields inputs of shape {tuple(xt.shape)} with targets of "
+                         f"shape {tuple(yt.shape)}",
+                         hint="inputs and targets need the same batch (first) dimension")
+    return xt, yt
+
+
+class _Loader:
+    """The user's loader factory: one iterable per epoch (a DataLoader is iterated again;
+    a generator is made again)."""
+
+    def __init__(self, factory: Any, source: str) -> None:
+        self.factory, self.source = factory, source
+        self.iterable: Any = None
+
+    def epoch(self) -> Iterator[Any]:
+        try:
+            if self.iterable is None or iter(self.iterable) is self.iterable:
+                made = self.factory() if callable(self.factory) else self.factory
+                self.iterable = made
+            return iter(self.iterable)
+        except TypeError as exc:
+            if "not iterable" in str(exc):
+                raise UsageError(f"{self.source} returned a {type(self.iterable).__name__}, "
+                                 "not an iterable of batches",
+                                 hint="return a DataLoader, a list or a generator of "
+                                      "(inputs, targets) batches") from None
+            raise user_code_error(exc, self.source) from None
+        except USER_ERRORS as exc:
+            raise user_code_error(exc, self.source) from None
+
+
+def _read(loader: _Loader, max_batches: int) -> _Epoch:
+    xs: list[Tensor] = []
+    ys: list[Tensor] = []
+    sizes: list[int] = []
+    it = loader.epoch()
+    while len(sizes) < max_batches:
+        try:
+            batch = next(it)
+        except StopIteration:
+            break
+        except USER_ERRORS as exc:
+            raise user_code_error(exc, loader.source) from None
+        x, y = split_batch(batch, loader.source)
+        xs.append(x)
+        ys.append(y)
+        sizes.append(int(x.shape[0]))
+    if not sizes:
+        raise UsageError(f"{loader.source} yields no batches",
+                         hint="is the data set empty, or the loader a spent generator?")
+    try:
+        return _Epoch(torch.cat(xs), torch.cat(ys), sizes, None)
+    except RuntimeError as exc:
+        raise UsageError(f"{loader.source} yields batches of different shapes "
+                         f"({str(exc).splitlines()[0]})",
+                         hint="diag data needs samples of one shape") from None
+
+
+def _trainer_epochs(data: TensorData, batch_size: int, seed: int, max_batches: int
+                    ) -> list[_Epoch]:
+    gen = torch.Generator().manual_seed(seed)
+    epochs = []
+    for _ in range(2):
+        batches = list(batch_indices(len(data), min(batch_size, len(data)), gen))[:max_batches]
+        order = torch.cat(batches)
+        epochs.append(_Epoch(data.x[order], data.y[order], [len(b) for b in batches],
+                             [int(i) for i in order]))
+    return epochs
+
+
+def prepare(inputs: Inputs, options: DataOptions,
+            resolve: Callable[[str, str], Any]) -> DataOptions:
+    """Resolve ``loader`` and read its first batch now: a loader that yields the wrong
+    structure is bad input (exit 2). One that raises is the check's error (exit 3)."""
+    if options.loader is None:
+        return options
+    loader = options.loader
+    source = "--loader" + (f" {loader}" if isinstance(loader, str) else "")
+    if isinstance(loader, str):
+        loader = resolve(loader, "--loader")
+    if not callable(loader) and not isinstance(loader, Iterable):
+        raise UsageError(f"{source} is a {type(loader).__name__}",
+                         hint="give a zero-argument factory returning an iterable of "
+                              "(inputs, targets) batches, e.g. your DataLoader")
+    probe = _Loader(loader, source)
+    try:
+        first = next(probe.epoch())
+    except StopIteration:
+        raise UsageError(f"{source} yields no batches", hint="is the data set empty?"
+                         ) from None
+    except UsageError:
+        raise
+    except USER_ERRORS:
+        return dataclasses.replace(options, loader=loader)  # reported by the check
+    split_batch(first, source)
+    return dataclasses.replace(options, loader=loader)
+
+
+# --- order ----------------------------------------------------------------------------------
+def _class_labels(y: Tensor) -> Tensor | None:
+    """Class indices from index targets or one-hot rows; None for regression."""
+    if not torch.is_floating_point(y) and y.dim() == 1:
+        return y.long()
+    if y.dim() == 2 and y.shape[1] > 1 and torch.is_floating_point(y) and bool(
+            ((y == 0) | (y == 1)).all()) and bool((y.sum(1) == 1).all()):
+        return y.argmax(1)
+    return None
+
+
+def _runs(labels: np.ndarray) -> float:
+    return float(1 + np.count_nonzero(labels[1:] != labels[:-1]))
+
+
+def _batch_chi2(labels: np.ndarray, sizes: list[int], classes: np.ndarray) -> float:
+    p = np.array([np.mean(labels == c) for c in classes])
+    total, start = 0.0, 0
+    for size in sizes:
+        chunk = labels[start:start + size]
+        start += size
+        expected = p * len(chunk)
+        observed = np.array([np.count_nonzero(chunk == c) for c in classes])
+        total += float(np.sum((observed - expected) ** 2 / np.maximum(expected, 1e-12)))
+    return total
+
+
+def _lag1(targets: np.ndarray) -> float:
+    t = targets.reshape(len(targets), -1).astype(np.float64)
+    t = t[:, t.std(0) > 0]
+    if t.shape[1] == 0 or len(t) < 3:
+        return 0.0
+    t = (t - t.mean(0)) / t.std(0)
+    return float(np.mean(np.sum(t[1:] * t[:-1], 0) / len(t)))
+
+
+def _z(observed: float, stat: Callable[[np.ndarray], float], values: np.ndarray, seed: int,
+       larger_is_ordered: bool) -> tuple[float, float, float]:
+    """(z, mean, std) of ``observed`` against ``stat`` on seeded shuffles of ``values``."""
+    rng = np.random.default_rng(seed)
+    ref = np.array([stat(rng.permutation(values)) for _ in range(SHUFFLES)])
+    mean, std = float(ref.mean()), float(ref.std())
+    if std == 0:
+        return 0.0, mean, std
+    z = (observed - mean) / std
+    return (z if larger_is_ordered else -z), mean, std
+
+
+def _counts(chunk: np.ndarray) -> str:
+    c = Counter(int(v) for v in chunk)
+    return "{" + ", ".join(f"{k}: {v}" for k, v in sorted(c.items())) + "}"
+
+
+# --- values ---------------------------------------------------------------------------------
+def _row_hashes(x: Tensor) -> list[bytes]:
+    flat = x.reshape(x.shape[0], -1).contiguous().numpy()
+    return [hashlib.blake2b(row.tobytes(), digest_size=12).digest() for row in flat]
+
+
+def _output_kind(make_model: Callable[[], Any], x: Tensor) -> tuple[str, Tensor | None]:
+    """The function whose result the model returns (sigmoid, softmax, tanh, relu ...), or
+    '' for a plain affine output; and that output on two samples."""
+    seen: list[tuple[str, Tensor]] = []
+    names = {"sigmoid", "tanh", "softmax", "relu", "relu6", "hardtanh", "log_softmax",
+             "hardsigmoid", "softplus"}
+
+    class Last(TorchFunctionMode):
+        def __torch_function__(self, func: Any, types: Any, args: Any = (),
+                               kwargs: Any = None) -> Any:
+            out = func(*args, **(kwargs or {}))
+            name = getattr(func, "__name__", "").rstrip("_")
+            if name in names and isinstance(out, Tensor):
+                seen.append((name, out))
+            return out
+
+    model = make_model()
+    model.eval()
+    try:
+        with torch.no_grad(), Last():
+            out = model(x)
+    except USER_ERRORS as exc:
+        raise user_code_error(exc, "the model's forward") from None
+    if not isinstance(out, Tensor):
+        return "", None
+    kind = next((n for n, t in reversed(seen) if t is out), "")
+    return kind, out
+
+
+def _indices(rows: list[int], ids: list[int] | None, sizes: list[int]) -> str:
+    def one(i: int) -> str:
+        if ids is not None:
+            return str(ids[i])
+        b, r = 0, i
+        while b < len(sizes) and r >= sizes[b]:
+            r -= sizes[b]
+            b += 1
+        return f"{i} (batch {b + 1}, row {r})"
+
+    shown = ", ".join(one(i) for i in rows[:6])
+    return shown + (f" and {len(rows) - 6} more" if len(rows) > 6 else "")
+
+
+def run(inputs: Inputs, options: DataOptions, progress: Any = None) -> CheckResult:
+    target = inputs.target
+    data: TensorData = target.data if target is not None else inputs.data
+    loader = options.loader
+    use_model = target is not None and (loader is None or not target.default_model)
+    if loader is None:
+        epochs = _trainer_epochs(data, options.batch_size, options.seed, options.max_batches)
+        source = (f"diag's trainer batching {data.source} (batch "
+                  f"{min(options.batch_size, len(data))}, reshuffled every epoch)")
+    else:
+        name = getattr(loader, "__qualname__", type(loader).__name__)
+        src = f"--loader {name}"
+        reader = _Loader(loader, src)
+        epochs = [_read(reader, options.max_batches), _read(reader, options.max_batches)]
+        source = src
+    loc = source if loader is not None else ""
+    first = epochs[0]
+    x, y = first.x, first.y
+    n = int(x.shape[0])
+    findings: list[Finding] = []
+    metrics: dict[str, Any] = {"samples_seen": n, "batches_seen": len(first.batch_sizes),
+                               "source": source}
+    labels = _class_labels(y)
+    classes = 0
+
+    # --- order ---
+    hashes = _row_hashes(x.float() if x.dtype == torch.bfloat16 else x)
+    if labels is not None:
+        lab = labels.numpy()
+        uniq = np.unique(lab)
+        classes = int(uniq.size)
+        z_runs, mean_runs, sd_runs = _z(_runs(lab), _runs, lab, options.seed, False)
+        sizes = first.batch_sizes
+        z_chi, _, _ = _z(_batch_chi2(lab, sizes, uniq),
+                         lambda v: _batch_chi2(v, sizes, uniq), lab, options.seed + 1, True)
+        z = max(z_runs, z_chi)
+        metrics.update(order_statistic="label runs and per-batch class counts",
+                       label_runs=int(_runs(lab)), label_runs_random=round(mean_runs, 2))
+        if z > ORDER_Z and classes > 1:
+            starts = np.cumsum([0] + sizes[:-1])
+            shown = "; ".join(f"batch {i + 1}: {_counts(lab[s:s + sizes[i]])}"
+                              for i, s in enumerate(starts[:3]))
+            findings.append(Finding(
+                Severity.FAIL, f"the batches are not shuffled: labels come in {int(_runs(lab))}"
+                f" runs where a random order gives {mean_runs:.0f} +- {sd_runs:.1f} "
+                f"(z = {z:.1f}); first batches' class counts: {shown}",
+                "shuffle every epoch (DataLoader(shuffle=True)); the article's tip 8",
+                location=loc))
+    else:
+        yv = y.float().numpy() if torch.is_floating_point(y) else y.numpy()
+        ac = _lag1(yv)
+        z, mean_ac, _ = _z(ac, _lag1, yv, options.seed, True)
+        metrics.update(order_statistic="lag-1 autocorrelation of the targets",
+                       target_autocorrelation=round(ac, 4))
+        if z > ORDER_Z and ac > 0.2:
+            findings.append(Finding(
+                Severity.FAIL, f"the batches are not shuffled: neighbouring targets are "
+                f"correlated (lag-1 autocorrelation {ac:.2f}, random orders give "
+                f"{mean_ac:.2f}; z = {z:.1f})", "shuffle every epoch "
+                "(DataLoader(shuffle=True)); the article's tip 8", location=loc))
+    metrics["order_z"] = round(float(z), 2)
+    second = epochs[1]
+    k = min(n, int(second.x.shape[0]))
+    same = k > 1 and _row_hashes(second.x[:k]) == hashes[:k] and len(set(hashes[:k])) > 1
+    metrics["same_order_each_epoch"] = bool(same)
+    if same:
+        shuffled = not any(f.message.startswith("the batches are not shuffled")
+                           for f in findings)
+        findings.append(Finding(
+            Severity.WARN if shuffled else Severity.FAIL,
+            f"the same order every epoch: the first {k} samples of epoch 2 come exactly as in"
+            f" epoch 1" + ("" if shuffled else ", unshuffled"),
+            "reshuffle every epoch: DataLoader(shuffle=True) does; a fixed permutation or a "
+            "seeded generator re-created per epoch does not", location=loc))
+    if loader is None and labels is not None and len(data) > 2:
+        stored = _class_labels(data.y)
+        if stored is not None:
+            st = stored.numpy()
+            zs, _, _ = _z(_runs(st), _runs, st, options.seed + 2, False)
+            if zs > ORDER_Z:
+                findings.append(Finding(
+                    Severity.INFO, f"{data.source} is stored in class order "
+                    f"({int(_runs(st))} label runs): diag's trainer shuffles it; make sure "
+                    "your own loader does", "DataLoader(shuffle=True)"))
+
+    # --- alignment ---
+    finite_x = nonfinite_rows(x.float() if not torch.is_floating_point(x) else x)
+    finite_y = nonfinite_rows(y)
+    if options.probe and n >= 8 and not finite_x and not finite_y:
+        from diag.checks.data.probe import probe
+
+        pr = probe(x.float(), labels if labels is not None else y, classes if labels
+                   is not None else 0, options.seed)
+        metrics.update(alignment_ratio=round(pr.ratio, 3), probe_samples=pr.samples)
+        if pr.aligned:
+            findings.append(Finding(
+                Severity.INFO, f"inputs and targets are aligned: a linear probe fits the "
+                f"real pairing {1 / pr.ratio:.1f}x faster than shuffled labels "
+                f"({pr.samples} samples)", ""))
+        else:
+            findings.append(Finding(
+                Severity.WARN, f"the targets carry no signal this probe can find: a linear "
+                f"probe on {pr.samples} samples fits them no faster than shuffled labels "
+                f"(real/shuffled {pr.ratio:.2f}; aligned data gives under 0.7)",
+                "check that inputs and targets are paired (shuffled together, same "
+                "indices, not off by one); if they are, the signal is beyond a linear "
+                "probe on pooled pixels and diag cannot tell", location=loc))
+
+    # --- values ---
+    for what, rows in (("inputs", finite_x), ("targets", finite_y)):
+        if rows:
+            where = _indices(rows, first.ids, first.batch_sizes)
+            findings.append(Finding(
+                Severity.FAIL, f"{what} hold NaN or Inf in {len(rows)} "
+                f"sample{'s' if len(rows) > 1 else ''}: {where}",
+                "fix or drop those samples (a division by zero in preprocessing? a missing "
+                "value?)", location=loc))
+    metrics["nonfinite_samples"] = len(set(finite_x) | set(finite_y))
+    xf = x.float()
+    fin = xf[torch.isfinite(xf)]
+    is_image = x.dim() == 4
+    if fin.numel():
+        lo, hi = float(fin.min()), float(fin.max())
+        whole = float((fin == fin.round()).float().mean())
+        metrics.update(input_min=round(lo, 6), input_max=round(hi, 6))
+        if lo >= 0 and whole > 0.99 and ((is_image and 2 < hi <= 255) or
+                                        (not is_image and 128 <= hi <= 255)):
+            findings.append(Finding(
+                Severity.WARN, f"inputs look like raw 0-255 pixels (min {lo:g}, max {hi:g}, "
+                f"{whole:.0%} whole numbers)", "divide by 255 before the model (the browser "
+                "pipeline does), unless your model normalises inside", location=loc))
+        elif is_image and 0 < hi <= 1.01 / 255 and lo >= 0:
+            findings.append(Finding(
+                Severity.WARN, f"inputs are at most {hi:.3g}: divided by 255 twice?",
+                "normalise once", location=loc))
+        elif is_image and x.shape[1] <= 4:
+            per = xf.transpose(0, 1).reshape(x.shape[1], -1)
+            per = per[:, torch.isfinite(per).all(0)]
+            cm, cs = per.mean(1), per.std(1)
+            if per.shape[1] > 1 and bool((cs > 2).all()) and bool((per.min(1).values < 0).all()):
+                findings.append(Finding(
+                    Severity.WARN, "inputs look standardised twice: every channel has a std "
+                    f"above 2 ({', '.join(f'{v:.2f}' for v in cs.tolist())}; means "
+                    f"{', '.join(f'{v:.2f}' for v in cm.tolist())}) where standardised "
+                    "images have about 1", "apply (x - mean) / std once (or, for raw units, "
+                    "scale the inputs)", location=loc))
+    if n > 1:
+        if is_image:
+            per = xf.transpose(0, 1).reshape(x.shape[1], -1)
+            const = [int(c) for c in (per.std(1) == 0).nonzero().flatten()]
+            if const and x.shape[1] > 0:
+                findings.append(Finding(
+                    Severity.WARN, f"{len(const)} of {x.shape[1]} input channels are constant "
+                    f"(channel {', '.join(map(str, const[:8]))}, value "
+                    f"{float(per[const[0], 0]):g})", "a channel lost in loading or "
+                    "normalisation? a constant channel carries nothing", location=loc))
+        else:
+            per = xf.reshape(n, -1)
+            const = [int(c) for c in (per.std(0) == 0).nonzero().flatten()]
+            if const:
+                findings.append(Finding(
+                    Severity.INFO, f"{len(const)} of {per.shape[1]} input features are "
+                    f"constant over the samples seen (feature {', '.join(map(str, const[:8]))}"
+                    + (" ..." if len(const) > 8 else "") + ")",
+                    "they carry nothing: harmless, or a column lost in loading"))
+    groups: dict[bytes, list[int]] = {}
+    for i, h in enumerate(hashes):
+        groups.setdefault(h, []).append(i)
+    dups = [g for g in groups.values() if len(g) > 1]
+    yhash = _row_hashes(y.reshape(n, -1) if y.dim() else y.reshape(n, 1))
+    conflicts = [g for g in dups if len({yhash[i] for i in g}) > 1]
+    metrics.update(duplicate_samples=sum(len(g) - 1 for g in dups),
+                   conflicting_duplicates=len(conflicts))
+    if conflicts:
+        g = conflicts[0]
+
+        def show(i: int) -> str:
+            v = y[i]
+            return str(int(v)) if v.numel() == 1 and not torch.is_floating_point(v) else (
+                f"{float(v):.4g}" if v.numel() == 1 else "a different target")
+
+        findings.append(Finding(
+            Severity.WARN, f"{len(conflicts)} groups of identical inputs carry different "
+            f"labels, e.g. samples {_indices(g[:2], first.ids, first.batch_sizes)} with "
+            f"labels {show(g[0])} and {show(g[1])}", "no model can fit both: fix the labels "
+            "or drop the duplicates", location=loc))
+    elif dups:
+        findings.append(Finding(
+            Severity.INFO, f"{sum(len(g) - 1 for g in dups)} exact duplicate samples (same "
+            f"labels), e.g. samples {_indices(dups[0][:2], first.ids, first.batch_sizes)}",
+            "duplicates weigh those samples more, and leak between train and test splits"))
+    if labels is not None and classes > 1:
+        counts = Counter(int(v) for v in labels)
+        ratio = max(counts.values()) / min(counts.values())
+        metrics.update(classes=classes, imbalance=round(ratio, 3))
+        shown = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())[:12])
+        if ratio >= IMBALANCE_WARN:
+            findings.append(Finding(
+                Severity.WARN, f"class imbalance: the largest class has {ratio:.0f}x the "
+                f"samples of the smallest ({shown})", "weight the loss or resample; judge "
+                "with per-class metrics, not accuracy", location=loc))
+        elif ratio >= 3:
+            findings.append(Finding(Severity.INFO, f"classes are imbalanced {ratio:.1f}:1 "
+                                    f"({shown})", ""))
+    else:
+        metrics["classes"] = 0
+
+    # --- targets the output layer can produce ---
+    if target is not None and target.task == "landmarks" and torch.is_floating_point(y):
+        out_rows = [int(i) for i in ((y < 0) | (y > 1)).reshape(n, -1).any(1).nonzero()
+                    .flatten()]
+        if out_rows:
+            findings.append(Finding(
+                Severity.WARN, f"points outside the image (normalised coordinates outside 0..1)"
+                f" in {len(out_rows)} samples: {_indices(out_rows, first.ids, first.batch_sizes)}",
+                "clip or drop them, or check the preprocessing's coordinate transform",
+                location=loc))
+    if use_model and torch.is_floating_point(y) and n and not finite_x:
+        kind, out = _output_kind(target.make_model, x[:2].float())
+        if out is not None and tuple(out.shape[1:]) == tuple(y.shape[1:]):
+            yf = y.reshape(n, -1)
+            ranges = {"sigmoid": (0.0, 1.0), "hardsigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0),
+                      "hardtanh": (-1.0, 1.0), "relu": (0.0, math.inf), "relu6": (0.0, 6.0),
+                      "softplus": (0.0, math.inf), "softmax": (0.0, 1.0)}
+            metrics["output_function"] = kind or "none"
+            if kind in ranges:
+                low, high = ranges[kind]
+                bad = ((yf < low) | (yf > high)).any(1).nonzero().flatten().tolist()
+                if bad:
+                    findings.append(Finding(
+                        Severity.FAIL, f"targets outside what the output layer ({kind}) can "
+                        f"produce ({low:g}..{high:g}) in {len(bad)} samples: "
+                        f"{_indices(bad, first.ids, first.batch_sizes)}",
+                        "rescale the targets into that range, or change the output layer",
+                        location=loc))
+            soft = kind == "softmax" or target.loss_name.endswith("cross_entropy")
+            if soft and y.dim() == 2 and y.shape[1] > 1:
+                sums = y.sum(1)
+                bad = ((sums - 1).abs() > 1e-3).nonzero().flatten().tolist()
+                if bad:
+                    findings.append(Finding(
+                        Severity.FAIL, f"probability targets that do not sum to 1 in "
+                        f"{len(bad)} samples (e.g. {float(sums[bad[0]]):.4g}): "
+                        f"{_indices(bad, first.ids, first.batch_sizes)}",
+                        "normalise each target row (softmax targets are distributions)",
+                        location=loc))
+
+    order = {Severity.FAIL: 0, Severity.WARN: 1, Severity.INFO: 2, Severity.ERROR: -1}
+    findings.sort(key=lambda f: order[f.severity])
+    bad = [f for f in findings if f.severity in (Severity.FAIL, Severity.WARN)]
+    status = (Status.FAIL if any(f.severity == Severity.FAIL for f in findings) else
+              Status.WARN if bad else Status.PASS)
+    summary = bad[0].message if bad else (
+        f"{n} samples in {len(first.batch_sizes)} batches: shuffled, reshuffled each epoch, "
+        "aligned, clean values")
+    return CheckResult(NAME, status, summary, metrics=metrics, findings=tuple(findings))

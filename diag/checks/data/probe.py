@@ -1,0 +1,91 @@
+"""The alignment probe: a tiny model fit on (up to) 128 samples learns the real pairing of
+inputs and targets far faster than a shuffled one. When it does not, either the pairing is
+broken (targets shuffled apart from their inputs, off by one) or the signal is beyond
+what this probe can see; diag says which it cannot tell apart.
+
+Features: images are reduced to 4x4 average-pooled intensities and edge strengths per
+channel; other inputs are flattened. More than 64 features are projected (seeded Gaussian)
+to 64. Features and regression targets are standardised. The model is linear, trained
+full batch with Adam for 100 steps; its speed is the mean loss over those steps relative to
+the first. Measured (pooled pixels and edges, linear, 6 shuffles, 128 samples, 4 seeds):
+real/shuffled ratio 0.06 (wine) to 0.55 (diabetes) on five scikit-learn tables and 0.40 to
+0.44 on the generated landmark faces; 0.85 to 1.08 on the same tables with their labels
+permuted first. The generated expression labels (48 samples) are beyond it: 0.88 to 1.31.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+SAMPLES = 128
+STEPS = 100
+SHUFFLES = 6
+ALIGNED_RATIO = 0.7
+"""Real pairing's speed below this fraction of the shuffled pairings' median (and below
+every shuffled one): the targets carry signal the probe finds."""
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    real: float
+    shuffled: tuple[float, ...]
+    samples: int
+
+    @property
+    def ratio(self) -> float:
+        med = sorted(self.shuffled)[len(self.shuffled) // 2]
+        return self.real / med if med > 0 else float("nan")
+
+    @property
+    def aligned(self) -> bool:
+        return self.ratio < ALIGNED_RATIO and self.real < min(self.shuffled)
+
+
+def features(x: Tensor, gen: torch.Generator) -> Tensor:
+    x = x.detach().float()
+    if x.dim() == 4:
+        gx = (x[..., 1:, :] - x[..., :-1, :]).abs()
+        gy = (x[..., :, 1:] - x[..., :, :-1]).abs()
+        f = torch.cat([F.adaptive_avg_pool2d(t, 4).flatten(1) for t in (x, gx, gy)], 1)
+    else:
+        f = x.reshape(x.shape[0], -1)
+    if f.shape[1] > 64:
+        f = f @ (torch.randn(f.shape[1], 64, generator=gen) / f.shape[1] ** 0.5)
+    return (f - f.mean(0)) / f.std(0).clamp_min(1e-8)
+
+
+def _speed(f: Tensor, y: Tensor, classes: int) -> float:
+    out = classes if classes else y.shape[1]
+    lin = torch.nn.Linear(f.shape[1], out)
+    with torch.no_grad():
+        lin.weight.zero_()
+        lin.bias.zero_()
+    opt = torch.optim.Adam(lin.parameters(), lr=0.05)
+    losses = []
+    for _ in range(STEPS):
+        opt.zero_grad(set_to_none=True)
+        p = lin(f)
+        loss = F.cross_entropy(p, y) if classes else F.mse_loss(p, y)
+        loss.backward()  # type: ignore[no-untyped-call]
+        opt.step()
+        losses.append(float(loss.detach()))
+    return sum(losses) / len(losses) / losses[0] if losses[0] > 0 else 1.0
+
+
+def probe(x: Tensor, y: Tensor, classes: int, seed: int) -> ProbeResult:
+    """``classes``: the number of classes for class-index targets, 0 for regression."""
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(x.shape[0], generator=gen)[:SAMPLES]
+    xs, ys = x[idx], y[idx]
+    if not classes:
+        ys = ys.float().reshape(len(ys), -1)
+        ys = (ys - ys.mean(0)) / ys.std(0).clamp_min(1e-8)
+    f = features(xs, gen)
+    real = _speed(f, ys, classes)
+    shuffled = tuple(_speed(f, ys[torch.randperm(len(ys), generator=gen)], classes)
+                     for _ in range(SHUFFLES))
+    return ProbeResult(real, shuffled, int(len(idx)))
