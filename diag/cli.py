@@ -507,6 +507,53 @@ def size(
     _run_guarded(body)
 
 
+@app.command("speed")
+def speed_cmd(
+    *,
+    model: ModelSpec = None,
+    data: DataSpec = None,
+    loss: LossSpec = None,
+    loader: Annotated[str | None, typer.Option(
+        "--loader", metavar="SPEC", help="A zero-argument factory returning an iterable of "
+        "(inputs, targets) batches: its data-loading wait is measured.")] = None,
+    step: Annotated[str | None, typer.Option(
+        "--step", metavar="SPEC", help="A zero-argument factory returning step(): its host "
+        "syncs (.item(), .cpu(), print(tensor) ...) are counted with their lines.")] = None,
+    device: Annotated[str, typer.Option("--device", metavar="cpu|cuda",
+                                        help="Where to time the steps.")] = "cpu",
+    max_batch: Annotated[int, typer.Option("--max-batch", min=1, help="Largest batch size "
+                                           "the sweep tries.")] = 256,
+    batch_size: Annotated[int | None, typer.Option(
+        "--batch-size", min=1, help="The batch size you train with: warned about when its "
+        "throughput is under half the knee's.")] = None,
+    timed_steps: Annotated[int, typer.Option("--timed-steps", min=5, help="Timed steps per "
+                                             "size (median).")] = 5,
+    task: TaskOpt = Task.landmarks,
+    input_size: InputSize = 48,
+    seed: Seed = 0,
+    out: Out = Path("reports"),
+    fmt: Format = OutputFormat.text,
+    quiet: Quiet = False,
+    no_plots: NoPlots = False,
+    verbose: Verbose = False,
+) -> None:
+    """Where does a training step's time go? Batch size, input size, data loading, host syncs.
+
+    A batch-size sweep (1, 2, 4 ... until memory runs out, --max-batch, or throughput stops improving for two sizes): samples/s, time per step and activation memory; the best size, the knee (smallest within 10% of the best) and the largest that fits. With --loader, the fraction of step time spent waiting for data and its cause. With --step, the host-sync calls per step with their lines. Inputs the model shrinks right away (a 512x512 image resized to 32x32 on the device). Timings vary from run to run.
+    """
+
+    def body() -> int:
+        from diag.run.plan import Sources
+
+        options = {"loader": loader, "device": device, "max_batch": max_batch,
+                   "batch_size": batch_size, "timed_steps": timed_steps}
+        return _one_check("speed", Sources(model=model, data=data, loss=loss, step=step),
+                          options, _run_options(out, fmt, quiet, no_plots, verbose),
+                          seed=seed, task=task, input_size=input_size)
+
+    _run_guarded(body)
+
+
 @app.command()
 def check(
     *,

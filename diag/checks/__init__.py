@@ -141,4 +141,20 @@ def data(data: Any = None, *, model: Any = None, loss: Any = None,
                 input_size=input_size, model=model, data=data, loss=loss)
 
 
-__all__ = ["data", "init", "leaks", "loss_grad", "lr_schedule", "overfit", "preprocess", "size"]
+def speed(model: Any = None, data: Any = None, loss: Any = None, *,
+          step: Callable[[], Callable[[], object]] | str | None = None,
+          loader: Callable[[], Any] | str | None = None, device: str = "cpu",
+          max_batch: int = 256, batch_size: int | None = None, timed_steps: int = 5,
+          warmup: int = 2, stop_early: bool = True, seed: int = 0, task: str = "landmarks",
+          input_size: int = 48) -> CheckResult:
+    """Where does a training step's time go: a batch-size sweep (best, knee, largest that
+    fits), the data-loading wait with ``loader``, host syncs in ``step``, inputs the model
+    shrinks. Timings vary from run to run."""
+    return _run("speed", {"loader": loader, "device": device, "max_batch": max_batch,
+                          "batch_size": batch_size, "timed_steps": timed_steps,
+                          "warmup": warmup, "stop_early": stop_early}, seed=seed, task=task,
+                input_size=input_size, model=model, data=data, loss=loss, step=step)
+
+
+__all__ = ["data", "init", "leaks", "loss_grad", "lr_schedule", "overfit", "preprocess", "size",
+           "speed"]

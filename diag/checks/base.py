@@ -81,6 +81,17 @@ class Check:
     options before any check runs, so a bad one is a usage error (exit 2)."""
     torch_needed: Callable[[Mapping[str, Any]], bool] = lambda sources: True
     """Whether running it imports torch (lr-schedule on a history file does not)."""
+    table: str = ""
+    """Its ``[tool.diag.<table>]`` in a config file when that differs from ``name`` (the
+    data check's options live in ``[tool.diag.data-check]``: ``data`` is the data set)."""
+    check_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """Option defaults `diag check` uses in place of the command's (a shorter run); the
+    config file still wins."""
+
+    @property
+    def config_table(self) -> str:
+        """The name of its ``[tool.diag.<table>]``."""
+        return self.table or self.name
 
     def option_keys(self) -> dict[str, dataclasses.Field[Any]]:
         """Config keys of this check: its options' fields except ``seed``."""

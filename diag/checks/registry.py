@@ -16,14 +16,18 @@ from diag.checks.lr import CHECK as LR_SCHEDULE
 from diag.checks.overfit import CHECK as OVERFIT
 from diag.checks.preprocess import CHECK as PREPROCESS
 from diag.checks.size import CHECK as SIZE
+from diag.checks.speed import CHECK as SPEED
 
 CHECKS: tuple[Check, ...] = (DATA, INIT, OVERFIT, LEAKS, LR_SCHEDULE, LOSS_GRAD, PREPROCESS,
-                             SIZE)
+                             SIZE, SPEED)
 """Every check, in the order `diag check` runs them."""
 
 NAMES: tuple[str, ...] = tuple(c.name for c in CHECKS)
 
 BY_NAME: dict[str, Check] = {c.name: c for c in CHECKS}
+
+BY_TABLE: dict[str, Check] = {c.config_table: c for c in CHECKS}
+"""Config sub-table name -> check (``data-check`` -> the data check)."""
 
 
 def get(name: str) -> Check:

@@ -22,6 +22,8 @@ class Inputs:
     step: Callable[[], Callable[[], object]] | None = None
     """A zero-argument factory returning ``step()`` (leaks)."""
     step_source: str = ""
+    step_is_users: bool = False
+    """True when ``step`` is the user's (--step), not diag's training loop."""
     pipeline: Any = None
     """An object with ``preprocess`` and ``postprocess`` (preprocess)."""
     pipeline_source: str = ""

@@ -97,7 +97,7 @@ def _check_type(table: str, key: str, value: Any, types: tuple[type, ...]) -> No
 def parse(table: dict[str, Any], where: str, base: Path = Path(".")) -> Config:
     """Validate a ``[tool.diag]`` table: the same rules as the command-line options."""
     from diag.checks.base import validate_options
-    from diag.checks.registry import BY_NAME, NAMES
+    from diag.checks.registry import BY_TABLE, NAMES
 
     if not isinstance(table, dict):
         raise UsageError(f"{where} [tool.diag] is a {type(table).__name__}, not a table",
@@ -105,20 +105,22 @@ def parse(table: dict[str, Any], where: str, base: Path = Path(".")) -> Config:
     values: dict[str, Any] = {}
     checks: dict[str, Any] = {}
     for key, value in table.items():
-        if key in BY_NAME:
+        if key in BY_TABLE:
+            check = BY_TABLE[key]
             if not isinstance(value, dict):
                 raise UsageError(f"{where} [tool.diag] {key}: expected a table "
                                  f"[tool.diag.{key}]", hint="write it as a sub-table")
             if "seed" in value:
                 raise UsageError(f"{where} [tool.diag.{key}] unknown key 'seed'",
                                  hint="seed is set once, in [tool.diag]")
-            checks[key] = validate_options(BY_NAME[key], value, f"{where} [tool.diag.{key}]")
+            checks[check.name] = validate_options(check, {**check.check_defaults, **value},
+                                                  f"{where} [tool.diag.{key}]")
         elif key in TOP_KEYS:
             _check_type(f"{where} [tool.diag]", key, value, TOP_KEYS[key])
             values[key] = value
         else:
             raise UsageError(f"{where} [tool.diag] unknown key {key!r}",
-                             hint=_suggest(key, list(TOP_KEYS) + list(NAMES)))
+                             hint=_suggest(key, list(TOP_KEYS) + list(BY_TABLE)))
     for key in ("select", "skip"):
         for name in values.get(key, []):
             if name not in NAMES:

@@ -211,6 +211,7 @@ def _resolve(sources: Sources, settings: Settings, needs: set[str],
             raise _wrap(sources, "data", exc) from None
     if "step" in needs:
         fields["step"], fields["step_source"] = _step(sources)
+        fields["step_is_users"] = True
     elif "leaks" in opts and target is not None:
         from diag.checks.leaks.check import training_step_factory
 
@@ -378,7 +379,16 @@ def plan_check(config: Any, cli: Overrides) -> list[Job]:
         task=cli.task or config.get("task", "landmarks"),
         input_size=cli.input_size or config.get("input_size", 48))
     names = selected(config, cli)
-    options = {name: config.options(name) for name in names if config.options(name)}
-    option_origins = {name: f"{config.where} [tool.diag.{name}]" for name in options}
+    from diag.checks.base import validate_options
+
+    options = {}
+    for name in names:
+        opts = config.options(name)  # the file's values over the check's `diag check` defaults
+        if opts is None and BY_NAME[name].check_defaults:
+            opts = validate_options(BY_NAME[name], BY_NAME[name].check_defaults, "")
+        if opts is not None:
+            options[name] = opts
+    option_origins = {name: f"{config.where} [tool.diag.{BY_NAME[name].config_table}]"
+                      for name in options}
     return build(Sources(**values, origins=origins), settings, names, options,
                  option_origins=option_origins, base=config.base)

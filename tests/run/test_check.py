@@ -179,9 +179,15 @@ def test_two_runs_with_the_same_seed_write_identical_metrics(tmp_path: Path) -> 
                              capture_output=True, text=True)
         assert out.returncode == ExitCode.OK, out.stderr
         doc = json.loads(out.stdout)["checks"]
-        assert [c["status"] for c in doc] == ["pass"] * (len(NAMES) - 1), doc
+        # the planted data's targets are random noise: `diag data` rightly finds no signal
+        assert {c["name"]: c["status"] for c in doc} == {
+            n: "warn" if n == "data" else "pass" for n in NAMES if n != "preprocess"}, doc
         docs.append({c["name"]: (c["metrics"], c["series"]) for c in doc})
+    # speed's metrics are timings; its batch sizes and activation bytes are not
+    speeds = [d.pop("speed") for d in docs]
     assert docs[0] == docs[1]
+    assert speeds[0][1]["batch"] == speeds[1][1]["batch"]
+    assert speeds[0][1]["saved_bytes"] == speeds[1][1]["saved_bytes"]
     assert docs[0]["overfit"][0]["steps"] > 1 and docs[0]["leaks"][0]["iterations"] == 12
 
 

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from diag import checks
-from diag.checks.registry import NAMES
+from diag.checks.registry import BY_NAME, NAMES
 from diag.cli import app
 from diag.errors import UsageError
 from diag.result import ExitCode, Status
@@ -31,10 +31,13 @@ DOORS: dict[str, tuple[list[str], str, dict[str, Any], Status]] = {
     "size": (["--max-size", "1MB"], 'max_size = "1MB"', {"max_size": "1MB"}, Status.PASS),
     "init": (["--batch-size", "16"], "batch_size = 16", {"batch_size": 16}, Status.PASS),
     "data": (["--batch-size", "8"], "batch_size = 8", {"batch_size": 8}, Status.PASS),
+    "speed": (["--max-batch", "4"], "max_batch = 4", {"max_batch": 4}, Status.PASS),
 }
+TIMED = {"speed"}
+"""Checks whose metrics are timings: the doors must agree on everything else."""
 API = {"overfit": checks.overfit, "leaks": checks.leaks, "lr-schedule": checks.lr_schedule,
        "loss-grad": checks.loss_grad, "preprocess": checks.preprocess, "size": checks.size,
-       "init": checks.init, "data": checks.data}
+       "init": checks.init, "data": checks.data, "speed": checks.speed}
 
 
 def test_every_registered_check_has_a_door_test() -> None:
@@ -57,13 +60,21 @@ def test_the_three_doors_give_the_same_numbers(name: str, tmp_path: Path) -> Non
 
     config = tmp_path / "diag.toml"
     config.write_text(f'[tool.diag]\nseed = 5\nselect = ["{name}"]\n'
-                      + (f"[tool.diag.{name}]\n{config_keys}\n" if config_keys else ""))
+                      + (f"[tool.diag.{BY_NAME[name].config_table}]\n{config_keys}\n"
+                         if config_keys else ""))
     via_check = _from_cli(["check", "--config", str(config), *common, "--out",
                            str(tmp_path / "b")])
 
     api = API[name](seed=5, **kwargs).to_dict()  # type: ignore[operator]
 
     assert single["status"] == expected.value, single["summary"]
+    if name in TIMED:
+        for other in (via_check, api):
+            assert other["status"] == single["status"]
+            assert set(other["metrics"]) == set(single["metrics"])
+            assert other["series"]["batch"] == single["series"]["batch"] == [1.0, 2.0, 4.0]
+            assert other["series"]["saved_bytes"] == single["series"]["saved_bytes"]
+        return
     for other in (via_check, api):
         assert other["status"] == single["status"]
         assert other["metrics"] == single["metrics"]

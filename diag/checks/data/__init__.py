@@ -18,7 +18,7 @@ from diag.checks.base import Check, lazy, option
 
 @dataclass(frozen=True)
 class DataOptions:
-    """Options of `diag data` (``[tool.diag.data]``)."""
+    """Options of `diag data` (``[tool.diag.data-check]``: ``data`` is the data set)."""
 
     loader: str | Callable[..., Any] | None = option(
         None, "A zero-argument factory (SPEC) returning an iterable of (inputs, targets) "
@@ -43,6 +43,7 @@ CHECK = Check(
     name="data",
     title="Is the data what the loop thinks: shuffled, aligned, clean values?",
     options=DataOptions,
+    table="data-check",
     needs=_needs,
     run=lazy("diag.checks.data.check:run"),
     prepare=lazy("diag.checks.data.check:prepare"),
