@@ -1,7 +1,7 @@
 """Benchmark whole `diag` processes, as a user meets them: `--help`, `lr-schedule --history`
-on a 100,000-row CSV, `overfit` and `check` on the defaults. Each command runs in a fresh
-process, the commands interleaved round by round; the median of the rounds is printed with
-its target.
+on a 100,000-row CSV, `overfit`, `check`, `speed`, `data` and `init` on the defaults. Each
+command runs in a fresh process, the commands interleaved round by round; the median of the
+rounds is printed with its target.
 
 Run: python benchmarks/bench_startup.py [--repeats 3]
 Prints the figures; asserts nothing (speed is never asserted in tests).
@@ -47,6 +47,9 @@ def main() -> None:
                  "--no-plots"], 1.0),
             "overfit (defaults)": (["overfit", "--out", out, "--quiet"], 10.0),
             "check (defaults)": (["check", "--out", out, "--quiet"], 15.0),
+            "speed (defaults, full sweep)": (["speed", "--out", out, "--quiet"], 20.0),
+            "data (defaults)": (["data", "--out", out, "--quiet"], 5.0),
+            "init (defaults)": (["init", "--out", out, "--quiet"], 5.0),
         }
         times: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.repeats):
