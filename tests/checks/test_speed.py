@@ -33,8 +33,9 @@ def test_a_loader_sleeping_20_ms_per_batch_is_found_with_its_cause() -> None:
     assert r.status == Status.WARN
     [msg] = _warnings(r)
     assert msg.startswith("the step waits for data") and "num_workers=0" in msg
-    assert "__getitem__" in msg
+    assert "__getitem__" in msg and "workers, overlapped with the step" in msg
     assert r.metrics["data_wait_fraction"] > 0.3
+    assert r.metrics["workers_speedup"] > 1.5  # 20 ms of loading split over 2+ workers
 
 
 def test_the_same_batches_cached_in_memory_get_no_warning() -> None:

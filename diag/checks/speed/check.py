@@ -181,18 +181,33 @@ def _resize_in_model(model: nn.Module, x: Tensor) -> tuple[tuple[int, ...], tupl
 
 
 def _user_syncs(factory: Callable[[], Callable[[], object]], source: str
-                ) -> tuple[dict[tuple[str, str], float], int]:
+                ) -> tuple[dict[tuple[str, str], float], float | None]:
+    """Sync sites per step in the user's step, and, where CUDA is present, the syncs per
+    step torch's own sync debug mode saw (None without CUDA)."""
+    import warnings
+
+    calls = 3
+    cuda = torch.cuda.is_available()
+    previous = torch.cuda.get_sync_debug_mode() if cuda else 0
+    counter = SyncCounter()
     try:
         step = factory()
         step()  # warm-up: lazy state, first-call work
-        counter = SyncCounter()
-        calls = 3
-        with counter:
-            for _ in range(calls):
-                step()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if cuda:
+                torch.cuda.set_sync_debug_mode("warn")
+            with counter:
+                for _ in range(calls):
+                    step()
     except USER_ERRORS as exc:
         raise user_code_error(exc, f"--step {source}") from None
-    return {k: v / calls for k, v in counter.sites.items()}, calls
+    finally:
+        if cuda:
+            torch.cuda.set_sync_debug_mode(previous)
+    torch_seen = (sum(1 for w in caught if "synchroniz" in str(w.message).lower()) / calls
+                  if cuda else None)
+    return {k: v / calls for k, v in counter.sites.items()}, torch_seen
 
 
 def _loader_wait(loader: Any, stepper: _Stepper, device: str, source: str
@@ -230,7 +245,13 @@ def _loader_wait(loader: Any, stepper: _Stepper, device: str, source: str
     _sync(device)
     in_memory = time.perf_counter() - t0
     fed = wait + compute
+    import os
+
+    workers = max(2, min(4, os.cpu_count() or 2))
+    overlapped = max(compute, wait / workers)
     out: dict[str, Any] = {"wait_fraction": wait / fed if fed > 0 else 0.0,
+                           "workers": workers,
+                           "workers_speedup": fed / overlapped if overlapped > 0 else 1.0,
                            "wait_ms_per_batch": 1000 * wait / len(batches),
                            "step_ms_fed": 1000 * fed / len(batches),
                            "step_ms_in_memory": 1000 * in_memory / len(batches),
@@ -425,10 +446,10 @@ def run(inputs: Inputs, options: SpeedOptions, progress: Any = None) -> CheckRes
                                 "model; only your step's syncs were counted", ""))
 
     if user_step is not None:
-        sites, _ = _user_syncs(user_step, inputs.step_source)
+        sites, torch_seen = _user_syncs(user_step, inputs.step_source)
         per_step = sum(sites.values())
         metrics.update(sync_sites=len(sites), syncs_per_step=round(per_step, 3),
-                       sync_cost_fraction=None)
+                       sync_cost_fraction=None, cuda_syncs_per_step=torch_seen)
         if sites:
             listed = "; ".join(f"{site} {what} ({n:g} per step)"
                                for (site, what), n in sorted(sites.items()))
@@ -456,10 +477,13 @@ def run(inputs: Inputs, options: SpeedOptions, progress: Any = None) -> CheckRes
         timing = _loader_wait(options.loader, stepper, device, source)
         metrics.update(data_wait_fraction=round(timing["wait_fraction"], 4),
                        data_wait_ms_per_batch=round(timing["wait_ms_per_batch"], 3),
-                       cache_speedup=round(timing["cache_speedup"], 3))
+                       cache_speedup=round(timing["cache_speedup"], 3),
+                       workers_speedup=round(timing["workers_speedup"], 3))
         text = (f"the step waits for data {timing['wait_fraction']:.0%} of the time "
                 f"({timing['wait_ms_per_batch']:.1f} ms per batch; the same batches in "
-                f"memory run x{timing['cache_speedup']:.2f} faster)"
+                f"memory run x{timing['cache_speedup']:.2f} faster; loading in "
+                f"{timing['workers']} workers, overlapped with the step, would give about "
+                f"x{timing['workers_speedup']:.2f})"
                 + (f"; cause: {timing['cause']}" if timing["cause"] else ""))
         findings.append(Finding(
             Severity.WARN if timing["wait_fraction"] > WAIT_WARN else Severity.INFO, text,
