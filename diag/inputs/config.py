@@ -116,6 +116,12 @@ def parse(table: dict[str, Any], where: str, base: Path = Path(".")) -> Config:
             checks[check.name] = validate_options(check, {**check.check_defaults, **value},
                                                   f"{where} [tool.diag.{key}]")
         elif key in TOP_KEYS:
+            moved = next((c for c in BY_TABLE.values() if c.name == key and c.table), None)
+            if moved is not None and isinstance(value, dict):
+                raise UsageError(f"{where} [tool.diag.{key}] is the {key} source, not the "
+                                 f"{key} check's options",
+                                 hint=f"put the {key} check's options in "
+                                      f"[tool.diag.{moved.config_table}]")
             _check_type(f"{where} [tool.diag]", key, value, TOP_KEYS[key])
             values[key] = value
         else:

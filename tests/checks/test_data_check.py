@@ -4,6 +4,7 @@ ship inside scikit-learn (labelled from their documentation before diag ran on t
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -196,6 +197,35 @@ def test_a_loader_with_the_wrong_structure_is_exit_2(tmp_path: Any) -> None:
     assert r.exit_code == ExitCode.USAGE_ERROR
     assert "yields a Tensor, not an (inputs, targets) batch" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_loader_factory_returning_no_iterable_is_exit_2(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    r = CliRunner().invoke(app, ["data", "--loader", "tests/data_cases.py:N", "--out",
+                                 str(tmp_path)])
+    assert r.exit_code == ExitCode.USAGE_ERROR and "is a int" not in r.stderr
+    assert "--loader tests/data_cases.py:N is an int" in r.stderr
+
+
+def test_the_data_checks_config_table_is_data_check(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    cfg = tmp_path / "diag.toml"
+    cfg.write_text('[tool.diag]\nselect = ["data"]\n[tool.diag.data]\nmax_batches = 4\n')
+    r = CliRunner().invoke(app, ["check", "--config", str(cfg), "--out", str(tmp_path)])
+    assert r.exit_code == ExitCode.USAGE_ERROR
+    assert "put the data check's options in [tool.diag.data-check]" in r.stderr
+    cfg.write_text('[tool.diag]\nselect = ["data"]\n[tool.diag.data-check]\n'
+                   'max_batches = 2\nloader = "data_cases.py:cached_loader_for_config"\n')
+    (tmp_path / "data_cases.py").write_text(
+        "import torch\n\ndef cached_loader_for_config():\n"
+        "    x = torch.randn(32, 4)\n    return [(x[i:i + 8], x[i:i + 8, 0] > 0) for i in "
+        "range(0, 32, 8)]\n")
+    r = CliRunner().invoke(app, ["check", "--config", str(cfg), "--out", str(tmp_path),
+                                 "--format", "json"])
+    doc = json.loads(r.stdout)["checks"][0]
+    assert doc["metrics"]["batches_seen"] == 2  # the table's max_batches, its loader
 
 
 def test_same_seed_same_numbers() -> None:

@@ -99,8 +99,9 @@ class _Loader:
             return iter(self.iterable)
         except TypeError as exc:
             if "not iterable" in str(exc):
-                raise UsageError(f"{self.source} returned a {type(self.iterable).__name__}, "
-                                 "not an iterable of batches",
+                kind = type(self.iterable).__name__
+                raise UsageError(f"{self.source} returned {'an' if kind[0] in 'aeiou' else 'a'}"
+                                 f" {kind}, not an iterable of batches",
                                  hint="return a DataLoader, a list or a generator of "
                                       "(inputs, targets) batches") from None
             raise user_code_error(exc, self.source) from None
@@ -158,7 +159,8 @@ def prepare(inputs: Inputs, options: DataOptions,
     if isinstance(loader, str):
         loader = resolve(loader, "--loader")
     if not callable(loader) and not isinstance(loader, Iterable):
-        raise UsageError(f"{source} is a {type(loader).__name__}",
+        kind = type(loader).__name__
+        raise UsageError(f"{source} is {'an' if kind[0] in 'aeiou' else 'a'} {kind}",
                          hint="give a zero-argument factory returning an iterable of "
                               "(inputs, targets) batches, e.g. your DataLoader")
     probe = _Loader(loader, source)
