@@ -175,3 +175,24 @@ def test_the_plot_has_a_title_and_log_axes() -> None:
     top, bottom = fig.axes
     assert top.get_title() and top.get_yscale() == "log"
     assert "log scale" in top.get_ylabel() and bottom.get_xlabel()
+
+
+def test_attention_and_recurrent_layers_count_and_pass() -> None:
+    class Encoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Linear(4, 32)
+            self.enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(
+                32, 4, 64, batch_first=True, dropout=0.0), 2)
+            self.rnn = nn.LSTM(32, 32, batch_first=True)
+            self.head = nn.Linear(32, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.enc(self.emb(x.view(x.shape[0], 4, 4)))
+            return self.head(self.rnn(h)[0][:, -1])
+
+    r = init(model=Encoder, data=DATA)
+    assert r.status == Status.PASS, r.summary
+    names = str(r.metrics["layer_names"]).split(",")
+    assert "enc.layers.0.self_attn" in names and "rnn" in names  # in_proj_weight, weight_ih
+    assert r.metrics["skip_connections"] == 4  # two residual sums per encoder layer

@@ -107,13 +107,20 @@ class _Recorder(TorchFunctionMode):
         return out
 
 
+def layer_weight(module: nn.Module) -> Tensor | None:
+    """The module's own weight matrix or kernel: ``weight``, else its first own parameter
+    of two or more dimensions (``in_proj_weight`` of attention, ``weight_ih_l0`` of an
+    LSTM); None for modules that own none (containers, norms, activations)."""
+    w = module._parameters.get("weight")
+    if isinstance(w, Tensor) and w.dim() >= 2:
+        return w
+    return next((p for p in module._parameters.values()
+                 if isinstance(p, Tensor) and p.dim() >= 2), None)
+
+
 def _weighted_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    out = []
-    for name, module in model.named_modules():
-        w = module._parameters.get("weight")
-        if isinstance(w, Tensor) and w.dim() >= 2:
-            out.append((name or type(model).__name__, module))
-    return out
+    return [(name or type(model).__name__, module) for name, module in model.named_modules()
+            if layer_weight(module) is not None]
 
 
 def _fans(w: Tensor) -> tuple[int, int]:
@@ -141,6 +148,8 @@ def _forward(model: nn.Module, layers: list[tuple[str, nn.Module]], x: Tensor
 
     def hook_for(name: str) -> Any:
         def hook(module: nn.Module, _inputs: Any, output: Any) -> None:
+            if isinstance(output, tuple | list):  # attention, RNNs: the output comes first
+                output = next((o for o in output if isinstance(o, Tensor)), None)
             if not isinstance(output, Tensor):
                 return
             recorder.busy = True
@@ -242,12 +251,15 @@ def run(inputs: Inputs, options: InitOptions, progress: Any = None) -> CheckResu
 
     rows: list[dict[str, Any]] = []
     for rec in records:
-        w = rec.module._parameters["weight"]
-        assert isinstance(w, Tensor)
+        w = layer_weight(rec.module)
+        assert w is not None
         fan_in, fan_out = _fans(w)
         wstd = float(w.detach().std()) if w.numel() > 1 else 0.0
         scheme, glorot, he = _scheme(wstd, fan_in, fan_out)
         b = rec.module._parameters.get("bias")
+        if b is None:
+            b = next((p for n, p in rec.module._parameters.items()
+                      if "bias" in n and isinstance(p, Tensor)), None)
         gnorm = float(w.grad.norm()) if w.grad is not None else 0.0
         wnorm = float(w.detach().norm())
         act = rec.act
