@@ -428,3 +428,18 @@ def test_the_reference_training_is_judged_converged_by_experiment_not_a_plateau(
     assert r.metrics["converged"] is True and r.metrics["recommended_lr"] is None
     assert r.metrics["verify_gain"] <= 0.01 * r.metrics["verify_loss_old_lr"]
     assert r.summary.startswith("converged") and r.plot_data["point"] is None
+
+
+def test_the_fast_and_the_careful_csv_readers_agree(tmp_path: Path) -> None:
+    from diag.inputs.history import _fast_columns, load_history
+
+    plain = tmp_path / "plain.csv"
+    plain.write_text("epoch,loss,lr\n" + "".join(
+        f"{i}, {1 / (i + 1):.6f},{1e-3 if i < 20 else 1e-4}\n" for i in range(40)))
+    gappy = tmp_path / "gappy.csv"  # a row of other metrics: only the careful reader copes
+    gappy.write_text(plain.read_text() + "40,,1e-4\n")
+    assert _fast_columns(str(plain), ["loss"], {"loss": 1}) is not None
+    assert _fast_columns(str(gappy), ["loss"], {"loss": 1}) is None
+    a, b = load_history(str(plain)), load_history(str(gappy))
+    assert (a.values, a.index, a.lr) == (b.values, b.index, b.lr)
+    assert a.index == list(range(40)) and a.lr is not None and a.lr[20] == 1e-4
