@@ -81,7 +81,10 @@ def _fast_layout(model: nn.Module) -> nn.Module:
     """Conv kernels in channels-last memory format: the same values, and on CPU a training
     step of the tiny net at 48 px, batch 16, takes 14 ms instead of 21 (the depthwise
     convolutions' backward). Inputs stay as they are; outputs follow the kernels."""
-    return model.to(memory_format=torch.channels_last)
+    for p in model.parameters():
+        if p.dim() == 4:
+            p.data = p.data.contiguous(memory_format=torch.channels_last)
+    return model
 
 
 def tiny_landmark_net(input_size: int = 112, seed: int | None = 0) -> BrowserNet:
