@@ -128,3 +128,19 @@ class OomAbove64(nn.Module):
 
 def oom_above_64() -> nn.Module:
     return OomAbove64()
+
+
+SHARED_MODEL = mlp()
+SHARED_OPT = torch.optim.Adam(SHARED_MODEL.parameters(), lr=0.1)
+
+
+def shared_state_step() -> Callable[[], object]:
+    """A step over a model and optimizer the caller owns (module globals)."""
+    x, y = table()
+
+    def step() -> None:
+        SHARED_OPT.zero_grad()
+        F.cross_entropy(SHARED_MODEL(x), y).backward()
+        SHARED_OPT.step()
+
+    return step

@@ -153,3 +153,12 @@ def test_the_plot_has_a_title_and_labelled_axes() -> None:
     ax, mem = fig.axes
     assert ax.get_title() and "samples per second" in ax.get_ylabel()
     assert "batch size" in ax.get_xlabel() and "MB" in mem.get_ylabel()
+
+
+def test_a_step_over_the_callers_own_model_gives_it_back_unchanged() -> None:
+    before = copy.deepcopy(s.SHARED_MODEL.state_dict())
+    opt_before = copy.deepcopy(s.SHARED_OPT.state_dict())
+    r = speed(model=s.mlp, data=TABLE, step=s.shared_state_step, max_batch=2)
+    assert r.metrics["sync_sites"] == 0
+    assert all(torch.equal(v, before[k]) for k, v in s.SHARED_MODEL.state_dict().items())
+    assert s.SHARED_OPT.state_dict()["state"] == opt_before["state"] == {}

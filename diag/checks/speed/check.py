@@ -180,6 +180,29 @@ def _resize_in_model(model: nn.Module, x: Tensor) -> tuple[tuple[int, ...], tupl
     return found[0] if found else None
 
 
+def _owned_state(step: Callable[[], object]) -> list[Any]:
+    """Modules and optimizers the step can reach: its closure cells, the globals it names,
+    and the object a bound method belongs to (with that object's attributes)."""
+    import torch.optim
+
+    seen: list[Any] = []
+    fn = getattr(step, "__func__", step)
+    candidates: list[Any] = [c.cell_contents for c in (getattr(fn, "__closure__", None) or ())
+                             if c.cell_contents is not None]
+    code = getattr(fn, "__code__", None)
+    glb = getattr(fn, "__globals__", {})
+    if code is not None:
+        candidates += [glb[n] for n in code.co_names if n in glb]
+    owner = getattr(step, "__self__", None)
+    if owner is not None:
+        candidates += [owner, *vars(owner).values()] if hasattr(owner, "__dict__") else [owner]
+    for obj in candidates:
+        if isinstance(obj, nn.Module | torch.optim.Optimizer) and not any(
+                obj is o for o in seen):
+            seen.append(obj)
+    return seen
+
+
 def _user_syncs(factory: Callable[[], Callable[[], object]], source: str
                 ) -> tuple[dict[tuple[str, str], float], float | None]:
     """Sync sites per step in the user's step, and, where CUDA is present, the syncs per
@@ -190,8 +213,14 @@ def _user_syncs(factory: Callable[[], Callable[[], object]], source: str
     cuda = torch.cuda.is_available()
     previous = torch.cuda.get_sync_debug_mode() if cuda else 0
     counter = SyncCounter()
+    saved: list[tuple[Any, Any]] = []
     try:
         step = factory()
+        import copy
+
+        # a step that trains a model or optimizer it shares with the caller (a global, a
+        # closure over the user's objects) gets them back as they were
+        saved = [(o, copy.deepcopy(o.state_dict())) for o in _owned_state(step)]
         step()  # warm-up: lazy state, first-call work
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -205,6 +234,8 @@ def _user_syncs(factory: Callable[[], Callable[[], object]], source: str
     finally:
         if cuda:
             torch.cuda.set_sync_debug_mode(previous)
+        for obj, state in saved:
+            obj.load_state_dict(state)
     torch_seen = (sum(1 for w in caught if "synchroniz" in str(w.message).lower()) / calls
                   if cuda else None)
     return {k: v / calls for k, v in counter.sites.items()}, torch_seen
