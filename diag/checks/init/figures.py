@@ -16,14 +16,13 @@ def per_layer(rows: list[dict[str, object]], title: str) -> Figure:
     x = np.arange(len(names))
     for ax, key, label, color in (
             (top, "out_std", "output std (unitless)", "tab:blue"),
-            (bottom, "grad_norm", "weight gradient L2 norm (loss units per weight unit)",
-             "tab:red")):
+            (bottom, "grad_norm", "|weight gradient| (loss per weight unit)", "tab:red")):
         raw = [float(r[key]) if r[key] else 0.0 for r in rows]  # type: ignore[arg-type]
         values = np.array([v if v > 0 else np.nan for v in raw], dtype=float)
         ax.plot(x, values, marker="o", ms=3, color=color)
         if any(v > 0 for v in raw):
             ax.set_yscale("log")
-        ax.set_ylabel(label + ", log scale", fontsize=8)
+        ax.set_ylabel(label + "\nlog scale", fontsize=8)
         ax.grid(True, alpha=0.3)
     top.set_title(title)
     bottom.set_xticks(x, labels=names, rotation=60, ha="right", fontsize=6)

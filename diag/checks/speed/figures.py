@@ -15,6 +15,7 @@ def throughput(rows: list[dict[str, float]], oom: int | None, title: str) -> Fig
     ax.plot(b, [r["samples_per_s"] for r in rows], marker="o", color="tab:blue",
             label="throughput")
     ax.set_xscale("log", base=2)
+    ax.set_xticks(b, labels=[str(int(v)) for v in b])
     ax.set_xlabel("batch size (samples, log2 scale)")
     ax.set_ylabel("throughput (samples per second)", color="tab:blue")
     mem = ax.twinx()
