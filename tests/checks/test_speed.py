@@ -162,3 +162,19 @@ def test_a_step_over_the_callers_own_model_gives_it_back_unchanged() -> None:
     assert r.metrics["sync_sites"] == 0
     assert all(torch.equal(v, before[k]) for k, v in s.SHARED_MODEL.state_dict().items())
     assert s.SHARED_OPT.state_dict()["state"] == opt_before["state"] == {}
+
+
+def test_a_forward_that_raises_mid_sweep_is_the_checks_error_with_its_line() -> None:
+    class Breaks(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(s.FEATURES, s.CLASSES)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.shape[0] > 2:  # the plan's probe uses 2 samples
+                raise ValueError("shape trouble at batch > 2")
+            return self.fc(x)
+
+    r = speed(model=Breaks, data=TABLE, max_batch=8)
+    assert r.status == Status.ERROR
+    assert "shape trouble" in r.summary and "test_speed.py:" in r.findings[0].location
