@@ -196,3 +196,21 @@ def test_attention_and_recurrent_layers_count_and_pass() -> None:
     names = str(r.metrics["layer_names"]).split(",")
     assert "enc.layers.0.self_attn" in names and "rnn" in names  # in_proj_weight, weight_ih
     assert r.metrics["skip_connections"] == 4  # two residual sums per encoder layer
+
+
+def test_a_relu6_written_as_hardtanh_0_6_is_judged_by_its_own_bounds() -> None:
+    class Clamped(nn.Module):
+        def __init__(self, bias: float) -> None:
+            super().__init__()
+            self.fc = nn.Linear(16, 32)
+            self.head = nn.Linear(32, 4)
+            with torch.no_grad():
+                self.fc.bias.fill_(bias)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(torch.nn.functional.hardtanh(self.fc(x), 0.0, 6.0))
+
+    healthy = init(model=lambda: Clamped(2.0), data=DATA)  # mostly in 1..6: fine for 0..6
+    assert healthy.metrics["worst_saturated_fraction"] == 0.0, healthy.summary
+    stuck = init(model=lambda: Clamped(20.0), data=DATA)  # every unit at the top, 6
+    assert stuck.metrics["worst_saturated_fraction"] == 1.0

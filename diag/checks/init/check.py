@@ -34,6 +34,7 @@ SCHEME_FACTOR = 3.0
 _DEAD = {"relu", "relu_", "relu6", "threshold", "threshold_"}
 _SATURATING = {"relu6": (None, 6.0), "sigmoid": (0.01, 0.99), "sigmoid_": (0.01, 0.99),
                "tanh": (-0.99, 0.99), "tanh_": (-0.99, 0.99), "hardtanh": (-1.0, 1.0),
+               "hardtanh_": (-1.0, 1.0),
                "hardsigmoid": (0.0, 1.0)}
 ACTIVATIONS = _DEAD | set(_SATURATING) | {
     "leaky_relu", "leaky_relu_", "elu", "elu_", "gelu", "silu", "mish", "softplus",
@@ -68,14 +69,21 @@ def _units(out: Tensor) -> Tensor:
     return out.transpose(0, 1).reshape(out.shape[1], -1)
 
 
-def _activation_stats(kind: str, out: Tensor) -> _Activation:
+def _activation_stats(kind: str, out: Tensor,
+                      bounds: tuple[float | None, float] | None = None) -> _Activation:
+    """``bounds``: (bottom, top) of a clamp-like activation when its call set them
+    (``hardtanh(x, 0, 6)`` is a ReLU-6)."""
     out = out.detach().float()
     units = _units(out)
     base = kind.rstrip("_") if kind not in _SATURATING else kind
-    dead = float((units == 0).all(dim=1).float().mean()) if kind in _DEAD else None
+    dead = None
+    if kind in _DEAD or (bounds is not None and bounds[0] == 0):
+        dead = float((units == 0).all(dim=1).float().mean())
     saturated = None
     if kind in _SATURATING:
-        low, high = _SATURATING[kind]
+        low, high = bounds if bounds is not None else _SATURATING[kind]
+        if bounds is not None and low == 0:
+            low = None  # the bottom of a ReLU-like clamp is "dead", counted above
         stuck = units >= high
         if low is not None:
             stuck_low = units <= low
@@ -101,7 +109,12 @@ class _Recorder(TorchFunctionMode):
         if not self.busy and name in ACTIVATIONS and isinstance(out, Tensor):
             self.busy = True
             try:
-                self.events.append(("act", _activation_stats(name, out)))
+                bounds = None
+                if name.rstrip("_") == "hardtanh":
+                    kw = kwargs or {}
+                    bounds = (float(args[1] if len(args) > 1 else kw.get("min_val", -1.0)),
+                              float(args[2] if len(args) > 2 else kw.get("max_val", 1.0)))
+                self.events.append(("act", _activation_stats(name, out, bounds)))
             finally:
                 self.busy = False
         return out
