@@ -178,3 +178,20 @@ def test_a_forward_that_raises_mid_sweep_is_the_checks_error_with_its_line() -> 
     r = speed(model=Breaks, data=TABLE, max_batch=8)
     assert r.status == Status.ERROR
     assert "shape trouble" in r.summary and "test_speed.py:" in r.findings[0].location
+
+
+def test_a_forward_that_raises_in_eval_mode_is_user_code_not_an_internal_error() -> None:
+    class EvalBreaks(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(s.FEATURES, s.CLASSES)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if not self.training:
+                raise RuntimeError("no eval path")
+            return self.fc(x)
+
+    r = speed(model=EvalBreaks, data=TABLE, max_batch=2)
+    assert r.status == Status.ERROR
+    assert "internal error" not in r.summary and "no eval path" in r.summary
+    assert "test_speed.py:" in r.findings[0].location

@@ -175,8 +175,11 @@ def _resize_in_model(model: nn.Module, x: Tensor) -> tuple[tuple[int, ...], tupl
             return out
 
     model.eval()
-    with torch.no_grad(), Watch():
-        model(x)
+    try:
+        with torch.no_grad(), Watch():
+            model(x)
+    except USER_ERRORS as exc:
+        raise user_code_error(exc, "the model's forward") from None
     return found[0] if found else None
 
 
@@ -341,15 +344,15 @@ def _read_cost(stepper: _Stepper, x: Tensor, y: Tensor, device: str, pairs: int 
     """(cost of reading the loss every step as a fraction of the step, how many of the
     interleaved pairs the reading step was slower in)."""
     for _ in range(2):
-        stepper(x, y, read=True)
+        stepper.guarded(x, y, read=True)
     with_read, without, slower = [], [], 0
     for _ in range(pairs):
         _sync(device)
         t0 = time.perf_counter()
-        stepper(x, y, read=True)
+        stepper.guarded(x, y, read=True)
         _sync(device)
         t1 = time.perf_counter()
-        stepper(x, y, read=False)
+        stepper.guarded(x, y, read=False)
         _sync(device)
         t2 = time.perf_counter()
         with_read.append(t1 - t0)
