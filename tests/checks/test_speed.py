@@ -195,3 +195,10 @@ def test_a_forward_that_raises_in_eval_mode_is_user_code_not_an_internal_error()
     assert r.status == Status.ERROR
     assert "internal error" not in r.summary and "no eval path" in r.summary
     assert "test_speed.py:" in r.findings[0].location
+
+
+def test_a_slow_transform_is_named_as_the_cause_and_put_back() -> None:
+    r = speed(model=s.mlp, data=TABLE, loader=s.slow_transform_loader, max_batch=4)
+    [msg] = _warnings(r)
+    assert "cause: the transform (" in msg and "ms decode per sample" in msg
+    assert s.SHARED_TRANSFORM_LOADER.dataset.transform is s.slow_transform  # put back

@@ -311,32 +311,41 @@ def _loader_cause(dl: Any, timing: dict[str, Any], device: str) -> str:
     except TypeError:
         k = 0
     if k:
-        t0 = time.perf_counter()
-        for i in range(k):
-            ds[i]
-        item = (time.perf_counter() - t0) / k
-        transform = getattr(ds, "transform", None)
-        if transform is not None:
-            try:
-                ds.transform = None  # type: ignore[attr-defined]
-                t0 = time.perf_counter()
-                for i in range(k):
-                    ds[i]
-                decode = (time.perf_counter() - t0) / k
-            finally:
-                ds.transform = transform  # type: ignore[attr-defined]
-            share = "the transform" if item - decode > decode else "decode"
-            parts.append(f"{share} ({1000 * (item - decode):.2f} ms transform, "
-                         f"{1000 * decode:.2f} ms decode per sample)")
-        else:
-            parts.append(f"__getitem__ ({1000 * item:.2f} ms per sample, decode and "
-                         "transform together)")
+        try:
+            parts.append(_item_cost(ds, k))
+        except USER_ERRORS as exc:
+            raise user_code_error(exc, "the loader's dataset __getitem__") from None
     if dl.num_workers == 0:
         parts.append("num_workers=0: every batch is loaded in the training process while "
                      "the step waits")
     if device == "cuda" and not dl.pin_memory:
         parts.append("pin_memory=False: host-to-device copies are not asynchronous")
     return "; ".join(parts)
+
+
+def _item_cost(ds: Any, k: int) -> str:
+    """__getitem__ time per sample over the first ``k`` items, split into decode and
+    transform when the dataset has a ``transform`` (set to None while timing the decode,
+    then put back)."""
+    t0 = time.perf_counter()
+    for i in range(k):
+        ds[i]
+    item = (time.perf_counter() - t0) / k
+    transform = getattr(ds, "transform", None)
+    if transform is None:
+        return (f"__getitem__ ({1000 * item:.2f} ms per sample, decode and transform "
+                "together)")
+    try:
+        ds.transform = None
+        t0 = time.perf_counter()
+        for i in range(k):
+            ds[i]
+        decode = (time.perf_counter() - t0) / k
+    finally:
+        ds.transform = transform
+    share = "the transform" if item - decode > decode else "decode"
+    return (f"{share} ({1000 * (item - decode):.2f} ms transform, {1000 * decode:.2f} ms "
+            "decode per sample)")
 
 
 def _read_cost(stepper: _Stepper, x: Tensor, y: Tensor, device: str, pairs: int = 10
