@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from torch.overrides import TorchFunctionMode
 
+from diag.checks.calls import CallWatch
 from diag.checks.data import DataOptions
 from diag.errors import USER_ERRORS, UsageError, user_code_error
 from diag.inputs import Inputs
@@ -47,6 +47,12 @@ class _Epoch:
 
 
 # --- reading batches ------------------------------------------------------------------------
+def _a(obj: Any) -> str:
+    """'an int', 'a list': the type of ``obj`` with its article."""
+    kind = type(obj).__name__
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+
+
 def _as_tensor(v: Any, what: str, source: str) -> Tensor:
     if isinstance(v, Tensor):
         return v.detach().cpu()
@@ -99,9 +105,8 @@ class _Loader:
             return iter(self.iterable)
         except TypeError as exc:
             if "not iterable" in str(exc):
-                kind = type(self.iterable).__name__
-                raise UsageError(f"{self.source} returned {'an' if kind[0] in 'aeiou' else 'a'}"
-                                 f" {kind}, not an iterable of batches",
+                raise UsageError(f"{self.source} returned {_a(self.iterable)}, not an "
+                                 "iterable of batches",
                                  hint="return a DataLoader, a list or a generator of "
                                       "(inputs, targets) batches") from None
             raise user_code_error(exc, self.source) from None
@@ -159,8 +164,7 @@ def prepare(inputs: Inputs, options: DataOptions,
     if isinstance(loader, str):
         loader = resolve(loader, "--loader")
     if not callable(loader) and not isinstance(loader, Iterable):
-        kind = type(loader).__name__
-        raise UsageError(f"{source} is {'an' if kind[0] in 'aeiou' else 'a'} {kind}",
+        raise UsageError(f"{source} is {_a(loader)}",
                          hint="give a zero-argument factory returning an iterable of "
                               "(inputs, targets) batches, e.g. your DataLoader")
     probe = _Loader(loader, source)
@@ -243,19 +247,15 @@ def _output_kind(make_model: Callable[[], Any], x: Tensor) -> tuple[str, Tensor 
     names = {"sigmoid", "tanh", "softmax", "relu", "relu6", "hardtanh", "log_softmax",
              "hardsigmoid", "softplus"}
 
-    class Last(TorchFunctionMode):
-        def __torch_function__(self, func: Any, types: Any, args: Any = (),
-                               kwargs: Any = None) -> Any:
-            out = func(*args, **(kwargs or {}))
-            name = getattr(func, "__name__", "").rstrip("_")
-            if name in names and isinstance(out, Tensor):
-                seen.append((name, out))
-            return out
+    def on_call(name: str, _args: tuple[Any, ...], _kwargs: dict[str, Any],
+                out: Any) -> None:
+        if isinstance(out, Tensor):
+            seen.append((name.rstrip("_"), out))
 
     model = make_model()
     model.eval()
     try:
-        with torch.no_grad(), Last():
+        with torch.no_grad(), CallWatch(names | {f"{n}_" for n in names}, on_call):
             out = model(x)
     except USER_ERRORS as exc:
         raise user_code_error(exc, "the model's forward") from None
@@ -365,7 +365,7 @@ def run(inputs: Inputs, options: DataOptions, progress: Any = None) -> CheckResu
                     "your own loader does", "DataLoader(shuffle=True)"))
 
     # --- alignment ---
-    finite_x = nonfinite_rows(x.float() if not torch.is_floating_point(x) else x)
+    finite_x = nonfinite_rows(x)  # none in integer inputs
     finite_y = nonfinite_rows(y)
     if options.probe and n >= 8 and not finite_x and not finite_y:
         from diag.checks.data.probe import probe

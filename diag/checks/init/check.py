@@ -11,13 +11,13 @@ next to the weight norm.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.overrides import TorchFunctionMode
 
+from diag.checks.calls import CallWatch
 from diag.checks.init import InitOptions
 from diag.errors import USER_ERRORS, UsageError, user_code_error
 from diag.inputs import Inputs
@@ -57,9 +57,7 @@ class _Layer:
     module: nn.Module
     mean: float = 0.0
     std: float = 0.0
-    seen: bool = False
     act: _Activation | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _units(out: Tensor) -> Tensor:
@@ -94,30 +92,13 @@ def _activation_stats(kind: str, out: Tensor,
                        float((out == 0).float().mean()), dead, saturated)
 
 
-class _Recorder(TorchFunctionMode):
-    """Records every activation function call, in order, between layer outputs."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.events: list[tuple[str, Any]] = []
-        self.busy = False
-
-    def __torch_function__(self, func: Any, types: Any, args: Any = (),
-                           kwargs: Any = None) -> Any:
-        out = func(*args, **(kwargs or {}))
-        name = getattr(func, "__name__", "")
-        if not self.busy and name in ACTIVATIONS and isinstance(out, Tensor):
-            self.busy = True
-            try:
-                bounds = None
-                if name.rstrip("_") == "hardtanh":
-                    kw = kwargs or {}
-                    bounds = (float(args[1] if len(args) > 1 else kw.get("min_val", -1.0)),
-                              float(args[2] if len(args) > 2 else kw.get("max_val", 1.0)))
-                self.events.append(("act", _activation_stats(name, out, bounds)))
-            finally:
-                self.busy = False
-        return out
+def _bounds(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+            ) -> tuple[float | None, float] | None:
+    """The bounds a ``hardtanh`` call set (``hardtanh(x, 0, 6)`` is a ReLU-6)."""
+    if name.rstrip("_") != "hardtanh":
+        return None
+    return (float(args[1] if len(args) > 1 else kwargs.get("min_val", -1.0)),
+            float(args[2] if len(args) > 2 else kwargs.get("max_val", 1.0)))
 
 
 def layer_weight(module: nn.Module) -> Tensor | None:
@@ -155,9 +136,14 @@ def _scheme(std: float, fan_in: int, fan_out: int) -> tuple[str, float, float]:
 
 def _forward(model: nn.Module, layers: list[tuple[str, nn.Module]], x: Tensor
              ) -> tuple[Tensor, list[_Layer]]:
-    recorder = _Recorder()
+    events: list[tuple[str, Any]] = []
     records: list[_Layer] = []
     handles = []
+
+    def on_activation(name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+                      out: Any) -> None:
+        if isinstance(out, Tensor):
+            events.append(("act", _activation_stats(name, out, _bounds(name, args, kwargs))))
 
     def hook_for(name: str) -> Any:
         def hook(module: nn.Module, _inputs: Any, output: Any) -> None:
@@ -165,24 +151,19 @@ def _forward(model: nn.Module, layers: list[tuple[str, nn.Module]], x: Tensor
                 output = next((o for o in output if isinstance(o, Tensor)), None)
             if not isinstance(output, Tensor):
                 return
-            recorder.busy = True
-            try:
-                seen = sum(1 for r in records if r.module is module)
-                rec = _Layer(name if not seen else f"{name}#{seen + 1}", module)
-                o = output.detach().float()
-                rec.mean = float(o.mean())
-                rec.std = float(o.std()) if o.numel() > 1 else 0.0
-                rec.seen = True
-                records.append(rec)
-                recorder.events.append(("layer", rec))
-            finally:
-                recorder.busy = False
+            seen = sum(1 for r in records if r.module is module)
+            rec = _Layer(name if not seen else f"{name}#{seen + 1}", module)
+            o = output.detach().float()
+            rec.mean = float(o.mean())
+            rec.std = float(o.std()) if o.numel() > 1 else 0.0
+            records.append(rec)
+            events.append(("layer", rec))
         return hook
 
     for name, module in layers:
         handles.append(module.register_forward_hook(hook_for(name)))
     try:
-        with recorder:
+        with CallWatch(ACTIVATIONS, on_activation):
             out = model(x)
     except USER_ERRORS as exc:
         raise user_code_error(exc, "the model's forward") from None
@@ -190,7 +171,7 @@ def _forward(model: nn.Module, layers: list[tuple[str, nn.Module]], x: Tensor
         for h in handles:
             h.remove()
     last: _Layer | None = None
-    for kind, item in recorder.events:
+    for kind, item in events:
         if kind == "layer":
             last = item
         elif last is not None and last.act is None:

@@ -19,12 +19,13 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.overrides import TorchFunctionMode
 
+from diag.checks.calls import CallWatch
 from diag.checks.speed import SpeedOptions
 from diag.checks.speed.syncs import SyncCounter
 from diag.errors import USER_ERRORS, UsageError, user_code_error
 from diag.inputs import Inputs
+from diag.report.units import human_bytes
 from diag.result import CheckResult, Finding, Severity, Status
 from diag.train import adam
 
@@ -164,19 +165,14 @@ def _resize_in_model(model: nn.Module, x: Tensor) -> tuple[tuple[int, ...], tupl
     input is to shrink it."""
     found: list[tuple[tuple[int, ...], tuple[int, ...], str]] = []
 
-    class Watch(TorchFunctionMode):
-        def __torch_function__(self, func: Any, types: Any, args: Any = (),
-                               kwargs: Any = None) -> Any:
-            out = func(*args, **(kwargs or {}))
-            name = getattr(func, "__name__", "")
-            if (name in RESIZE_OPS and args and args[0] is x and isinstance(out, Tensor)
-                    and out.dim() == x.dim() and not found):
-                found.append((tuple(x.shape), tuple(out.shape), name))
-            return out
+    def on_call(name: str, args: tuple[Any, ...], _kwargs: dict[str, Any], out: Any) -> None:
+        if (args and args[0] is x and isinstance(out, Tensor) and out.dim() == x.dim()
+                and not found):
+            found.append((tuple(x.shape), tuple(out.shape), name))
 
     model.eval()
     try:
-        with torch.no_grad(), Watch():
+        with torch.no_grad(), CallWatch(RESIZE_OPS, on_call):
             model(x)
     except USER_ERRORS as exc:
         raise user_code_error(exc, "the model's forward") from None
@@ -385,14 +381,6 @@ def prepare(inputs: Inputs, options: SpeedOptions,
     return dataclasses.replace(options, loader=resolved.loader)
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
-        n /= 1000
-    return f"{n:.3g} GB"
-
-
 def run(inputs: Inputs, options: SpeedOptions, progress: Any = None) -> CheckResult:
     device = options.device
     if device == "cuda" and not torch.cuda.is_available():
@@ -443,7 +431,7 @@ def run(inputs: Inputs, options: SpeedOptions, progress: Any = None) -> CheckRes
         if oom:
             findings.append(Finding(
                 Severity.INFO, f"batch {oom} ran out of memory on {device}: the largest that "
-                f"fits is {rows[-1]['batch']} ({_human(rows[-1]['saved_bytes'])} of "
+                f"fits is {rows[-1]['batch']} ({human_bytes(rows[-1]['saved_bytes'])} of "
                 "activations saved for backward)", "caught and reported; nothing crashed"))
         if options.batch_size is not None:
             in_sweep = next((r for r in rows if r["batch"] == options.batch_size), None)
@@ -463,8 +451,7 @@ def run(inputs: Inputs, options: SpeedOptions, progress: Any = None) -> CheckRes
                     f" (batch {knee['batch']})", f"try batch {knee['batch']} (and scale the "
                     "learning rate with it)"))
         # reading the loss every step, A/B interleaved, on diag's own loop
-        kb = min(knee["batch"], 12) if target.data.x.shape[0] else 1
-        idx = torch.arange(kb) % int(x.shape[0])
+        idx = torch.arange(min(knee["batch"], 12)) % int(x.shape[0])
         cost, slower = _read_cost(stepper, x[idx].to(device), y[idx].to(device), device)
         metrics.update(loss_read_cost_fraction=round(cost, 4), loss_read_slower_pairs=slower)
         # the input size the model really consumes (tip 14)
@@ -478,10 +465,10 @@ def run(inputs: Inputs, options: SpeedOptions, progress: Any = None) -> CheckRes
             if ratio >= 4:
                 findings.append(Finding(
                     Severity.WARN if ratio >= 16 else Severity.INFO,
-                    f"inputs of {'x'.join(map(str, shape_in[1:]))} ({_human(per_in)} per "
+                    f"inputs of {'x'.join(map(str, shape_in[1:]))} ({human_bytes(per_in)} per "
                     f"sample) are shrunk to {'x'.join(map(str, shape_out[1:]))} "
-                    f"({_human(per_out)}) by {op} inside the model: {ratio:.0f}x the "
-                    f"memory, {_human((per_in - per_out) * knee['batch'])} per batch of "
+                    f"({human_bytes(per_out)}) by {op} inside the model: {ratio:.0f}x the "
+                    f"memory, {human_bytes((per_in - per_out) * knee['batch'])} per batch of "
                     f"{knee['batch']} to save", "resize before the tensor is made (in the "
                     "data pipeline, on the image), the article's tip 14"))
     else:
