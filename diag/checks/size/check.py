@@ -20,6 +20,7 @@ from diag.checks.size import SizeOptions
 from diag.errors import USER_ERRORS, UsageError, user_code_error
 from diag.inputs import Inputs
 from diag.model.weights import quantize
+from diag.report.units import human_bytes
 from diag.result import CheckResult, Finding, Severity, Status
 
 NAME = "size"
@@ -38,14 +39,6 @@ def parse_size(text: str) -> int:
                          hint="write it like 2MB, 500KB or 1.5MiB")
     unit = (m.group(2) or "b").lower()
     return int(float(m.group(1)) * _UNITS[unit])
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
-        n /= 1000
-    return f"{n:.3g} GB"
 
 
 def layer_table(model: nn.Module) -> list[dict[str, Any]]:
@@ -160,8 +153,8 @@ def run(inputs: Inputs, options: SizeOptions, progress: Any = None) -> CheckResu
     err = errors[options.precision]["error"]
     if over:
         findings.append(Finding(
-            Severity.FAIL, f"the fp32 weights are {_human(sizes['fp32_bytes'])}, over the "
-            f"{_human(budget)} budget (uint8 would be {_human(sizes['uint8_bytes'])})",
+            Severity.FAIL, f"the fp32 weights are {human_bytes(sizes['fp32_bytes'])}, over the "
+            f"{human_bytes(budget)} budget (uint8 would be {human_bytes(sizes['uint8_bytes'])})",
             "quantize the weights, use depthwise-separable convolutions, or shrink the "
             "largest layers",
             location=str(max(rows, key=lambda r: r["params"])["layer"]) if rows else ""))
@@ -183,7 +176,7 @@ def run(inputs: Inputs, options: SizeOptions, progress: Any = None) -> CheckResu
         total_saving = sum(s["saving_bytes"] for s in savings)
         findings.append(Finding(
             Severity.INFO, f"{len(savings)} standard convolutions past the first could be "
-            f"depthwise-separable, saving {_human(total_saving)} in fp32 (e.g. "
+            f"depthwise-separable, saving {human_bytes(total_saving)} in fp32 (e.g. "
             f"{savings[0]['layer']}: {savings[0]['params']:,} -> "
             f"{savings[0]['separable_params']:,} params)",
             "the article keeps a standard conv for the first layer only"))
@@ -224,9 +217,9 @@ def run(inputs: Inputs, options: SizeOptions, progress: Any = None) -> CheckResu
         Status.WARN if any(f.severity == Severity.WARN for f in findings) else Status.PASS)
     top = next((f for f in findings if f.severity in (Severity.FAIL, Severity.WARN)), None)
     summary = top.message if top else (
-        f"{params:,} params: {_human(sizes['fp32_bytes'])} fp32, "
-        f"{_human(sizes['uint8_bytes'])} uint8 (budget {_human(budget)}); {options.precision} "
-        f"costs {err:.3g} {unit}")
+        f"{params:,} params: {human_bytes(sizes['fp32_bytes'])} fp32, "
+        f"{human_bytes(sizes['uint8_bytes'])} uint8 (budget {human_bytes(budget)}); "
+        f"{options.precision} costs {err:.3g} {unit}")
     faces: dict[str, Any] = {}
     if kind == "landmarks" and x.dim() == 4 and ref.shape[-1] % 2 == 0:
         from diag.model.pipeline import display_images
