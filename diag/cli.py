@@ -130,6 +130,20 @@ def _one_check(name: str, sources: Sources, options: dict[str, Any], run: RunOpt
     return _execute(lambda: build(sources, settings, [name], {name: opts}), run)
 
 
+def _run_one(name: str, options: dict[str, Any], run: RunOptions, *, seed: int,
+             task: Task | None = None, input_size: int = 48, **sources: Any) -> NoReturn:
+    """A single command whose options need no checks of their own: the plan, guarded.
+    ``sources``: the Sources fields the command takes (model, data, loss, step ...)."""
+
+    def body() -> int:
+        from diag.run.plan import Sources
+
+        return _one_check(name, Sources(**sources), options, run, seed=seed, task=task,
+                          input_size=input_size)
+
+    _run_guarded(body)
+
+
 def _execute(plan: Callable[[], list[Any]], run: RunOptions) -> int:
     """Plan, then run. With --format json, anything user code prints while the plan tries
     it (a forward pass, an import) goes to stderr too: stdout is for the report alone."""
@@ -175,16 +189,9 @@ def data_cmd(
     Order: shuffled (label runs and per-batch class counts, or the targets' autocorrelation, against random orders), reshuffled every epoch. Alignment: a tiny model fits the real pairing faster than shuffled labels. Values: NaN/Inf with indices, 0-255 pixels, double normalisation, constant channels, duplicates with conflicting labels, class imbalance, targets the output layer cannot produce.
     """
 
-    def body() -> int:
-        from diag.run.plan import Sources
-
-        options = {"loader": loader, "max_batches": max_batches, "batch_size": batch_size,
-                   "probe": probe}
-        return _one_check("data", Sources(model=model, data=data, loss=loss), options,
-                          _run_options(out, fmt, quiet, no_plots, verbose), seed=seed,
-                          task=task, input_size=input_size)
-
-    _run_guarded(body)
+    _run_one("data", {"loader": loader, "max_batches": max_batches, "batch_size": batch_size,
+                      "probe": probe}, _run_options(out, fmt, quiet, no_plots, verbose),
+             seed=seed, task=task, input_size=input_size, model=model, data=data, loss=loss)
 
 
 @app.command("init")
@@ -215,16 +222,10 @@ def init_cmd(
     Per layer: the output's mean and std, the dead (ReLU) or saturated (ReLU-6, sigmoid, tanh) units after it, the weight std next to Glorot's and He's, and the gradient norm next to the weight norm. Findings: vanishing or exploding gradients and signal (residual and dense connections credited), dead or saturated layers, a loss at init far above ln(C) or the loss of predicting zeros, weights far from any init scheme.
     """
 
-    def body() -> int:
-        from diag.run.plan import Sources
-
-        options = {"batch_size": batch_size, "max_signal_change": max_signal_change,
-                   "max_grad_ratio": max_grad_ratio}
-        return _one_check("init", Sources(model=model, data=data, loss=loss), options,
-                          _run_options(out, fmt, quiet, no_plots, verbose), seed=seed,
-                          task=task, input_size=input_size)
-
-    _run_guarded(body)
+    _run_one("init", {"batch_size": batch_size, "max_signal_change": max_signal_change,
+                      "max_grad_ratio": max_grad_ratio},
+             _run_options(out, fmt, quiet, no_plots, verbose), seed=seed, task=task,
+             input_size=input_size, model=model, data=data, loss=loss)
 
 
 @app.command()
@@ -261,17 +262,11 @@ def overfit(
     The article's first rule: before training for real, make the model memorise 10-20 samples. Reports steps, initial and final loss, and every cause it can find: parameters that never get a gradient or never change, NaN/Inf, an output range that cannot reach the targets, dead ReLUs, the loss at init against ln(C), gradient norms per layer.
     """
 
-    def body() -> int:
-        from diag.run.plan import Sources
-
-        options = {"samples": samples, "max_steps": max_steps, "lr": lr,
-                   "batch_size": batch_size, "target_loss": target_loss,
-                   "confirm": not no_confirm}
-        return _one_check("overfit", Sources(model=model, data=data, loss=loss), options,
-                          _run_options(out, fmt, quiet, no_plots, verbose), seed=seed,
-                          task=task, input_size=input_size)
-
-    _run_guarded(body)
+    _run_one("overfit", {"samples": samples, "max_steps": max_steps, "lr": lr,
+                         "batch_size": batch_size, "target_loss": target_loss,
+                         "confirm": not no_confirm},
+             _run_options(out, fmt, quiet, no_plots, verbose), seed=seed, task=task,
+             input_size=input_size, model=model, data=data, loss=loss)
 
 
 @app.command()
@@ -456,13 +451,8 @@ def preprocess(
     diag draws probe images (portrait, landscape, square, odd sizes) with markers at known points and checks: the output contract, channel order, that markers are not scrambled, flipped or transposed, that markers sit at model_points, the points' round trip (0.5 px), intensity (uint8 wrap-around, double normalisation) and determinism.
     """
 
-    def body() -> int:
-        from diag.run.plan import Sources
-
-        return _one_check("preprocess", Sources(pipeline=pipeline), {},
-                          _run_options(out, fmt, quiet, no_plots, verbose), seed=seed)
-
-    _run_guarded(body)
+    _run_one("preprocess", {}, _run_options(out, fmt, quiet, no_plots, verbose), seed=seed,
+             pipeline=pipeline)
 
 
 @app.command()
@@ -495,16 +485,9 @@ def size(
     A table per layer (parameters, fp32 / uint16 / uint8 bytes, share), what depthwise-separable convolutions would save, quantization measured on the data (pixels for landmark nets, top-1 agreement for classifiers), the layer that hurts most, and with --export weight files (safetensors, tfjs) loaded back and compared.
     """
 
-    def body() -> int:
-        from diag.run.plan import Sources
-
-        options = {"max_size": max_size, "max_error": max_error, "precision": precision,
-                   "export": export}
-        return _one_check("size", Sources(model=model, data=data), options,
-                          _run_options(out, fmt, quiet, no_plots, verbose), seed=seed,
-                          task=task, input_size=input_size)
-
-    _run_guarded(body)
+    _run_one("size", {"max_size": max_size, "max_error": max_error, "precision": precision,
+                      "export": export}, _run_options(out, fmt, quiet, no_plots, verbose),
+             seed=seed, task=task, input_size=input_size, model=model, data=data)
 
 
 @app.command("speed")
@@ -542,16 +525,10 @@ def speed_cmd(
     A batch-size sweep (1, 2, 4 ... until memory runs out, --max-batch, or throughput stops improving for two sizes): samples/s, time per step and activation memory; the best size, the knee (smallest within 10% of the best) and the largest that fits. With --loader, the fraction of step time spent waiting for data and its cause. With --step, the host-sync calls per step with their lines. Inputs the model shrinks right away (a 512x512 image resized to 32x32 on the device). Timings vary from run to run.
     """
 
-    def body() -> int:
-        from diag.run.plan import Sources
-
-        options = {"loader": loader, "device": device, "max_batch": max_batch,
-                   "batch_size": batch_size, "timed_steps": timed_steps}
-        return _one_check("speed", Sources(model=model, data=data, loss=loss, step=step),
-                          options, _run_options(out, fmt, quiet, no_plots, verbose),
-                          seed=seed, task=task, input_size=input_size)
-
-    _run_guarded(body)
+    _run_one("speed", {"loader": loader, "device": device, "max_batch": max_batch,
+                       "batch_size": batch_size, "timed_steps": timed_steps},
+             _run_options(out, fmt, quiet, no_plots, verbose), seed=seed, task=task,
+             input_size=input_size, model=model, data=data, loss=loss, step=step)
 
 
 @app.command()
