@@ -379,15 +379,7 @@ def plan_check(config: Any, cli: Overrides) -> list[Job]:
         task=cli.task or config.get("task", "landmarks"),
         input_size=cli.input_size or config.get("input_size", 48))
     names = selected(config, cli)
-    from diag.checks.base import validate_options
-
-    options = {}
-    for name in names:
-        opts = config.options(name)  # the file's values over the check's `diag check` defaults
-        if opts is None and BY_NAME[name].check_defaults:
-            opts = validate_options(BY_NAME[name], BY_NAME[name].check_defaults, "")
-        if opts is not None:
-            options[name] = opts
+    options = {name: config.options(name) for name in names if config.options(name)}
     option_origins = {name: f"{config.where} [tool.diag.{BY_NAME[name].config_table}]"
                       for name in options}
     return build(Sources(**values, origins=origins), settings, names, options,

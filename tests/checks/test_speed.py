@@ -202,3 +202,15 @@ def test_a_slow_transform_is_named_as_the_cause_and_put_back() -> None:
     [msg] = _warnings(r)
     assert "cause: the transform (" in msg and "ms decode per sample" in msg
     assert s.SHARED_TRANSFORM_LOADER.dataset.transform is s.slow_transform  # put back
+
+
+def test_diag_check_runs_the_short_sweep_unless_the_config_says_otherwise(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no pyproject.toml here: the defaults
+    args = ["check", "--select", "speed", "--format", "json", "--no-plots", "-q", "--out",
+            str(tmp_path / "out")]
+    r = CliRunner().invoke(app, args)
+    assert json.loads(r.stdout)["checks"][0]["metrics"]["largest_tried"] <= 32
+    (tmp_path / "pyproject.toml").write_text("[tool.diag.speed]\nmax_batch = 2\n")
+    r = CliRunner().invoke(app, args)
+    assert json.loads(r.stdout)["checks"][0]["series"]["batch"] == [1.0, 2.0]
