@@ -12,6 +12,7 @@ from hypothesis.extra.numpy import arrays
 
 from diag.model import (
     REFERENCE_NETS,
+    Conv,
     SeparableConv,
     expression_net,
     landmark_net,
@@ -70,6 +71,21 @@ def test_tf_padding_differs_from_pytorch_symmetric_padding() -> None:
     ours = F.conv2d(tf_same_pad(x, 3, 2), w, stride=2)
     torch_pad = F.conv2d(x, w, stride=2, padding=1)
     assert ours.shape == torch_pad.shape and not torch.allclose(ours, torch_pad)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("size", [48, 57, 8])
+def test_layers_pad_like_tensorflow_same(stride: int, size: int) -> None:
+    """Stride 1 lets the conv pad itself (no copy); both strides equal TF 'same'."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, size, size)
+    conv, sep = Conv(4, 6, stride), SeparableConv(4, 6, stride)
+    want = F.conv2d(tf_same_pad(x, 3, stride), conv.conv.weight, conv.conv.bias, stride=stride)
+    torch.testing.assert_close(conv(x), want, rtol=0, atol=1e-6)
+    depth = F.conv2d(tf_same_pad(x, 3, stride), sep.depthwise.weight, stride=stride, groups=4)
+    want = F.conv2d(depth, sep.pointwise.weight, sep.pointwise.bias)
+    torch.testing.assert_close(sep(x), want, rtol=0, atol=1e-6)
+    assert want.shape[-1] == -(-size // stride)
 
 
 def test_input_size_is_a_parameter_and_the_weights_are_shared() -> None:
