@@ -149,13 +149,21 @@ def _execute(plan: Callable[[], list[Any]], run: RunOptions) -> int:
     it (a forward pass, an import) goes to stderr too: stdout is for the report alone."""
     from contextlib import redirect_stdout
 
+    from diag.report.worker import PlotWorker
     from diag.run.session import execute
 
-    if run.fmt == "text":
-        return execute(plan(), run)
-    with redirect_stdout(sys.stderr):
-        jobs = plan()
-    return execute(jobs, run)
+    worker = PlotWorker.start() if run.plots else None  # matplotlib loads while we plan
+    try:
+        if run.fmt == "text":
+            jobs = plan()
+        else:
+            with redirect_stdout(sys.stderr):
+                jobs = plan()
+    except BaseException:
+        if worker is not None:
+            worker.close()
+        raise
+    return execute(jobs, run, worker)
 
 
 # Commands --------------------------------------------------------------------------------

@@ -87,6 +87,9 @@ class Check:
     check_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Option defaults `diag check` uses in place of the command's (a shorter run); the
     config file still wins."""
+    timed: bool = False
+    """Its findings are timings: the CLI lets nothing of its own (the plot worker) run
+    beside it."""
 
     @property
     def config_table(self) -> str:

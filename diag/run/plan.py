@@ -88,6 +88,8 @@ class Job:
     torch_needed: bool = True
     inputs: Inputs | None = None
     """What the plan resolved for it (for tools and benchmarks; the work already has it)."""
+    timed: bool = False
+    """Its findings are timings (``Check.timed``)."""
 
     def run(self, progress: Progress | None = None, timeout: float | None = None,
             quiet_stdout: bool = False) -> CheckResult:
@@ -148,7 +150,8 @@ def build(sources: Sources, settings: Settings, names: Sequence[str],
             jobs.append(Job(check.name, _constant(skipped), seed=None, torch_needed=False))
             continue
         jobs.append(Job(check.name, _work(check, inputs, o), seed=settings.seed,
-                        torch_needed=check.torch_needed(src), inputs=inputs))
+                        torch_needed=check.torch_needed(src), inputs=inputs,
+                        timed=check.timed))
     return jobs
 
 

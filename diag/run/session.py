@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from diag.errors import UsageError
 from diag.report import Report
 from diag.report.files import write_check, write_summary
 from diag.report.formats import reporter_for
+from diag.report.worker import PlotWorker
 from diag.result import CheckResult, ExitCode, Finding, Severity, Status, exit_code_for
 from diag.run.plan import Job
 
@@ -62,32 +64,37 @@ def ensure_file_writable(path: Path, option: str) -> None:
                          hint="pick a writable file path")
 
 
-def execute(jobs: Sequence[Job], opts: RunOptions) -> int:
-    """Run the jobs in order, write reports, render, and return the exit code."""
+def execute(jobs: Sequence[Job], opts: RunOptions, worker: PlotWorker | None = None) -> int:
+    """Run the jobs in order, write reports, render, and return the exit code. ``worker``:
+    draws the plots in a child process while the next check runs (closed here)."""
+    files = _ReportFiles(opts, worker)
+    try:
+        return _execute(jobs, opts, files)
+    finally:
+        files.close()
+
+
+def _execute(jobs: Sequence[Job], opts: RunOptions, files: _ReportFiles) -> int:
     ensure_out(opts.out)
     if opts.junit is not None:
         ensure_file_writable(opts.junit, "--junit")
     err = stderr_console()
     live = err.is_terminal and not opts.quiet and not os.environ.get("NO_COLOR")
-    results: list[CheckResult] = []
+    results = files.results
     interrupted: str | None = None
     current = ""
     try:
         for job in jobs:
             name = current = job.name
+            if job.timed:  # nothing of ours may share the CPU with its timings
+                files.collect(wait=True)
             if live:
                 result = _run_with_bar(job, err, opts)
             else:
                 if not opts.quiet:
                     err.print(f"diag: running {name} ...", soft_wrap=True)
                 result = job.run(None, opts.timeout, quiet_stdout=opts.fmt != "text")
-            try:
-                result = write_check(result, opts.out, plots=opts.plots)
-            except OSError as exc:
-                result = result.replace(findings=tuple(result.findings) + (Finding(
-                    Severity.WARN, f"could not write report files: {exc}",
-                    "check --out"),))
-            results.append(result)
+            files.add(result)
             if result.status == Status.ERROR:  # even with --quiet: say why, one line
                 where = next((f.location for f in result.findings if f.location), "")
                 err.print(f"diag: {name}: error: {result.summary}"
@@ -100,6 +107,7 @@ def execute(jobs: Sequence[Job], opts: RunOptions) -> int:
         interrupted = current
         err.print(f"diag: interrupted while running {current}; "
                   f"reports of the {len(results)} finished checks are written", soft_wrap=True)
+    files.collect(wait=True)
     for warning in write_summary(results, opts.out, interrupted):
         err.print(f"diag: warning: {warning}", soft_wrap=True)
     report = Report(results, interrupted=interrupted)
@@ -115,6 +123,58 @@ def execute(jobs: Sequence[Job], opts: RunOptions) -> int:
     if interrupted is not None:
         return int(ExitCode.INTERRUPTED)
     return int(exit_code_for(results))
+
+
+class _ReportFiles:
+    """Each result's plots, then its ``<check>.json`` (which lists the plots). With a
+    worker, the plots are drawn in the child and the JSON is written when they are back;
+    ``results`` holds each result in order, with its artifacts once they are written."""
+
+    def __init__(self, opts: RunOptions, worker: PlotWorker | None) -> None:
+        self._opts = opts
+        self._worker = worker if opts.plots else None
+        if worker is not None and self._worker is None:
+            worker.close()
+        self.results: list[CheckResult] = []
+        self._indices: deque[int] = deque()
+
+    def add(self, result: CheckResult) -> None:
+        """Write its files now, or send its plots to the worker (and collect what is back)."""
+        if self._worker is None:
+            self.results.append(self._write(result, plots=self._opts.plots))
+            return
+        self._indices.append(len(self.results))
+        self.results.append(result)
+        self._worker.submit(result, self._opts.out)
+        self.collect()
+
+    def collect(self, wait: bool = False) -> None:
+        """Write the JSON of the results whose plots are back; ``wait``: of all of them."""
+        worker = self._worker
+        while worker is not None and worker.pending and (wait or worker.ready()):
+            result, (kind, payload) = worker.next_reply()
+            if kind == "ok":
+                written = self._write(result.replace(artifacts=tuple(payload)), plots=False)
+            elif kind == "oserror":
+                written = self._failed(result, payload)
+            else:  # the child could not draw it: draw it here, as without a worker
+                written = self._write(result, plots=True)
+            self.results[self._indices.popleft()] = written
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+
+    def _write(self, result: CheckResult, plots: bool) -> CheckResult:
+        try:
+            return write_check(result, self._opts.out, plots=plots)
+        except OSError as exc:
+            return self._failed(result, str(exc))
+
+    @staticmethod
+    def _failed(result: CheckResult, message: str) -> CheckResult:
+        return result.replace(findings=tuple(result.findings) + (Finding(
+            Severity.WARN, f"could not write report files: {message}", "check --out"),))
 
 
 def _run_with_bar(job: Job, console: Console, opts: RunOptions) -> CheckResult:

@@ -144,29 +144,40 @@ def test_timeout_is_an_error_of_that_check(tmp_path: Path) -> None:
     assert doc["leaks"]["duration_s"] >= 0.5
 
 
-def test_ctrl_c_writes_finished_checks_and_exits_130(tmp_path: Path) -> None:
+@pytest.mark.parametrize("plots", [False, True], ids=["no-plots", "plots"])
+def test_ctrl_c_writes_finished_checks_and_exits_130(tmp_path: Path, plots: bool) -> None:
+    """With plots, Ctrl-C reaches the whole process group, as from a terminal: the plot
+    worker ignores it and the finished check's plots are drawn and listed."""
     cfg = write_config(tmp_path, FAST_CONFIG.replace("leaky.py:clean", "sleepy.py:blocking_step"))
     out = tmp_path / "out"
     env = dict(os.environ, NO_COLOR="1")
     proc = subprocess.Popen([sys.executable, "-m", "diag", "check", "--config", str(cfg),
-                             "--out", str(out), "--no-plots", "--select", "overfit,leaks"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                             "--out", str(out), "--select", "overfit,leaks"]
+                            + ([] if plots else ["--no-plots"]),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
     assert proc.stderr is not None
     seen = []
     for line in proc.stderr:  # no race: wait until diag says leaks (which blocks) started
         seen.append(line)
         if "running leaks" in line:
             break
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)
     stdout, rest = proc.communicate(timeout=120)
     stderr = "".join(seen) + rest
     assert proc.returncode == ExitCode.INTERRUPTED, (stdout, stderr)
     assert "interrupted while running leaks" in stderr
+    assert "Traceback" not in stderr, stderr  # nor from the plot worker
     report = json.loads((out / "report.json").read_text())
     assert [c["name"] for c in report["checks"]] == ["overfit"]
     assert report["interrupted"] == "leaks"
-    assert json.loads((out / "overfit.json").read_text())["checks"][0]["status"] == "pass"
-    assert not list(out.glob(".*.tmp"))
+    overfit = json.loads((out / "overfit.json").read_text())["checks"][0]
+    assert overfit["status"] == "pass"
+    pngs = [a for a in overfit["artifacts"] if a.endswith(".png")]
+    assert [Path(a).name for a in pngs] == (
+        ["overfit_loss.png", "overfit_grad_norms.png"] if plots else []), overfit["artifacts"]
+    assert all(Path(a).stat().st_size > 1000 for a in pngs)
+    assert not list(out.glob(".*.tmp")) and not list(out.glob(".*.png"))
 
 
 def test_two_runs_with_the_same_seed_write_identical_metrics(tmp_path: Path) -> None:

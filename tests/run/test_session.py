@@ -126,3 +126,108 @@ def test_report_files_are_readable_like_plain_files(tmp_path: Path) -> None:
     for name in ("first.json", "summary.md", "report.json"):
         mode = stat.S_IMODE(os.stat(tmp_path / name).st_mode)
         assert mode == 0o666 & ~umask, (name, oct(mode))
+
+
+# --- the plot worker: plots drawn in a child process while the next check runs ---------
+def lr_result(tmp_path: Path) -> CheckResult:
+    """A real result with a plot, made without torch: lr-schedule on a short history."""
+    from diag import checks
+
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,loss\n" + "".join(f"{i},{1 / (i + 1)}\n" for i in range(40)))
+    return checks.lr_schedule(history=str(history))
+
+
+def artifacts(out: Path, name: str = "lr-schedule") -> list[str]:
+    doc = json.loads((out / f"{name}.json").read_text())
+    return [Path(a).name for a in doc["checks"][0]["artifacts"]]
+
+
+def test_the_plot_worker_writes_the_files_in_process_rendering_writes(tmp_path: Path) -> None:
+    from diag.report.worker import PlotWorker
+
+    result = lr_result(tmp_path)
+    worker = PlotWorker.spawn()
+    assert worker is not None
+    for out, w in ((tmp_path / "here", None), (tmp_path / "child", worker)):
+        code = execute([Job.of("lr-schedule", lambda _p: result), Job.of("first", ok)],
+                       RunOptions(out=out, fmt="json", quiet=True), w)
+        assert code == ExitCode.OK
+    assert artifacts(tmp_path / "child") == artifacts(tmp_path / "here") == [
+        "lr-schedule_curve.png", "lr-schedule.json"]
+    png = (tmp_path / "child" / "lr-schedule_curve.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    report = json.loads((tmp_path / "child" / "report.json").read_text())
+    assert [Path(a).name for a in report["checks"][0]["artifacts"]] == artifacts(
+        tmp_path / "child")
+    assert worker._proc.returncode == 0  # closed by execute, exited on its own
+    assert not list((tmp_path / "child").glob(".*"))
+
+
+def test_a_dead_plot_worker_costs_no_plot(tmp_path: Path) -> None:
+    from diag.report.worker import PlotWorker
+
+    result = lr_result(tmp_path)
+    worker = PlotWorker.spawn()
+    assert worker is not None
+    worker._proc.kill()
+    worker._proc.wait()
+    execute([Job.of("lr-schedule", lambda _p: result)],
+            RunOptions(out=tmp_path / "o", fmt="json", quiet=True), worker)
+    assert artifacts(tmp_path / "o") == ["lr-schedule_curve.png", "lr-schedule.json"]
+    assert (tmp_path / "o" / "lr-schedule_curve.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("in_child", [False, True], ids=["in-process", "worker"])
+def test_a_plot_that_cannot_be_written_is_a_warning(tmp_path: Path, in_child: bool) -> None:
+    from diag.report.worker import PlotWorker
+
+    result = lr_result(tmp_path)
+    out = tmp_path / "o"
+    (out / "lr-schedule_curve.png").mkdir(parents=True)  # a folder where the PNG goes
+    execute([Job.of("lr-schedule", lambda _p: result), Job.of("first", ok)],
+            RunOptions(out=out, fmt="json", quiet=True),
+            PlotWorker.spawn() if in_child else None)
+    checks = json.loads((out / "report.json").read_text())["checks"]
+    assert [c["name"] for c in checks] == ["lr-schedule", "first"]
+    finding = checks[0]["findings"][-1]
+    assert finding["severity"] == "warn"
+    assert finding["message"].startswith("could not write report files: ")
+    assert "lr-schedule_curve.png" in finding["message"]
+
+
+def test_a_timed_check_starts_once_the_plots_before_it_are_drawn(tmp_path: Path) -> None:
+    from diag.report.worker import PlotWorker
+
+    result = lr_result(tmp_path)
+    seen: list[list[str]] = []
+
+    def timed(_p: object) -> CheckResult:
+        seen.append(sorted(p.name for p in tmp_path.glob("o/*")))
+        return CheckResult("timed", Status.PASS, "ok")
+
+    execute([Job.of("lr-schedule", lambda _p: result),
+             Job("timed", timed, seed=None, torch_needed=False, timed=True)],
+            RunOptions(out=tmp_path / "o", fmt="json", quiet=True), PlotWorker.spawn())
+    assert seen == [["lr-schedule.json", "lr-schedule_curve.png"]]
+
+
+def test_the_plot_worker_never_imports_torch() -> None:
+    """Every check's figures module, imported the way the child imports them."""
+    import subprocess
+    import sys
+
+    from diag.checks.registry import CHECKS
+
+    code = (
+        "import importlib, importlib.util, pkgutil, sys\n"
+        "import diag.checks, diag.report.worker, diag.report.files\n"
+        "names = [f'diag.checks.{m.name}.figures' for m in\n"
+        "         pkgutil.iter_modules(diag.checks.__path__) if m.ispkg]\n"
+        "found = [importlib.import_module(n) for n in names if importlib.util.find_spec(n)]\n"
+        "print(len(found), 'TORCH' if 'torch' in sys.modules else 'NO-TORCH')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    with_figures = sum(c.figures is not None for c in CHECKS)
+    assert out.stdout.split() == [str(with_figures), "NO-TORCH"], out.stdout + out.stderr

@@ -48,4 +48,5 @@ CHECK = Check(
     key_metrics=("best_batch", "knee_batch", "largest_fits", "best_samples_per_s",
                  "data_wait_fraction", "sync_sites", "sync_cost_fraction"),
     check_defaults={"max_batch": 32},
+    timed=True,
 )

@@ -1,0 +1,164 @@
+"""Plots rendered in a child process while the next check runs.
+
+The PNGs are a fifth of a ``diag check`` on the defaults (15 figures at 0.15 to 0.3 s each,
+after 0.4 s of importing matplotlib), and on two cores they need not wait: the child imports
+matplotlib while the parent imports torch and plans, then draws check N's figures while
+check N+1 runs. The parent writes each check's JSON once its plot paths are back.
+
+The child never imports torch: the figure functions take numbers. It ignores Ctrl-C, so the
+plots of the checks that finished before an interrupt are still drawn, and it exits when its
+stdin closes (the parent is done or gone).
+
+Protocol, both ways: an 8-byte big-endian length, then a pickle. Parent to child:
+``(result, out)``. Child to parent: ``("ok", paths)``, ``("oserror", message)`` or
+``("error", message)``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import select
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from pathlib import Path
+from typing import IO, Any
+
+from diag.result import CheckResult
+
+_HEADER = 8
+
+
+def _send(fh: IO[bytes], message: Any) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    fh.write(len(data).to_bytes(_HEADER, "big") + data)
+    fh.flush()
+
+
+def _read_exact(fd: int, n: int) -> bytes:
+    chunks = []
+    while n:
+        chunk = os.read(fd, n)
+        if not chunk:
+            raise EOFError("plot worker closed its pipe")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def _receive(fd: int) -> Any:
+    size = int.from_bytes(_read_exact(fd, _HEADER), "big")
+    return pickle.loads(_read_exact(fd, size))
+
+
+def serve() -> None:
+    """The child's loop: render each ``(result, out)`` it is sent until stdin closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.nice(10)  # the checks come first; the plots take the cycles they leave
+    from diag.report.files import write_plots  # matplotlib is imported here, in parallel
+
+    stdin, stdout = sys.stdin.fileno(), sys.stdout.buffer
+    while True:
+        try:
+            result, out = _receive(stdin)
+        except EOFError:
+            return
+        try:
+            reply: tuple[str, Any] = ("ok", write_plots(result, out).artifacts)
+        except OSError as exc:
+            reply = ("oserror", str(exc))
+        except Exception as exc:  # noqa: BLE001 - the parent redraws it in-process
+            reply = ("error", f"{type(exc).__name__}: {exc}")
+        _send(stdout, reply)
+
+
+class PlotWorker:
+    """The parent's side: ``submit`` results in order, collect replies in the same order.
+
+    Requests go through a writer thread, so a large result never blocks the next check
+    while the child is still drawing the previous one."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self._proc = proc
+        self._pending: deque[CheckResult] = deque()
+        self._outbox: queue.Queue[tuple[CheckResult, Path] | None] = queue.Queue()
+        self._writer = threading.Thread(target=self._write_loop, name="diag-plots",
+                                        daemon=True)
+        self._writer.start()
+
+    @classmethod
+    def start(cls) -> PlotWorker | None:
+        """A running worker, or None where rendering in-process is as good or all there is:
+        not POSIX (select on pipes), or matplotlib already imported in this process (a test
+        session or a notebook: the import is paid, a child would pay it again)."""
+        if os.name != "posix" or "matplotlib.figure" in sys.modules:
+            return None
+        return cls.spawn()
+
+    @classmethod
+    def spawn(cls) -> PlotWorker | None:
+        """A running worker whatever this process has imported; None if it cannot start."""
+        root = str(Path(__file__).resolve().parents[2])  # the folder holding diag/
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", "from diag.report.worker import serve; serve()"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True)
+        except OSError:
+            return None
+        return cls(proc)
+
+    def _write_loop(self) -> None:
+        assert self._proc.stdin is not None
+        try:
+            while (item := self._outbox.get()) is not None:
+                _send(self._proc.stdin, item)
+        except (OSError, ValueError):  # the child died: its replies will read EOF
+            return
+
+    def submit(self, result: CheckResult, out: Path) -> None:
+        self._pending.append(result)
+        self._outbox.put((result, out))
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def ready(self) -> bool:
+        """A reply can be read without waiting."""
+        assert self._proc.stdout is not None
+        readable, _, _ = select.select([self._proc.stdout.fileno()], [], [], 0)
+        return bool(readable)
+
+    def next_reply(self) -> tuple[CheckResult, tuple[str, Any]]:
+        """The oldest pending result and the child's reply for it (blocks). A child that
+        died answers ``("error", ...)``: the caller draws that one in-process."""
+        assert self._proc.stdout is not None
+        result = self._pending.popleft()
+        try:
+            return result, _receive(self._proc.stdout.fileno())
+        except (EOFError, OSError, pickle.UnpicklingError) as exc:
+            return result, ("error", f"plot worker gone: {exc}")
+
+    def close(self) -> None:
+        """Stop the child: stdin closed once the writer is done, then a short wait."""
+        if self._proc.returncode is not None:
+            return
+        self._outbox.put(None)
+        self._writer.join(timeout=5)
+        for stream in (self._proc.stdin, self._proc.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
