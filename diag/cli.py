@@ -149,10 +149,10 @@ def _execute(plan: Callable[[], list[Any]], run: RunOptions) -> int:
     it (a forward pass, an import) goes to stderr too: stdout is for the report alone."""
     from contextlib import redirect_stdout
 
-    from diag.report.worker import PlotWorker
+    from diag.report.worker import take_early
     from diag.run.session import execute
 
-    worker = PlotWorker.start() if run.plots else None  # matplotlib loads while we plan
+    worker = take_early(run.plots)
     try:
         if run.fmt == "text":
             jobs = plan()
@@ -651,6 +651,16 @@ def _click_exceptions() -> Any:
 
 def main() -> None:
     """The console script: like ``app()``, but a bad option is one line on stderr, exit 2."""
+    from diag.report import worker
+
+    worker.start_early(sys.argv[1:])
+    try:
+        _main()
+    finally:  # after a usage error before the plan, the head start was never taken
+        worker.drop_early()
+
+
+def _main() -> None:
     ex = _click_exceptions()
     no_args = getattr(ex, "NoArgsIsHelpError", ())
     try:

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -59,8 +60,9 @@ def serve() -> None:
     """The child's loop: render each ``(result, out)`` it is sent until stdin closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.nice(10)  # the checks come first; the plots take the cycles they leave
-    from diag.report.files import write_plots  # matplotlib is imported here, in parallel
+    from diag.report.files import write_plots
 
+    _warm_up()
     stdin, stdout = sys.stdin.fileno(), sys.stdout.buffer
     while True:
         try:
@@ -74,6 +76,20 @@ def serve() -> None:
         except Exception as exc:  # noqa: BLE001 - the parent redraws it in-process
             reply = ("error", f"{type(exc).__name__}: {exc}")
         _send(stdout, reply)
+
+
+def _warm_up() -> None:
+    """Import matplotlib and draw one labelled figure (fonts found and loaded) while the
+    parent is still importing torch and planning: the first real plot is then no dearer
+    than the rest."""
+    from diag.report.figures import new_figure
+
+    fig = new_figure(2, 1)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [1, 0])
+    ax.set_title("warm-up")
+    ax.set_xlabel("x (unit)")
+    fig.canvas.draw()
 
 
 class PlotWorker:
@@ -105,6 +121,8 @@ class PlotWorker:
         root = str(Path(__file__).resolve().parents[2])  # the folder holding diag/
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        for threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[threads] = "1"  # it draws; thread pools would only take the checks' cores
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-c", "from diag.report.worker import serve; serve()"],
@@ -146,7 +164,9 @@ class PlotWorker:
             return result, ("error", f"plot worker gone: {exc}")
 
     def close(self) -> None:
-        """Stop the child: stdin closed once the writer is done, then a short wait."""
+        """Stop the child. With every reply read it exits by itself once its stdin closes
+        (not waited for: its interpreter's shutdown is 0.1 s); with plots still pending
+        (an error on the way), it is killed."""
         if self._proc.returncode is not None:
             return
         self._outbox.put(None)
@@ -157,8 +177,49 @@ class PlotWorker:
                     stream.close()
                 except OSError:
                     pass
-        try:
-            self._proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
+        if self._pending:
             self._proc.kill()
             self._proc.wait()
+
+
+class _HeadStart:
+    """The worker started before the command line was parsed, until the run takes it."""
+
+    tried = False
+    worker: PlotWorker | None = None
+
+
+def start_early(argv: Sequence[str]) -> None:
+    """Start the plot worker before typer is even imported, when the command line looks
+    like a command that draws plots: matplotlib's import (0.4 s) then runs beside diag's
+    own imports and plan. Only a head start, once per process: ``take_early`` starts one
+    if this guessed no, and closes this one if it guessed wrong."""
+    if _HeadStart.tried:
+        return
+    _HeadStart.tried = True
+    words = [a for a in argv if not a.startswith("-")]
+    if not words or "--no-plots" in argv or {"--help", "-h"} & set(argv):
+        return
+    from diag.checks.registry import CHECKS
+
+    if words[0] in {c.name for c in CHECKS if c.figures is not None} | {"check"}:
+        _HeadStart.worker = PlotWorker.start()
+
+
+def take_early(plots: bool) -> PlotWorker | None:
+    """The run's worker: the head start, or a new one; None without plots (or where a
+    worker is no gain, see ``PlotWorker.start``)."""
+    early, _HeadStart.worker = _HeadStart.worker, None
+    if not plots:
+        if early is not None:
+            early.close()
+        return None
+    return early if early is not None else PlotWorker.start()
+
+
+def drop_early() -> None:
+    """End of a command line: close a head start nobody took, and allow the next one."""
+    early, _HeadStart.worker = _HeadStart.worker, None
+    _HeadStart.tried = False
+    if early is not None:
+        early.close()

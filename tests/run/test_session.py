@@ -160,7 +160,7 @@ def test_the_plot_worker_writes_the_files_in_process_rendering_writes(tmp_path: 
     report = json.loads((tmp_path / "child" / "report.json").read_text())
     assert [Path(a).name for a in report["checks"][0]["artifacts"]] == artifacts(
         tmp_path / "child")
-    assert worker._proc.returncode == 0  # closed by execute, exited on its own
+    assert worker._proc.wait(timeout=30) == 0  # closed by execute, exits on its own
     assert not list((tmp_path / "child").glob(".*"))
 
 

@@ -1,0 +1,86 @@
+"""The plot worker's head start: started before typer for a command that draws plots,
+handed to the run, closed when the guess was wrong."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from diag.report import worker
+from diag.report.worker import PlotWorker
+
+
+@pytest.fixture(autouse=True)
+def _clean_head_start() -> object:
+    worker.drop_early()
+    yield
+    worker.drop_early()
+
+
+@pytest.mark.parametrize(("argv", "guess"), [
+    (["lr-schedule", "--history", "h.csv"], True),
+    (["check", "--out", "o"], True),
+    (["--quiet", "overfit"], True),
+    (["loss-grad", "--loss", "m:f"], False),  # no plots
+    (["lr-schedule", "--no-plots"], False),
+    (["check", "--help"], False),
+    (["--help"], False),
+    ([], False),
+])
+def test_the_head_start_is_taken_for_commands_that_draw(monkeypatch: pytest.MonkeyPatch,
+                                                        argv: list[str], guess: bool) -> None:
+    started: list[str] = []
+    monkeypatch.setattr(PlotWorker, "start", classmethod(lambda cls: started.append("x")))
+    worker.start_early(argv)
+    worker.start_early(argv)  # once per command line
+    assert started == (["x"] if guess else [])
+
+
+def test_a_wrong_guess_is_closed_and_a_missed_one_started(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    early = PlotWorker.spawn()
+    assert early is not None
+    worker._HeadStart.worker = early
+    assert worker.take_early(plots=False) is None  # the command had --no-plots after all
+    assert early._proc.wait(timeout=30) == 0
+    monkeypatch.setattr(PlotWorker, "start", classmethod(lambda cls: "new"))
+    assert worker.take_early(plots=True) == "new"
+
+
+def test_a_head_start_nobody_takes_is_closed_at_the_end() -> None:
+    early = PlotWorker.spawn()
+    assert early is not None
+    worker._HeadStart.worker, worker._HeadStart.tried = early, True
+    worker.drop_early()
+    assert early._proc.wait(timeout=30) == 0
+    assert worker._HeadStart.worker is None and not worker._HeadStart.tried
+
+
+def test_the_console_command_draws_through_the_worker(tmp_path: Path) -> None:
+    """A real process, where matplotlib is not yet imported: the worker draws."""
+    history = tmp_path / "h.csv"
+    history.write_text("epoch,loss\n" + "".join(f"{i},{1 / (i + 1)}\n" for i in range(40)))
+    code = (
+        "import sys\n"
+        "from diag.report import worker\n"
+        "spawned = []\n"
+        "start = worker.PlotWorker.spawn.__func__\n"
+        "worker.PlotWorker.spawn = classmethod(lambda cls: spawned.append(1) or start(cls))\n"
+        f"sys.argv = ['diag', 'lr-schedule', '--history', {str(history)!r}, '--out',"
+        f" {str(tmp_path / 'o')!r}, '--quiet']\n"
+        "from diag.__main__ import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
+        "print('EXIT', code, 'SPAWNED', len(spawned),"
+        " 'MPL' if 'matplotlib' in sys.modules else 'NO-MPL')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split()[-5:] == ["EXIT", "0", "SPAWNED", "1", "NO-MPL"], out
+    doc = json.loads((tmp_path / "o" / "lr-schedule.json").read_text())
+    pngs = [a for a in doc["checks"][0]["artifacts"] if a.endswith(".png")]
+    assert [Path(a).name for a in pngs] == ["lr-schedule_curve.png"]
+    assert Path(pngs[0]).read_bytes().startswith(b"\x89PNG")
