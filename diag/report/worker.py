@@ -10,8 +10,8 @@ plots of the checks that finished before an interrupt are still drawn, and it ex
 stdin closes (the parent is done or gone).
 
 Protocol, both ways: an 8-byte big-endian length, then a pickle. Parent to child:
-``(result, out)``. Child to parent: ``("ok", paths)``, ``("oserror", message)`` or
-``("error", message)``.
+``(result, out)``. Child to parent: ``("ready", None)`` once matplotlib is loaded, then for
+each result ``("ok", paths)``, ``("oserror", message)`` or ``("error", message)``.
 """
 
 from __future__ import annotations
@@ -57,18 +57,23 @@ def _receive(fd: int) -> Any:
 
 
 def serve() -> None:
-    """The child's loop: render each ``(result, out)`` it is sent until stdin closes."""
+    """The child: render each ``(result, out)`` it is sent until stdin closes. A parent
+    that closed its end early (a wrong head start, a usage error) ends it quietly."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.nice(10)  # the checks come first; the plots take the cycles they leave
+    try:
+        _serve(sys.stdin.fileno(), sys.stdout.buffer)
+    except (BrokenPipeError, EOFError):
+        os._exit(0)  # nothing to flush, and no "Exception ignored" at shutdown
+
+
+def _serve(stdin: int, stdout: IO[bytes]) -> None:
     from diag.report.files import write_plots
 
     _warm_up()
-    stdin, stdout = sys.stdin.fileno(), sys.stdout.buffer
+    _send(stdout, ("ready", None))
     while True:
-        try:
-            result, out = _receive(stdin)
-        except EOFError:
-            return
+        result, out = _receive(stdin)
         try:
             reply: tuple[str, Any] = ("ok", write_plots(result, out).artifacts)
         except OSError as exc:
@@ -101,6 +106,9 @@ class PlotWorker:
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self._proc = proc
         self._pending: deque[CheckResult] = deque()
+        self._warm = False
+        """Its ("ready", None) has been read: matplotlib is loaded and it is idle or busy
+        only with what was sent."""
         self._outbox: queue.Queue[tuple[CheckResult, Path] | None] = queue.Queue()
         self._writer = threading.Thread(target=self._write_loop, name="diag-plots",
                                         daemon=True)
@@ -149,14 +157,33 @@ class PlotWorker:
 
     def ready(self) -> bool:
         """A reply can be read without waiting."""
+        if not self._warm and self._readable():
+            self.wait_warm()
+        return self._warm and self._readable()
+
+    def _readable(self) -> bool:
         assert self._proc.stdout is not None
         readable, _, _ = select.select([self._proc.stdout.fileno()], [], [], 0)
         return bool(readable)
+
+    def wait_warm(self) -> None:
+        """Block until the child has loaded matplotlib (or died): from then on it uses the
+        CPU only for plots it was sent. A timed check waits for this and for the replies."""
+        assert self._proc.stdout is not None
+        if self._warm:
+            return
+        try:
+            _receive(self._proc.stdout.fileno())
+        except (EOFError, OSError, pickle.UnpicklingError):
+            pass  # a dead child: next_reply answers ("error", ...) for each pending plot
+        finally:
+            self._warm = True
 
     def next_reply(self) -> tuple[CheckResult, tuple[str, Any]]:
         """The oldest pending result and the child's reply for it (blocks). A child that
         died answers ``("error", ...)``: the caller draws that one in-process."""
         assert self._proc.stdout is not None
+        self.wait_warm()
         result = self._pending.popleft()
         try:
             return result, _receive(self._proc.stdout.fileno())

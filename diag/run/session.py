@@ -87,7 +87,7 @@ def _execute(jobs: Sequence[Job], opts: RunOptions, files: _ReportFiles) -> int:
         for job in jobs:
             name = current = job.name
             if job.timed:  # nothing of ours may share the CPU with its timings
-                files.collect(wait=True)
+                files.settle()
             if live:
                 result = _run_with_bar(job, err, opts)
             else:
@@ -160,6 +160,12 @@ class _ReportFiles:
             else:  # the child could not draw it: draw it here, as without a worker
                 written = self._write(result, plots=True)
             self.results[self._indices.popleft()] = written
+
+    def settle(self) -> None:
+        """Every plot so far drawn and written, and the worker idle (matplotlib loaded)."""
+        self.collect(wait=True)
+        if self._worker is not None:
+            self._worker.wait_warm()
 
     def close(self) -> None:
         if self._worker is not None:

@@ -212,6 +212,22 @@ def test_a_timed_check_starts_once_the_plots_before_it_are_drawn(tmp_path: Path)
     assert seen == [["lr-schedule.json", "lr-schedule_curve.png"]]
 
 
+def test_a_timed_check_waits_until_the_worker_has_loaded_matplotlib(tmp_path: Path) -> None:
+    from diag.report.worker import PlotWorker
+
+    worker = PlotWorker.spawn()
+    assert worker is not None
+    seen: list[bool] = []
+
+    def timed(_p: object) -> CheckResult:
+        seen.append(worker._warm)  # set once the child's ("ready", None) was read
+        return CheckResult("timed", Status.PASS, "ok")
+
+    execute([Job("timed", timed, seed=None, torch_needed=False, timed=True)],
+            RunOptions(out=tmp_path, fmt="json", quiet=True), worker)
+    assert seen == [True]
+
+
 def test_the_plot_worker_never_imports_torch() -> None:
     """Every check's figures module, imported the way the child imports them."""
     import subprocess
