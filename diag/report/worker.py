@@ -34,9 +34,13 @@ from diag.result import CheckResult
 _HEADER = 8
 
 
-def _send(fh: IO[bytes], message: Any) -> None:
+def _frame(message: Any) -> bytes:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    fh.write(len(data).to_bytes(_HEADER, "big") + data)
+    return len(data).to_bytes(_HEADER, "big") + data
+
+
+def _send(fh: IO[bytes], message: Any) -> None:
+    fh.write(_frame(message))
     fh.flush()
 
 
@@ -103,13 +107,16 @@ class PlotWorker:
     Requests go through a writer thread, so a large result never blocks the next check
     while the child is still drawing the previous one."""
 
+    patience_s = 120.0
+    """How long one check's plots may take in the child before it is given up as hung."""
+
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self._proc = proc
         self._pending: deque[CheckResult] = deque()
         self._warm = False
         """Its ("ready", None) has been read: matplotlib is loaded and it is idle or busy
         only with what was sent."""
-        self._outbox: queue.Queue[tuple[CheckResult, Path] | None] = queue.Queue()
+        self._outbox: queue.Queue[bytes | None] = queue.Queue()
         self._writer = threading.Thread(target=self._write_loop, name="diag-plots",
                                         daemon=True)
         self._writer.start()
@@ -142,14 +149,22 @@ class PlotWorker:
     def _write_loop(self) -> None:
         assert self._proc.stdin is not None
         try:
-            while (item := self._outbox.get()) is not None:
-                _send(self._proc.stdin, item)
+            while (frame := self._outbox.get()) is not None:
+                self._proc.stdin.write(frame)
+                self._proc.stdin.flush()
         except (OSError, ValueError):  # the child died: its replies will read EOF
             return
 
-    def submit(self, result: CheckResult, out: Path) -> None:
+    def submit(self, result: CheckResult, out: Path) -> bool:
+        """Queue the result's plots; False if it cannot be sent (it does not pickle): the
+        caller draws that one in-process."""
+        try:
+            frame = _frame((result, out))
+        except Exception:  # noqa: BLE001 - pickling can raise almost anything
+            return False
         self._pending.append(result)
-        self._outbox.put((result, out))
+        self._outbox.put(frame)
+        return True
 
     @property
     def pending(self) -> int:
@@ -185,8 +200,12 @@ class PlotWorker:
         assert self._proc.stdout is not None
         self.wait_warm()
         result = self._pending.popleft()
+        fd = self._proc.stdout.fileno()
         try:
-            return result, _receive(self._proc.stdout.fileno())
+            if not select.select([fd], [], [], self.patience_s)[0]:
+                self._proc.kill()  # hung: every pending plot is drawn in-process
+                raise EOFError(f"no answer in {self.patience_s:g} s")
+            return result, _receive(fd)
         except (EOFError, OSError, pickle.UnpicklingError) as exc:
             return result, ("error", f"plot worker gone: {exc}")
 

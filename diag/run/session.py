@@ -140,12 +140,11 @@ class _ReportFiles:
 
     def add(self, result: CheckResult) -> None:
         """Write its files now, or send its plots to the worker (and collect what is back)."""
-        if self._worker is None:
+        if self._worker is None or not self._worker.submit(result, self._opts.out):
             self.results.append(self._write(result, plots=self._opts.plots))
             return
         self._indices.append(len(self.results))
         self.results.append(result)
-        self._worker.submit(result, self._opts.out)
         self.collect()
 
     def collect(self, wait: bool = False) -> None:

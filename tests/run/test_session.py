@@ -178,6 +178,37 @@ def test_a_dead_plot_worker_costs_no_plot(tmp_path: Path) -> None:
     assert (tmp_path / "o" / "lr-schedule_curve.png").stat().st_size > 10_000
 
 
+def test_a_hung_plot_worker_is_killed_and_the_plots_drawn_in_process(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from diag.report.worker import PlotWorker
+
+    result = lr_result(tmp_path)
+    worker = PlotWorker.spawn()
+    assert worker is not None
+    worker.wait_warm()
+    os.kill(worker._proc.pid, signal.SIGSTOP)  # alive, never answers
+    worker.patience_s = 1.0
+    execute([Job.of("lr-schedule", lambda _p: result)],
+            RunOptions(out=tmp_path / "o", fmt="json", quiet=True), worker)
+    assert artifacts(tmp_path / "o") == ["lr-schedule_curve.png", "lr-schedule.json"]
+    assert worker._proc.wait(timeout=30) == -signal.SIGKILL
+
+
+def test_a_result_that_does_not_pickle_is_drawn_in_process(tmp_path: Path) -> None:
+    from diag.report.worker import PlotWorker
+
+    result = lr_result(tmp_path)
+    odd = result.replace(plot_data={**result.plot_data, "callback": lambda: None})
+    worker = PlotWorker.spawn()
+    assert worker is not None
+    execute([Job.of("lr-schedule", lambda _p: odd)],
+            RunOptions(out=tmp_path / "o", fmt="json", quiet=True), worker)
+    assert artifacts(tmp_path / "o") == ["lr-schedule_curve.png", "lr-schedule.json"]
+    assert worker.pending == 0
+
+
 @pytest.mark.parametrize("in_child", [False, True], ids=["in-process", "worker"])
 def test_a_plot_that_cannot_be_written_is_a_warning(tmp_path: Path, in_child: bool) -> None:
     from diag.report.worker import PlotWorker
