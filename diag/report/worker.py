@@ -113,6 +113,7 @@ class PlotWorker:
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self._proc = proc
         self._pending: deque[CheckResult] = deque()
+        self._closed = False
         self._warm = False
         """Its ("ready", None) has been read: matplotlib is loaded and it is idle or busy
         only with what was sent."""
@@ -213,8 +214,11 @@ class PlotWorker:
         """Stop the child. With every reply read it exits by itself once its stdin closes
         (not waited for: its interpreter's shutdown is 0.1 s); with plots still pending
         (an error on the way), it is killed."""
-        if self._proc.returncode is not None:
+        if self._closed:
             return
+        self._closed = True
+        if self._pending:  # killed first: a writer blocked on a full pipe then gets EPIPE
+            self._proc.kill()
         self._outbox.put(None)
         self._writer.join(timeout=5)
         for stream in (self._proc.stdin, self._proc.stdout):
@@ -224,7 +228,6 @@ class PlotWorker:
                 except OSError:
                     pass
         if self._pending:
-            self._proc.kill()
             self._proc.wait()
 
 

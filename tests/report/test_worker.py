@@ -86,3 +86,27 @@ def test_the_console_command_draws_through_the_worker(tmp_path: Path) -> None:
     pngs = [a for a in doc["checks"][0]["artifacts"] if a.endswith(".png")]
     assert [Path(a).name for a in pngs] == ["lr-schedule_curve.png"]
     assert Path(pngs[0]).read_bytes().startswith(b"\x89PNG")
+
+
+def test_closing_a_hung_worker_with_a_request_stuck_in_the_pipe_returns(tmp_path: Path
+                                                                         ) -> None:
+    """The writer thread is blocked on a full pipe: close() kills the child first."""
+    import os
+    import signal
+    import threading
+
+    import numpy as np
+
+    from diag.result import CheckResult, Status
+
+    early = PlotWorker.spawn()
+    assert early is not None
+    early.wait_warm()
+    os.kill(early._proc.pid, signal.SIGSTOP)
+    big = CheckResult("lr-schedule", Status.PASS, "ok", plot_data={"x": np.zeros(1_000_000)})
+    assert early.submit(big, tmp_path)  # 8 MB: far more than a pipe holds
+    closer = threading.Thread(target=early.close, daemon=True)
+    closer.start()
+    closer.join(timeout=60)
+    assert not closer.is_alive()
+    assert early._proc.wait(timeout=30) == -signal.SIGKILL
