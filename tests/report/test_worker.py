@@ -110,3 +110,21 @@ def test_closing_a_hung_worker_with_a_request_stuck_in_the_pipe_returns(tmp_path
     closer.join(timeout=60)
     assert not closer.is_alive()
     assert early._proc.wait(timeout=30) == -signal.SIGKILL
+
+
+def test_the_plot_worker_never_imports_torch() -> None:
+    """Every check's figures module, imported the way the child imports them."""
+    from diag.checks.registry import CHECKS
+
+    code = (
+        "import importlib, importlib.util, pkgutil, sys\n"
+        "import diag.checks, diag.report.worker, diag.report.files\n"
+        "names = [f'diag.checks.{m.name}.figures' for m in\n"
+        "         pkgutil.iter_modules(diag.checks.__path__) if m.ispkg]\n"
+        "found = [importlib.import_module(n) for n in names if importlib.util.find_spec(n)]\n"
+        "print(len(found), 'TORCH' if 'torch' in sys.modules else 'NO-TORCH')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    with_figures = sum(c.figures is not None for c in CHECKS)
+    assert out.stdout.split() == [str(with_figures), "NO-TORCH"], out.stdout + out.stderr

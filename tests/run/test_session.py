@@ -257,24 +257,3 @@ def test_a_timed_check_waits_until_the_worker_has_loaded_matplotlib(tmp_path: Pa
     execute([Job("timed", timed, seed=None, torch_needed=False, timed=True)],
             RunOptions(out=tmp_path, fmt="json", quiet=True), worker)
     assert seen == [True]
-
-
-def test_the_plot_worker_never_imports_torch() -> None:
-    """Every check's figures module, imported the way the child imports them."""
-    import subprocess
-    import sys
-
-    from diag.checks.registry import CHECKS
-
-    code = (
-        "import importlib, importlib.util, pkgutil, sys\n"
-        "import diag.checks, diag.report.worker, diag.report.files\n"
-        "names = [f'diag.checks.{m.name}.figures' for m in\n"
-        "         pkgutil.iter_modules(diag.checks.__path__) if m.ispkg]\n"
-        "found = [importlib.import_module(n) for n in names if importlib.util.find_spec(n)]\n"
-        "print(len(found), 'TORCH' if 'torch' in sys.modules else 'NO-TORCH')\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    with_figures = sum(c.figures is not None for c in CHECKS)
-    assert out.stdout.split() == [str(with_figures), "NO-TORCH"], out.stdout + out.stderr
