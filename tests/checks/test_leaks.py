@@ -159,3 +159,50 @@ def test_same_seed_same_numbers() -> None:
     assert a["metrics"] == b["metrics"]
     for key in ("tensors", "storages", "bytes", "graph_nodes"):
         assert a["series"][key] == b["series"][key]
+
+
+# --- phase one by gc scans (the gc's generations frozen), and its fallback -----------------
+def test_a_scanning_census_counts_what_the_mode_cannot_see() -> None:
+    import numpy as np
+
+    census = TensorCensus(attribute=False, scan=True)
+    kept: list[torch.Tensor] = []
+    census.begin()
+    try:
+        assert census.scanning
+        counts = []
+        for i in range(3):
+            census.iteration = i
+            with census:  # no mode pushed in phase one: nothing is intercepted
+                assert torch._C._len_torch_function_stack() == 0
+                kept.append(torch.from_numpy(np.ones(4)))
+            counts.append(census.take().tensors)
+    finally:
+        census.end()
+    assert counts[1] - counts[0] == counts[2] - counts[1] == 1
+    assert gc.get_freeze_count() == 0
+
+
+def test_the_check_leaves_the_gc_as_it_found_it() -> None:
+    r = checks.leaks(leaky.list_of_losses, iterations=12, warmup=4)
+    assert r.status == Status.FAIL and gc.get_freeze_count() == 0
+    r = checks.leaks(leaky.raises)
+    assert r.status == Status.ERROR and gc.get_freeze_count() == 0
+
+
+def test_a_caller_who_froze_the_gc_gets_the_mode_and_keeps_the_freeze() -> None:
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        census = TensorCensus(attribute=False, scan=True)
+        census.begin()
+        assert not census.scanning  # unfreezing at the end would free the caller's objects
+        census.end()
+        r = checks.leaks(leaky.numpy_cache)
+        assert r.status == Status.FAIL
+        assert r.metrics["untracked_tensors_per_iter"] == pytest.approx(1.0)
+        r = checks.leaks(leaky.list_of_losses, iterations=15, warmup=5)
+        assert r.status == Status.FAIL and "float32[] (mse_loss)" in r.findings[0].message
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

@@ -20,7 +20,6 @@ from diag.checks.leaks.census import (
     TensorCensus,
     describe_holder,
     holder_of,
-    live_objects,
     untracked_tensors,
 )
 from diag.checks.leaks.detect import Growth, persistent_growth
@@ -33,13 +32,13 @@ Progress = Callable[[int, int], None]
 StepFactory = Callable[[], Callable[[], object]]
 
 
-def _hook_counts() -> dict[str, tuple[int, str]]:
+def _hook_counts(census: TensorCensus) -> dict[str, tuple[int, str]]:
     """Forward/backward hooks per live module (gc scan; taken twice per run, not per step)."""
     import torch
     from torch import nn
 
     counts: dict[str, tuple[int, str]] = {}
-    for obj in live_objects(nn.Module):
+    for obj in census.live(nn.Module):
         hooks = [h for d in (obj._forward_hooks, obj._forward_pre_hooks, obj._backward_hooks,
                              getattr(obj, "_backward_pre_hooks", {}))
                  for h in d.values()]
@@ -75,8 +74,25 @@ def _run(step_factory: StepFactory, options: LeaksOptions, progress: Progress | 
     if not callable(step):
         raise UsageError(f"the step factory returned a {type(step).__name__}, not a callable",
                          hint="return a zero-argument function that runs one iteration")
-    census = TensorCensus(attribute=False)  # phase one: counts only, every iteration
+    census = TensorCensus(attribute=False, scan=True)  # phase one: counts, every iteration
     census.begin()
+    try:
+        snaps, site_snaps, hooks, untracked = _iterate(step, census, options, progress)
+    finally:
+        census.end()  # before describe_holder: gc.get_referrers skips frozen objects
+    result = _judge(snaps, site_snaps, options, *hooks, source,
+                    holder=lambda site: describe_holder(census, site))
+    return _untracked_growth(result, *untracked)
+
+
+def _iterate(step: Callable[[], object], census: TensorCensus, options: LeaksOptions,
+             progress: Progress | None) -> tuple[
+                 list[Snapshot], list[Snapshot],
+                 tuple[dict[str, tuple[int, str]], dict[str, tuple[int, str]]],
+                 tuple[list[Any], set[int], int]]:
+    """Phase one, then phase two if the counts grow. Returns both phases' snapshots, the
+    hook counts after warm-up and at the end, and the tensors made out of the mode's sight:
+    (alive at the end, ids of those alive at the start, iterations between)."""
     snaps: list[Snapshot] = []
     hooks_start: dict[str, tuple[int, str]] = {}
     untracked_start: set[int] = set()
@@ -88,12 +104,16 @@ def _run(step_factory: StepFactory, options: LeaksOptions, progress: Progress | 
             gc.collect()  # cycles awaiting collection are not leaks
         snaps.append(census.take(rss=i in (options.warmup - 1, last)))
         if i == options.warmup - 1:
-            hooks_start = _hook_counts()
-            untracked_start = {id(t) for t in untracked_tensors(census)}
+            hooks_start = _hook_counts(census)
+            if not census.scanning:
+                untracked_start = {id(t) for t in untracked_tensors(census)}
         if progress is not None:
             progress(i + 1, options.iterations)
-    hooks_end = _hook_counts()
-    untracked = untracked_tensors(census)
+    hooks_end = _hook_counts(census)
+    # Scanning, phase one counted every tensor; which ones the mode cannot see is known
+    # only in phase two, from the scans' finds while it is on (first to last iteration).
+    untracked = [] if census.scanning else untracked_tensors(census)
+    post = 0 if census.scanning else options.iterations - options.warmup
     site_snaps: list[Snapshot] = []
     if _growing(snaps, options.warmup):
         # phase two: only now, a few more iterations with creation sites on
@@ -104,10 +124,11 @@ def _run(step_factory: StepFactory, options: LeaksOptions, progress: Progress | 
             if j == ATTRIBUTION_ITERATIONS - 1:
                 gc.collect()
             site_snaps.append(census.take(with_sites=True))
-    result = _judge(snaps, site_snaps, options, hooks_start, hooks_end, source,
-                    holder=lambda site: describe_holder(census, site))
-    return _untracked_growth(result, untracked, untracked_start,
-                             options.iterations - options.warmup)
+            if census.scanning and j == 0:
+                untracked_start = {id(t) for t in census.unseen()}
+        if census.scanning:
+            untracked, post = census.unseen(), ATTRIBUTION_ITERATIONS - 1
+    return snaps, site_snaps, (hooks_start, hooks_end), (untracked, untracked_start, post)
 
 
 ATTRIBUTION_ITERATIONS = 6
@@ -133,7 +154,7 @@ def _untracked_growth(result: CheckResult, untracked: list[Any], start: set[int]
     """Tensors made out of the census's sight still count, through two gc scans."""
     added = len(untracked) - len(start)
     metrics = dict(result.metrics, untracked_tensors_per_iter=round(added / max(post, 1), 4))
-    if added < max(2, post // 2):
+    if post == 0 or added < max(2, post // 2):
         return result.replace(metrics=metrics)
     newest = next(t for t in reversed(untracked) if id(t) not in start)
     held = holder_of(newest, ignore=[untracked])
@@ -144,15 +165,19 @@ def _untracked_growth(result: CheckResult, untracked: list[Any], start: set[int]
         + (f", {held}" if held else ""),
         "a container keeps every iteration's tensors: bound it (collections.deque(maxlen=...)),"
         " store .item() / .cpu().numpy() summaries, or clear it")
-    summary = (result.summary if result.status == Status.FAIL else
+    # the growth the census counted with no site is these tensors: this says more
+    others = tuple(f for f in result.findings if not f.message.startswith(NO_SITE))
+    sited = result.status == Status.FAIL and len(others) == len(result.findings)
+    summary = (result.summary if sited else
                f"leak: +{added / post:.3g} tensors/iter after warm-up, made outside Python "
                "torch calls")
     metrics["leak"] = True
     return result.replace(status=Status.FAIL, summary=summary, metrics=metrics,
-                          findings=(*result.findings, finding))
+                          findings=(*others, finding))
 
 
 QUANTITIES = ("tensors", "storages", "bytes", "graph_nodes")
+NO_SITE = "growth with no single creation site in your code"
 
 
 def training_step_factory(target: Any, *, batch_size: int = 12, lr: float = 1e-3,
@@ -201,7 +226,7 @@ def _judge(snaps: list[Snapshot], site_snaps: list[Snapshot], options: LeaksOpti
             "RSS alone is not a leak verdict; watch it over a longer run"))
     if leaking and not site_findings:
         findings.append(Finding(
-            Severity.FAIL, "growth with no single creation site in your code: "
+            Severity.FAIL, f"{NO_SITE}: "
             + ", ".join(f"{q} +{growth[q].per_iter:.3g}/iter" for q in leaking),
             "look for tensors kept across iterations (lists, dicts, attributes, closures)"))
 
@@ -238,7 +263,9 @@ def _rate(q: str, g: Growth) -> str:
 def _attribute(snaps: list[Snapshot], warmup: int, holder: Callable[[str], str]
                ) -> tuple[list[dict[str, Any]], list[Finding]]:
     """Creation sites whose live tensors, bytes or graphs keep growing, biggest first."""
-    sites = {name for s in snaps[warmup:] for name in s.sites}
+    # "": tensors with no site (made before attribution and never touched since, or where
+    # the mode cannot see: those are the untracked finding's)
+    sites = {name for s in snaps[warmup:] for name in s.sites if name}
     rows = []
     for name in sites:
         stats = [s.sites.get(name) for s in snaps]
@@ -263,7 +290,8 @@ def _attribute(snaps: list[Snapshot], warmup: int, holder: Callable[[str], str]
         if nodes.growing:
             parts.append(f"+{nodes.per_iter:.3g} graph nodes/iter")
         held = holder(name)
-        message = (f"{', '.join(parts)}, {last.example} ({last.op}) created at {name}"
+        message = (f"{', '.join(parts)}, {last.example}{f' ({last.op})' if last.op else ''}"
+                   f" created at {name}"
                    + (f", {held}" if held else ""))
         hint = _hint(last, tensors, nbytes, nodes)
         findings.append(Finding(Severity.FAIL, message, hint, location=name))
