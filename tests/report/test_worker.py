@@ -21,23 +21,45 @@ def _clean_head_start() -> object:
     worker.drop_early()
 
 
-@pytest.mark.parametrize(("argv", "guess"), [
-    (["lr-schedule", "--history", "h.csv"], True),
-    (["check", "--out", "o"], True),
-    (["--quiet", "overfit"], True),
-    (["loss-grad", "--loss", "m:f"], False),  # no plots
-    (["lr-schedule", "--no-plots"], False),
-    (["check", "--help"], False),
-    (["--help"], False),
-    ([], False),
+class FakeWorker:
+    def __init__(self) -> None:
+        self.discarded = False
+
+    def discard(self) -> None:
+        self.discarded = True
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("argv", "started", "kept"), [
+    (["lr-schedule", "--history", "h.csv"], True, True),
+    (["check", "--out", "o"], True, True),
+    (["--quiet", "overfit"], True, True),
+    (["loss-grad", "--loss", "m:f"], True, False),  # draws nothing: killed at once
+    (["lr-schedule", "--no-plots"], False, False),
+    (["check", "--help"], False, False),
+    (["--help"], False, False),
+    ([], False, False),
 ])
-def test_the_head_start_is_taken_for_commands_that_draw(monkeypatch: pytest.MonkeyPatch,
-                                                        argv: list[str], guess: bool) -> None:
-    started: list[str] = []
-    monkeypatch.setattr(PlotWorker, "start", classmethod(lambda cls: started.append("x")))
+def test_the_head_start_is_kept_for_commands_that_draw(monkeypatch: pytest.MonkeyPatch,
+                                                       argv: list[str], started: bool,
+                                                       kept: bool) -> None:
+    made: list[FakeWorker] = []
+    monkeypatch.setattr(PlotWorker, "start",
+                        classmethod(lambda cls: made.append(FakeWorker()) or made[-1]))
     worker.start_early(argv)
     worker.start_early(argv)  # once per command line
-    assert started == (["x"] if guess else [])
+    assert len(made) == int(started)
+    assert (worker._HeadStart.worker is not None) == kept
+    assert all(w.discarded != kept for w in made)
+
+
+def test_a_discarded_worker_is_gone() -> None:
+    early = PlotWorker.spawn()
+    assert early is not None
+    early.discard()
+    assert early._proc.returncode is not None
 
 
 def test_a_wrong_guess_is_closed_and_a_missed_one_started(monkeypatch: pytest.MonkeyPatch
