@@ -69,6 +69,8 @@ def serve() -> None:
         _serve(sys.stdin.fileno(), sys.stdout.buffer)
     except (BrokenPipeError, EOFError):
         os._exit(0)  # nothing to flush, and no "Exception ignored" at shutdown
+    except Exception:  # noqa: BLE001 - e.g. matplotlib will not import: the parent, reading
+        os._exit(1)  # EOF, draws in-process and reports the same error as its own
 
 
 def _serve(stdin: int, stdout: IO[bytes]) -> None:
@@ -108,7 +110,8 @@ class PlotWorker:
     while the child is still drawing the previous one."""
 
     patience_s = 120.0
-    """How long one check's plots may take in the child before it is given up as hung."""
+    """How long one check's plots (or loading matplotlib, font cache included) may take in
+    the child before it is given up as hung."""
 
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self._proc = proc
@@ -188,8 +191,12 @@ class PlotWorker:
         assert self._proc.stdout is not None
         if self._warm:
             return
+        fd = self._proc.stdout.fileno()
         try:
-            _receive(self._proc.stdout.fileno())
+            if not select.select([fd], [], [], self.patience_s)[0]:
+                self._proc.kill()  # hung while loading: its plots are drawn in-process
+                raise EOFError
+            _receive(fd)
         except (EOFError, OSError, pickle.UnpicklingError):
             pass  # a dead child: next_reply answers ("error", ...) for each pending plot
         finally:

@@ -257,3 +257,23 @@ def test_a_timed_check_waits_until_the_worker_has_loaded_matplotlib(tmp_path: Pa
     execute([Job("timed", timed, seed=None, torch_needed=False, timed=True)],
             RunOptions(out=tmp_path, fmt="json", quiet=True), worker)
     assert seen == [True]
+
+
+def test_a_worker_that_cannot_load_matplotlib_costs_no_plot(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            capfd: pytest.CaptureFixture[str]
+                                                            ) -> None:
+    from diag.report.worker import PlotWorker
+
+    result = lr_result(tmp_path)
+    broken = tmp_path / "broken" / "matplotlib"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('no matplotlib here')\n")
+    monkeypatch.setenv("PYTHONPATH", str(broken.parent))  # the child's import fails
+    worker = PlotWorker.spawn()
+    assert worker is not None
+    execute([Job.of("lr-schedule", lambda _p: result)],
+            RunOptions(out=tmp_path / "o", fmt="json", quiet=True), worker)
+    assert artifacts(tmp_path / "o") == ["lr-schedule_curve.png", "lr-schedule.json"]
+    assert worker._proc.wait(timeout=30) == 1
+    assert "Traceback" not in capfd.readouterr().err
