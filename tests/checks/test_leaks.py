@@ -62,6 +62,19 @@ def test_tensors_made_out_of_sight_are_still_counted() -> None:
     assert "float64[4]" in f.message and "held in a list" in f.message
 
 
+@pytest.mark.parametrize("order", ["as is", "reversed"])
+def test_the_example_out_of_sight_is_the_leak_not_this_steps_gradients(
+        monkeypatch: pytest.MonkeyPatch, order: str) -> None:
+    """Gradients are made where the mode cannot see too, and are new every iteration: the
+    example must be a tensor that outlived one, whatever order the gc lists objects in."""
+    listed = gc.get_objects
+    if order == "reversed":
+        monkeypatch.setattr(gc, "get_objects", lambda *a: list(reversed(listed(*a))))
+    r = checks.leaks(leaky.numpy_cache)
+    f = next(f for f in r.findings if "cannot see" in f.message)
+    assert "float64[4]" in f.message and "held in a list" in f.message
+
+
 def test_a_leak_inside_optimizer_step_is_counted() -> None:
     """The census steps out of optimizer.step() for speed; the gc scans still see it."""
     r = checks.leaks(leaky.optimizer_history)

@@ -270,10 +270,12 @@ class TensorCensus(TorchFunctionMode):
             gc.freeze()  # what the scan saw is old now; every tensor in it has a record
 
     def unseen(self) -> list[Tensor]:
-        """Live tensors a scan found while the mode was on (made where it cannot see),
-        oldest first."""
+        """Live tensors a scan found while the mode was on (made where it cannot see). Those
+        made in the current iteration come first, then those that outlived one, each oldest
+        first: the last is the newest survivor, the likeliest leak (this iteration's
+        gradients are unseen too, and replaced every iteration)."""
         found = sorted((r for r in self.records.values() if r.seen is False),
-                       key=lambda r: r.order)
+                       key=lambda r: (r.iteration < self.iteration, r.order))
         return [t for t in (r.ref() for r in found) if t is not None]
 
     def scan_baseline(self) -> None:
