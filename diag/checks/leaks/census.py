@@ -358,13 +358,11 @@ class TensorCensus(TorchFunctionMode):
         seen_tensors: set[int] = set()
         storages: dict[int, int] = {}
         sites: dict[str, SiteStats] = {}
-        roots: list[tuple[Any, str, tuple[int, int]]] = []
+        roots: list[tuple[Any, str, tuple[int, bool, int]]] = []
         dead = []
-        for key, rec in self.records.items():
-            t = rec.ref()
-            if t is None:
-                dead.append(key)
-                continue
+        late: list[tuple[Record, Tensor]] = []
+
+        def count(rec: Record, t: Tensor) -> None:
             seen_tensors.add(t._cdata)
             if rec.storage is None:
                 rec.storage = _storage(t)
@@ -382,8 +380,22 @@ class TensorCensus(TorchFunctionMode):
                 st.op = rec.op
                 if t.grad_fn is not None:
                     st.with_grad_fn += 1
+
+        for key, rec in self.records.items():
+            t = rec.ref()
+            if t is None:
+                dead.append(key)
+                continue
+            if rec.seen is False:
+                # Made out of the mode's sight; among them, the saved tensors the graph
+                # walk itself brought to Python. Counted after the walk, which credits
+                # those to the site whose graph holds them, and walked last.
+                late.append((rec, t))
+            else:
+                count(rec, t)
             if t.grad_fn is not None:
-                roots.append((t.grad_fn, rec.site, (rec.iteration, rec.order)))
+                roots.append((t.grad_fn, rec.site,
+                              (rec.iteration, rec.seen is not False, rec.order)))
         for key in dead:
             del self.records[key]
         for ref, skey, nbytes in self._baseline_storage:
@@ -393,7 +405,7 @@ class TensorCensus(TorchFunctionMode):
             seen_tensors.add(t._cdata)
             storages.setdefault(skey, nbytes)
             if t.grad_fn is not None:
-                roots.append((t.grad_fn, "before the run", (-1, 0)))
+                roots.append((t.grad_fn, "before the run", (-1, True, 0)))
         nodes = 0
         seen_nodes: set[int] = set()
         keep: list[Any] = []  # node wrappers stay alive during the walk, so ids stay unique
@@ -430,6 +442,9 @@ class TensorCensus(TorchFunctionMode):
                 sites[site].graph_nodes += credited
                 sites[site].saved_bytes += saved_new
                 sites[site].saved_activations += activations
+        for rec, t in late:
+            if t._cdata not in seen_tensors:
+                count(rec, t)
         cuda = (int(torch.cuda.memory_allocated())
                 if torch.cuda.is_initialized() else None)  # type: ignore[no-untyped-call]
         return Snapshot(len(seen_tensors), len(storages), sum(storages.values()), nodes,
