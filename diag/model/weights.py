@@ -50,7 +50,8 @@ def quantize(x: np.ndarray, dtype: str = "uint8") -> Quantized:
         zero_point = round(-lo / scale)
         lo = -zero_point * scale
         hi = lo + levels * scale
-    q = np.round((np.clip(x, lo, hi) - lo) / scale)
+    # in float64: a scale under float32's smallest number (a range of 1e-44) would be 0
+    q = np.round((np.clip(x.astype(np.float64), lo, hi) - lo) / scale)
     return Quantized(np.clip(q, 0, levels).astype(dtype), scale, lo)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -137,6 +139,16 @@ def test_weight_file_round_trip(tmp_path: object, quant: str | None) -> None:
     assert worst <= tol
     x = torch.randn(1, 3, 48, 48, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(m(x), loaded(x), atol=0.05 if quant == "uint8" else 1e-4)
+
+
+@pytest.mark.parametrize("x", [[0.0, 1e-44], [-1e-44, 1e-44], [1e-30, 1.0000001e-30]])
+def test_quantizing_a_subnormal_range_is_finite(x: list[float]) -> None:
+    """A range so small that its scale underflows float32 (hypothesis found [0, 1e-44])."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no divide by zero, no invalid cast
+        q = quantize(np.array(x, np.float32), "uint8")
+    assert q.values.min() == 0 and q.values.max() == 255
+    assert np.all(np.isfinite(q.decode()))
 
 
 @settings(max_examples=60, deadline=None)
