@@ -242,7 +242,7 @@ class TensorCensus(TorchFunctionMode):
         """Records for the live tensors made since ``begin()`` that have none (the gc's
         young generations, after the freeze). No reference outlives the call."""
         records = self.records
-        seen = None if not self.attribute else False
+        seen = False if self.attribute else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # isinstance() on deprecated torch attributes
             young = gc.get_objects()

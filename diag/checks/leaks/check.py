@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from diag.checks.leaks import LeaksOptions
 from diag.checks.leaks.census import (
@@ -77,22 +77,31 @@ def _run(step_factory: StepFactory, options: LeaksOptions, progress: Progress | 
     census = TensorCensus(attribute=False, scan=True)  # phase one: counts, every iteration
     census.begin()
     try:
-        snaps, site_snaps, hooks, untracked = _iterate(step, census, options, progress)
+        run = _iterate(step, census, options, progress)
     finally:
         census.end()  # before describe_holder: gc.get_referrers skips frozen objects
-    result = _judge(snaps, site_snaps, options, *hooks, source,
-                    holder=lambda site: describe_holder(census, site))
-    return _untracked_growth(result, *untracked)
+    return _judge(run.snaps, run.site_snaps, options, run.hooks_start, run.hooks_end, source,
+                  holder=lambda site: describe_holder(census, site),
+                  unseen=_unseen_growth(run.untracked, run.untracked_start, run.post))
+
+
+class _Run(NamedTuple):
+    """What the iterations saw: both phases' snapshots, the hook counts after warm-up and at
+    the end, and the tensors made out of the mode's sight (alive at the end, ids of those
+    alive at the start, iterations between)."""
+
+    snaps: list[Snapshot]
+    site_snaps: list[Snapshot]
+    hooks_start: dict[str, tuple[int, str]]
+    hooks_end: dict[str, tuple[int, str]]
+    untracked: list[Any]
+    untracked_start: set[int]
+    post: int
 
 
 def _iterate(step: Callable[[], object], census: TensorCensus, options: LeaksOptions,
-             progress: Progress | None) -> tuple[
-                 list[Snapshot], list[Snapshot],
-                 tuple[dict[str, tuple[int, str]], dict[str, tuple[int, str]]],
-                 tuple[list[Any], set[int], int]]:
-    """Phase one, then phase two if the counts grow. Returns both phases' snapshots, the
-    hook counts after warm-up and at the end, and the tensors made out of the mode's sight:
-    (alive at the end, ids of those alive at the start, iterations between)."""
+             progress: Progress | None) -> _Run:
+    """Phase one, then phase two if the counts grow."""
     snaps: list[Snapshot] = []
     hooks_start: dict[str, tuple[int, str]] = {}
     untracked_start: set[int] = set()
@@ -128,7 +137,7 @@ def _iterate(step: Callable[[], object], census: TensorCensus, options: LeaksOpt
                 untracked_start = {id(t) for t in census.unseen()}
         if census.scanning:
             untracked, post = census.unseen(), ATTRIBUTION_ITERATIONS - 1
-    return snaps, site_snaps, (hooks_start, hooks_end), (untracked, untracked_start, post)
+    return _Run(snaps, site_snaps, hooks_start, hooks_end, untracked, untracked_start, post)
 
 
 ATTRIBUTION_ITERATIONS = 6
@@ -149,35 +158,26 @@ def _growing(snaps: list[Snapshot], warmup: int) -> bool:
                if q != "cuda_bytes" or all(s.cuda_bytes is not None for s in snaps))
 
 
-def _untracked_growth(result: CheckResult, untracked: list[Any], start: set[int], post: int
-                      ) -> CheckResult:
-    """Tensors made out of the census's sight still count, through two gc scans."""
+def _unseen_growth(untracked: list[Any], start: set[int], post: int
+                   ) -> tuple[float, Finding | None]:
+    """Tensors made out of the mode's sight, per iteration, and the finding when they keep
+    coming (with an example and what holds it)."""
     added = len(untracked) - len(start)
-    metrics = dict(result.metrics, untracked_tensors_per_iter=round(added / max(post, 1), 4))
+    per_iter = round(added / max(post, 1), 4)
     if post == 0 or added < max(2, post // 2):
-        return result.replace(metrics=metrics)
+        return per_iter, None
     newest = next(t for t in reversed(untracked) if id(t) not in start)
     held = holder_of(newest, ignore=[untracked])
-    finding = Finding(
+    return per_iter, Finding(
         Severity.FAIL, f"+{added / post:.3g} tensor/iter made where diag cannot see the call "
         f"(torch.from_numpy, a C++ extension, another thread), e.g. "
         f"{str(newest.dtype).replace('torch.', '')}{list(newest.shape)}"
         + (f", {held}" if held else ""),
         "a container keeps every iteration's tensors: bound it (collections.deque(maxlen=...)),"
         " store .item() / .cpu().numpy() summaries, or clear it")
-    # the growth the census counted with no site is these tensors: this says more
-    others = tuple(f for f in result.findings if not f.message.startswith(NO_SITE))
-    sited = result.status == Status.FAIL and len(others) == len(result.findings)
-    summary = (result.summary if sited else
-               f"leak: +{added / post:.3g} tensors/iter after warm-up, made outside Python "
-               "torch calls")
-    metrics["leak"] = True
-    return result.replace(status=Status.FAIL, summary=summary, metrics=metrics,
-                          findings=(*others, finding))
 
 
 QUANTITIES = ("tensors", "storages", "bytes", "graph_nodes")
-NO_SITE = "growth with no single creation site in your code"
 
 
 def training_step_factory(target: Any, *, batch_size: int = 12, lr: float = 1e-3,
@@ -203,8 +203,12 @@ def training_step_factory(target: Any, *, batch_size: int = 12, lr: float = 1e-3
 
 def _judge(snaps: list[Snapshot], site_snaps: list[Snapshot], options: LeaksOptions,
            hooks_start: dict[str, tuple[int, str]], hooks_end: dict[str, tuple[int, str]],
-           source: str, holder: Callable[[str], str] = lambda site: "") -> CheckResult:
+           source: str, holder: Callable[[str], str] = lambda site: "",
+           unseen: tuple[float, Finding | None] = (0.0, None)) -> CheckResult:
+    """The verdict. ``unseen``: tensors per iteration made out of the mode's sight, and
+    their finding when they keep coming (it then stands for the growth with no site)."""
     w = options.warmup
+    unseen_per_iter, unseen_finding = unseen
     series: dict[str, list[float]] = {q: [float(getattr(s, q)) for s in snaps]
                                       for q in QUANTITIES}
     # RSS is a secondary signal, and not deterministic: it stays out of the JSON series.
@@ -224,13 +228,16 @@ def _judge(snaps: list[Snapshot], site_snaps: list[Snapshot], options: LeaksOpti
             Severity.INFO, "process RSS kept growing while tensors did not (allocator "
             "caching, or objects that are not tensors)",
             "RSS alone is not a leak verdict; watch it over a longer run"))
-    if leaking and not site_findings:
+    if leaking and not site_findings and unseen_finding is None:
         findings.append(Finding(
-            Severity.FAIL, f"{NO_SITE}: "
+            Severity.FAIL, "growth with no single creation site in your code: "
             + ", ".join(f"{q} +{growth[q].per_iter:.3g}/iter" for q in leaking),
             "look for tensors kept across iterations (lists, dicts, attributes, closures)"))
+    if unseen_finding is not None:
+        findings.append(unseen_finding)
 
-    metrics: dict[str, Any] = {"leak": bool(leaking), "iterations": options.iterations,
+    leak = bool(leaking) or unseen_finding is not None
+    metrics: dict[str, Any] = {"leak": leak, "iterations": options.iterations,
                                "warmup": w, "attribution_iterations": len(site_snaps)}
     for q in QUANTITIES:
         metrics[f"{q}_per_iter"] = round(growth[q].per_iter, 4)
@@ -238,17 +245,20 @@ def _judge(snaps: list[Snapshot], site_snaps: list[Snapshot], options: LeaksOpti
     metrics["growing"] = ",".join(leaking)
     if source:
         metrics["step"] = source
-    if leaking:
+    metrics["untracked_tensors_per_iter"] = unseen_per_iter
+    if unseen_finding is not None and not (leaking and site_findings):
+        summary = (f"leak: +{unseen_per_iter:.3g} tensors/iter after warm-up, made outside "
+                   "Python torch calls")
+    elif leaking:
         rates = ", ".join(_rate(q, growth[q]) for q in leaking if q != "storages")
         where = f", biggest from {rows[0]['created_at']}" if rows else ""
         summary = f"leak: {rates} after warm-up{where}"
-        status = Status.FAIL
     else:
         summary = (f"no growth in tensors, storages, bytes or graph nodes over "
                    f"{options.iterations - w} iterations after {w} of warm-up "
                    f"({int(series['tensors'][-1])} tensors, "
                    f"{int(series['bytes'][-1]) / 1e6:.2f} MB live)")
-        status = Status.PASS
+    status = Status.FAIL if leak else Status.PASS
     return CheckResult(NAME, status, summary, metrics=metrics, findings=tuple(findings),
                        series=series, plot_data={"warmup": w, "attribution": rows})
 
