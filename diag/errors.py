@@ -31,7 +31,9 @@ class DiagError(Exception):
 
     def as_result(self, name: str) -> CheckResult:
         """This error as the result of check ``name`` (status error)."""
-        return CheckResult(name, Status.ERROR, self.one_line(), findings=(self.as_finding(),))
+        kind = "usage" if self.exit_code == ExitCode.USAGE_ERROR else "user_code"
+        return CheckResult(name, Status.ERROR, self.one_line(), metrics={"error_type": kind},
+                           findings=(self.as_finding(),))
 
     def one_line(self) -> str:
         text = self.message
@@ -88,13 +90,14 @@ def is_library_file(filename: str) -> bool:
     return any(path == d or path.startswith(d + os.sep) for d in _library_dirs())
 
 
-def user_location(tb: TracebackType | None) -> str:
-    """``file.py:42`` of the innermost traceback frame in the user's own code."""
+def user_location(tb: TracebackType | None, fallback: bool = True) -> str:
+    """``file.py:42`` of the innermost traceback frame in the user's own code; without one,
+    the innermost frame (``fallback``) or nothing."""
     frames = traceback.extract_tb(tb)
     for frame in reversed(frames):
         if not is_library_file(frame.filename):
             return f"{os.path.basename(frame.filename)}:{frame.lineno}"
-    if frames:
+    if frames and fallback:
         last = frames[-1]
         return f"{os.path.basename(last.filename)}:{last.lineno}"
     return ""

@@ -141,9 +141,14 @@ def _json_number(value: Any) -> Any:
 
 
 def exit_code_for(results: Iterable[CheckResult]) -> ExitCode:
-    """Aggregate: an errored check (3) wins over a failed one (1)."""
+    """Aggregate: bad input found inside a check (2, its ``error_type`` metric is
+    ``usage``) wins over a check that could not run (3), which wins over a failed one (1)."""
+    results = list(results)
     statuses = {r.status for r in results}
     if Status.ERROR in statuses:
+        if any(r.status == Status.ERROR and r.metrics.get("error_type") == "usage"
+               for r in results):
+            return ExitCode.USAGE_ERROR
         return ExitCode.CHECK_ERROR
     if Status.FAIL in statuses:
         return ExitCode.CHECK_FAILED

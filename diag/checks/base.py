@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import os
 import signal
 import sys
@@ -106,10 +107,13 @@ class Check:
 # --- option validation: one set of rules for command-line values, config values and the API
 def option(default: Any, help: str = "", *, min: float | None = None,
            max: float | None = None, gt: float | None = None,
-           choices: tuple[str, ...] | None = None, internal: bool = False) -> Any:
-    """A dataclass field with its validation rules and help text."""
+           choices: tuple[str, ...] | None = None, internal: bool = False,
+           parse: Callable[[Any], object] | None = None) -> Any:
+    """A dataclass field with its validation rules and help text. Numbers must be finite;
+    ``parse(value)`` raises ValueError("why; the fix") for a value the type alone admits
+    (a size string that is not a size)."""
     meta = {"help": help, "min": min, "max": max, "gt": gt, "choices": choices,
-            "internal": internal}
+            "internal": internal, "parse": parse}
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -198,12 +202,21 @@ def _check_bounds(f: dataclasses.Field[Any], value: Any, label: str) -> None:
     if value is None or isinstance(value, bool) or callable(value):
         return
     items = value if isinstance(value, tuple) else (value,)
+    if meta.get("parse") is not None:
+        try:
+            meta["parse"](value)
+        except ValueError as exc:
+            why, _, fix = str(exc).partition("; ")
+            raise UsageError(f"{label}: {value!r} {why}", hint=fix or f"fix {label}") from None
     for v in items:
         if isinstance(v, str):
             if meta.get("choices") and v not in meta["choices"] and ":" not in v:
                 raise UsageError(f"{label}: {v!r} is not one of {', '.join(meta['choices'])}",
                                  hint="pick one of those (or a SPEC)")
             continue
+        if isinstance(v, float) and not math.isfinite(v):
+            raise UsageError(f"{label}: {v!r} is not a finite number",
+                             hint="give a finite value (NaN and infinity are refused)")
         if meta.get("min") is not None and v < meta["min"]:
             raise UsageError(f"{label}: {v!r} is below the minimum {meta['min']:g}",
                              hint=f"use a value >= {meta['min']:g}")
@@ -242,6 +255,20 @@ def time_limit(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def timeout_result(name: str, timeout: float | None, tb: types.TracebackType | None = None,
+                   during: str = "") -> CheckResult:
+    """A check over its time limit: the error names what it was doing and, when the timer
+    stopped it inside user code, that file:line."""
+    where = user_location(tb, fallback=False)
+    message = f"timed out after {timeout or 0:g} s" + (f" while {during}" if during else "")
+    if where:
+        message += f" (stuck at {where})"
+    return CheckResult(name, Status.ERROR, message, metrics={"error_type": "timeout"},
+                       findings=(Finding(Severity.ERROR, message, "raise --timeout, or make "
+                                         "the check cheaper (fewer steps, iterations or "
+                                         "epochs)", where),))
+
+
 def error_result(name: str, exc: BaseException) -> CheckResult:
     """A check that could not run, as a result: never a traceback that stops the others."""
     if isinstance(exc, DiagError):
@@ -254,8 +281,9 @@ def error_result(name: str, exc: BaseException) -> CheckResult:
     else:
         message = f"internal error: {type(exc).__name__}" + (f": {detail}" if detail else "")
         hint = "please report this with the JSON report attached"
-    return CheckResult(name, Status.ERROR, message, findings=(Finding(
-        Severity.ERROR, message, hint, location),))
+    kind = "user_code" if isinstance(exc, SystemExit) else "internal"
+    return CheckResult(name, Status.ERROR, message, metrics={"error_type": kind},
+                       findings=(Finding(Severity.ERROR, message, hint, location),))
 
 
 def run_check(name: str, work: Callable[[], CheckResult], *, seed: int | None,
@@ -277,11 +305,8 @@ def run_check(name: str, work: Callable[[], CheckResult], *, seed: int | None,
             result = work()
     except KeyboardInterrupt:
         raise
-    except CheckTimeout:
-        message = f"timed out after {timeout:g} s"
-        result = CheckResult(name, Status.ERROR, message, findings=(Finding(
-            Severity.ERROR, message, "raise --timeout, or make the check cheaper (fewer "
-            "steps, iterations or epochs)"),))
+    except CheckTimeout as exc:
+        result = timeout_result(name, timeout, exc.__traceback__)
     except BaseException as exc:
         result = error_result(name, exc)
         if os.environ.get("DIAG_DEBUG"):

@@ -6,6 +6,7 @@ Plain formats only (JSON and raw little-endian bytes): loading never unpickles a
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from diag.errors import DataError
+from diag.inputs.safe import kind_of, plain_name, read_json, read_regular
 from diag.model.layers import Conv, SeparableConv
 
 QUANT_LEVELS = {"uint8": 255, "uint16": 65535}
@@ -101,58 +103,111 @@ def save_weights(model: nn.Module, folder: str | Path, name: str = "model",
     folder.mkdir(parents=True, exist_ok=True)
     entries, shard = encode(model, quantization)
     shard_name = f"{name}-shard1"
-    (folder / shard_name).write_bytes(shard)
+    from diag.report.files import atomic_write  # never through a planted symlink
+
+    atomic_write(folder / plain_name(shard_name, "name", folder), shard)
     manifest = [{"paths": [shard_name], "weights": entries}]
     path = folder / "weights_manifest.json"
-    path.write_text(json.dumps(manifest, indent=1))
+    atomic_write(path, json.dumps(manifest, indent=1))
     return path
 
 
 def read_weights(manifest_path: str | Path) -> dict[str, np.ndarray]:
-    """Decode a tfjs manifest and its shards into float32 arrays by tfjs name."""
+    """Decode a tfjs manifest and its shards into float32 arrays by tfjs name. Only regular
+    files inside the manifest's folder are read; a malformed entry is a DataError naming the
+    field and the file."""
     manifest_path = Path(manifest_path)
-    try:
-        groups = json.loads(manifest_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read weight manifest {manifest_path}: {exc}",
-                        hint="pass a tfjs weights_manifest.json") from None
+    groups = read_json(manifest_path, manifest_path.parent, "weight manifest")
     arrays: dict[str, np.ndarray] = {}
-    for group in groups:
-        arrays.update(decode_group(group, manifest_path))
+    for i, group in enumerate(manifest_groups(groups, manifest_path, "the manifest")):
+        arrays.update(decode_group(group, manifest_path, field=f"[{i}]"))
     return arrays
 
 
-def decode_group(group: dict[str, Any], manifest_path: Path) -> dict[str, np.ndarray]:
-    """One manifest group: its shards (next to the manifest) decoded into float32 arrays
-    by name. A missing or short shard, or an unknown dtype, is a DataError (exit 2), never a
-    partly decoded group."""
-    try:
-        data = b"".join((manifest_path.parent / p).read_bytes() for p in group["paths"])
-    except OSError as exc:
-        raise DataError(f"{manifest_path}: a weight shard is missing ({exc.filename})",
-                        hint="copy every shard file next to the manifest") from None
+def manifest_groups(groups: Any, source: Path, field: str) -> list[dict[str, Any]]:
+    """``groups`` as a list of manifest groups, or a DataError naming ``field``."""
+    if not isinstance(groups, list):
+        raise DataError(f"{source}: {field} is {kind_of(groups)}, expected a list of weight "
+                        "groups", hint="export the weights again")
+    for i, group in enumerate(groups):
+        if not isinstance(group, dict):
+            raise DataError(f"{source}: {field}[{i}] is {kind_of(group)}, expected an object "
+                            "with paths and weights", hint="export the weights again")
+        for key in ("paths", "weights"):
+            if not isinstance(group.get(key), list):
+                raise DataError(f"{source}: {field}[{i}].{key} is {kind_of(group.get(key))}, "
+                                "expected a list", hint="export the weights again")
+    return groups
+
+
+def _entry(w: Any, source: Path, field: str) -> tuple[str, tuple[int, ...], str,
+                                                       dict[str, float] | None]:
+    """One manifest entry checked field by field: (name, shape, stored dtype, quantization)."""
+    if not isinstance(w, dict):
+        raise DataError(f"{source}: {field} is {kind_of(w)}, expected an object",
+                        hint="export the weights again")
+    name = w.get("name")
+    if not isinstance(name, str):
+        raise DataError(f"{source}: {field}.name is {kind_of(name)}, expected a string",
+                        hint="export the weights again")
+    shape = w.get("shape")
+    if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**40 for d in shape):
+        raise DataError(f"{source}: {field}.shape of {name} is {str(shape)[:60]}, expected a "
+                        "list of non-negative integers", hint="export the weights again")
+    quant = w.get("quantization")
+    if quant is not None:
+        if not isinstance(quant, dict) or quant.get("dtype") not in QUANT_LEVELS:
+            raise DataError(f"{source}: {field}.quantization of {name} needs a dtype of uint8 "
+                            "or uint16", hint="export the weights again")
+        numbers: dict[str, float] = {}
+        for key in ("scale", "min"):
+            value = quant.get(key)
+            if (not isinstance(value, int | float) or isinstance(value, bool)
+                    or not math.isfinite(value)):
+                raise DataError(f"{source}: {field}.quantization.{key} of {name} is "
+                                f"{kind_of(value)}"
+                                ", expected a finite number", hint="export the weights again")
+            numbers[key] = float(value)
+        return name, tuple(shape), str(quant["dtype"]), numbers
+    dtype = w.get("dtype", "float32")
+    if dtype not in _BYTES:
+        raise DataError(f"{source}: {name} has dtype {str(dtype)[:40]!r}",
+                        hint="use float32, uint16 or uint8")
+    return name, tuple(shape), str(dtype), None
+
+
+def decode_group(group: dict[str, Any], manifest_path: Path, root: Path | None = None,
+                 field: str = "group") -> dict[str, np.ndarray]:
+    """One manifest group: its shards (plain file names next to the manifest, regular files
+    inside ``root``, default the manifest's folder) decoded into float32 arrays by name. A
+    missing or short shard, a malformed entry or an unknown dtype is a DataError (exit 2),
+    never a partly decoded group."""
+    root = manifest_path.parent if root is None else root
+    entries = [_entry(w, manifest_path, f"{field}.weights[{i}]")
+               for i, w in enumerate(group["weights"])]
+    names = [plain_name(p, f"{field}.paths[{i}]", manifest_path)
+             for i, p in enumerate(group["paths"])]
+    needed = sum(math.prod(shape) * _BYTES[dtype] for _, shape, dtype, _ in entries)
+    data = bytearray()
+    for name in names:
+        data += read_regular(manifest_path.parent / name, root, "weight shard")
+        if len(data) > needed:
+            break  # trailing bytes are harmless; a shard larger than the entries is not read
     arrays: dict[str, np.ndarray] = {}
     offset = 0
-    for w in group["weights"]:
-        shape = tuple(int(s) for s in w["shape"])
-        count = int(np.prod(shape)) if shape else 1
-        quant = w.get("quantization")
-        dtype = quant["dtype"] if quant else w.get("dtype", "float32")
-        if dtype not in _BYTES:
-            raise DataError(f"{manifest_path}: {w['name']} has dtype {dtype!r}",
-                            hint="use float32, uint16 or uint8")
+    for name, shape, dtype, quant in entries:
+        count = math.prod(shape)
         nbytes = count * _BYTES[dtype]
         if offset + nbytes > len(data):
-            raise DataError(f"{manifest_path}: the shards end before {w['name']} "
+            raise DataError(f"{manifest_path}: the shards end before {name} "
                             f"({len(data)} bytes, {offset + nbytes} needed)",
-                            hint="a shard is truncated: export the weights again")
+                            hint="a shard is truncated or missing: export the weights again")
         np_dtype = {"uint8": "<u1", "uint16": "<u2", "float32": "<f4"}[dtype]
         raw = np.frombuffer(data, dtype=np_dtype, count=count, offset=offset).reshape(shape)
         offset += nbytes
-        arrays[w["name"]] = (
-            Quantized(raw, float(quant["scale"]), float(quant["min"])).decode()
-            if quant else raw.astype(np.float32)
-        )
+        arrays[name] = (Quantized(raw, quant["scale"], quant["min"]).decode() if quant
+                        else raw.astype(np.float32))
     return arrays
 
 

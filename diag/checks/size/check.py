@@ -9,14 +9,13 @@ dequantized, and the model is run on the data in fp32 and in each precision.
 from __future__ import annotations
 
 import copy
-import re
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from diag.checks.size import SizeOptions
+from diag.checks.size import SizeOptions, parse_size
 from diag.errors import USER_ERRORS, UsageError, user_code_error
 from diag.inputs import Inputs
 from diag.model.weights import quantize
@@ -27,20 +26,6 @@ NAME = "size"
 QUANT_HEADER = 8
 """Bytes stored beside each quantized tensor: its min and scale (two float32)."""
 DEFAULT_MAX_ERROR = {"landmarks": 0.5, "classify": 0.01, "regression": 0.01}
-_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2,
-          "gib": 1024**3}
-
-
-def parse_size(text: str) -> int:
-    """'2MB' -> 2,000,000; '1.5MiB' -> 1,572,864; a bare number is bytes."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgG]?[iI]?[bB])?\s*", text)
-    if not m:
-        raise UsageError(f"--max-size {text!r} is not a size",
-                         hint="write it like 2MB, 500KB or 1.5MiB")
-    unit = (m.group(2) or "b").lower()
-    return int(float(m.group(1)) * _UNITS[unit])
-
-
 def layer_table(model: nn.Module) -> list[dict[str, Any]]:
     """One row per module that owns parameters: params and bytes at each precision."""
     rows = []
@@ -120,7 +105,7 @@ def _error(kind: str, ref: Tensor, out: Tensor, px: int) -> dict[str, float]:
 
 def run(inputs: Inputs, options: SizeOptions, progress: Any = None) -> CheckResult:
     target = inputs.target
-    budget = parse_size(options.max_size)
+    budget = parse_size(options.max_size)  # validated with the options: a size > 0
     model = target.make_model()
     model.eval()
     rows = layer_table(model)
