@@ -587,8 +587,8 @@ def check(
         from diag.run.plan import Overrides, plan_check
         from diag.run.session import RunOptions
 
-        if timeout is not None and timeout <= 0:
-            raise UsageError(f"--timeout {timeout:g} is not positive",
+        if timeout is not None and not 0 < timeout < float("inf"):
+            raise UsageError(f"--timeout {timeout:g} is not a positive number",
                              hint="give seconds > 0, or leave --timeout out for no limit")
         cfg = load_config(str(config) if config else None)
         cli = Overrides(model=model, data=data, loss=loss, step=step, pipeline=pipeline,
@@ -598,7 +598,7 @@ def check(
         limit = timeout if timeout is not None else cfg.get("timeout")
         opts = RunOptions(out=out, fmt=fmt.value, quiet=quiet, plots=not no_plots,
                           verbose=verbose, timeout=limit, junit=junit)
-        return _execute(lambda: plan_check(cfg, cli), opts)
+        return _execute(lambda: plan_check(cfg, cli, limit), opts)
 
     _run_guarded(body)
 

@@ -40,7 +40,16 @@ def lazy(target: str) -> Callable[..., Any]:
 
     call.__qualname__ = call.__name__ = attr
     call.__doc__ = f"Lazily imported {target}."
+    call.lazy_module = module_name  # type: ignore[attr-defined]
     return call
+
+
+def preload(fn: Callable[..., Any] | None) -> None:
+    """Import the module behind a ``lazy`` callable now: a time limit started later must
+    never interrupt an import (a half-imported torch breaks every later import)."""
+    module_name = getattr(fn, "lazy_module", None)
+    if module_name is not None:
+        importlib.import_module(module_name)
 
 
 def always(*inputs: str) -> Callable[[Mapping[str, Any]], frozenset[str]]:

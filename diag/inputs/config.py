@@ -138,8 +138,8 @@ def parse(table: dict[str, Any], where: str, base: Path = Path(".")) -> Config:
                 raise UsageError(f"{where} [tool.diag] {key}: unknown check {name!r}",
                                  hint=f"checks: {', '.join(NAMES)}")
     timeout = values.get("timeout")
-    if timeout is not None and not timeout > 0:
-        raise UsageError(f"{where} [tool.diag] timeout: {timeout!r} is not positive",
+    if timeout is not None and not 0 < timeout < float("inf"):
+        raise UsageError(f"{where} [tool.diag] timeout: {timeout!r} is not a positive number",
                          hint="give seconds > 0, or leave timeout out for no limit")
     return Config(values, checks, where, base)
 

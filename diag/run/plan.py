@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from diag.checks.base import Check, Progress, run_check
+from diag.checks.base import (
+    Check,
+    CheckTimeout,
+    Progress,
+    preload,
+    run_check,
+    time_limit,
+    timeout_result,
+)
 from diag.checks.registry import BY_NAME, CHECKS, NAMES
 from diag.errors import DiagError, UsageError, UserCodeError
 from diag.inputs import Inputs
@@ -117,12 +125,15 @@ def check_names(values: Sequence[str], option: str) -> list[str]:
 def build(sources: Sources, settings: Settings, names: Sequence[str],
           options: Mapping[str, Any] | None = None, *,
           option_origins: Mapping[str, str] | None = None,
-          base: Path | None = None) -> list[Job]:
+          base: Path | None = None, timeout: float | None = None) -> list[Job]:
     """Resolve what the checks ``names`` need and return their jobs, in registry order.
 
     ``options`` maps a check name to its options object (default: the defaults);
     ``option_origins`` names where a check's options came from, for errors; ``base`` is the
-    folder relative paths in check options are relative to (the config file's).
+    folder relative paths in check options are relative to (the config file's). ``timeout``
+    (seconds per check) also bounds the work done here for a check: building and trying
+    the model, a check's ``prepare`` (the loader's first batch); over it, the checks that
+    needed that work are reported as timed out and the others run.
     """
     options = dict(options or {})
     selected = [c for c in CHECKS if c.name in set(names)]
@@ -131,17 +142,28 @@ def build(sources: Sources, settings: Settings, names: Sequence[str],
     opts = {c.name: dataclasses.replace(options.get(c.name) or c.options(), seed=settings.seed)
             for c in selected}
     src = sources.as_dict()
+    if timeout is not None:  # diag's own imports never count against (or break on) the limit
+        for c in selected:
+            preload(c.run)
+            preload(c.prepare)
     needs = set().union(*(c.needs(src) for c in selected))
-    inputs, broken = _resolve(sources, settings, needs, opts)
+    inputs, broken = _resolve(sources, settings, needs, opts, timeout)
 
     jobs: list[Job] = []
     for check in selected:
         o = opts[check.name]
         if check.prepare is not None:
             where = (option_origins or {}).get(check.name, "")
-            o = check.prepare(inputs, o, _spec_resolver(where, base))
+            try:
+                with time_limit(timeout):
+                    o = check.prepare(inputs, o, _spec_resolver(where, base))
+            except CheckTimeout as exc:
+                stuck = timeout_result(check.name, timeout, exc.__traceback__,
+                                       "preparing its inputs (the loader's first batch)")
+                jobs.append(Job(check.name, _constant(stuck), seed=None, torch_needed=False))
+                continue
         if broken is not None and "target" in check.needs(src):
-            jobs.append(Job(check.name, _constant(broken.as_result(check.name)), seed=None,
+            jobs.append(Job(check.name, _constant(broken(check.name)), seed=None,
                             torch_needed=False))
             continue
         if check.name == "preprocess" and sources.pipeline is None and sources.model is not None:
@@ -191,18 +213,29 @@ def _wrap(sources: Sources, key: str, exc: DiagError) -> DiagError:
 
 
 def _resolve(sources: Sources, settings: Settings, needs: set[str],
-             opts: Mapping[str, Any]) -> tuple[Inputs, UserCodeError | None]:
+             opts: Mapping[str, Any], timeout: float | None = None
+             ) -> tuple[Inputs, Callable[[str], CheckResult] | None]:
     """Every input in ``needs``, resolved now: bad input raises before any check runs. User
-    code that raises while the target is tried (a forward that fails) is returned instead:
-    it becomes the error of each check that needs the target, and the others still run."""
+    code that raises while the target is tried (a forward that fails), or that runs past
+    ``timeout``, is returned instead, as the result of each check that needs the target:
+    the others still run."""
     fields: dict[str, Any] = {}
     target = None
-    broken: UserCodeError | None = None
+    broken: Callable[[str], CheckResult] | None = None
     if "target" in needs:
+        import diag.inputs.target  # noqa: F401  (torch: imported before the limit starts)
+
         try:
-            target = _target(sources, settings)
+            with time_limit(timeout):
+                target = _target(sources, settings)
         except UserCodeError as exc:
-            broken = exc
+            broken = exc.as_result
+        except CheckTimeout as exc:
+            tb = exc.__traceback__
+
+            def broken(name: str) -> CheckResult:
+                return timeout_result(name, timeout, tb,
+                                      "building the model and trying it on the data")
         fields["target"] = target
     if "data" in needs and target is None:
         from diag.inputs.target import to_data
@@ -365,7 +398,7 @@ def selected(config: Any, cli: Overrides) -> list[str]:
     return names
 
 
-def plan_check(config: Any, cli: Overrides) -> list[Job]:
+def plan_check(config: Any, cli: Overrides, timeout: float | None = None) -> list[Job]:
     """`diag check`: the config (``diag.inputs.config.Config``) and the command line as
     sources, settings and options, then ``build`` like every other door."""
     values: dict[str, Any] = {}
@@ -386,4 +419,4 @@ def plan_check(config: Any, cli: Overrides) -> list[Job]:
     option_origins = {name: f"{config.where} [tool.diag.{BY_NAME[name].config_table}]"
                       for name in options}
     return build(Sources(**values, origins=origins), settings, names, options,
-                 option_origins=option_origins, base=config.base)
+                 option_origins=option_origins, base=config.base, timeout=timeout)

@@ -1,0 +1,177 @@
+"""Reliability, round 3 (the hostile-user issue): ``--timeout`` bounds everything a check
+does, bad input found inside a check is exit 2, a verdict never passes on NaN, and the
+smaller crashes found by trying diag as a hostile user would. Each case goes through the
+command line: its exit code, one line on stderr, nothing written outside ``--out``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from diag.result import ExitCode
+
+from clirun import diag, one_line
+
+TESTS = Path(__file__).resolve().parent
+SLEEPY = TESTS / "sleepy.py"
+
+
+def diag_bounded(*args: str, cwd: Path | None = None, limit: float = 180
+                 ) -> subprocess.CompletedProcess[str]:
+    """The console script in a subprocess with its own time limit: a hang fails this test,
+    never the suite."""
+    return subprocess.run([sys.executable, "-m", "diag", *args], capture_output=True,
+                          text=True, timeout=limit, cwd=cwd)
+
+
+def _checks(stdout: str) -> dict[str, dict[str, object]]:
+    return {c["name"]: c for c in json.loads(stdout)["checks"]}
+
+
+# --- --timeout bounds the plan's work too ---------------------------------------------------
+def test_a_forward_that_blocks_in_the_plan_times_out_that_check(tmp_path: Path) -> None:
+    r = diag_bounded("check", "--model", f"{SLEEPY}:BlockingForward", "--select",
+                     "init,loss-grad", "--timeout", "1", "--no-plots", "--format", "json",
+                     "--out", str(tmp_path))
+    assert r.returncode == ExitCode.CHECK_ERROR, r.stderr
+    doc = _checks(r.stdout)
+    assert doc["init"]["status"] == "error"
+    assert "timed out after 1 s while building the model" in str(doc["init"]["summary"])
+    assert "sleepy.py:" in str(doc["init"]["summary"])  # where it was stuck
+    assert doc["loss-grad"]["status"] == "pass"  # the others go on
+    assert (tmp_path / "report.json").is_file() and (tmp_path / "init.json").is_file()
+
+
+def test_a_loader_that_blocks_before_its_first_batch_times_out(tmp_path: Path) -> None:
+    cfg = tmp_path / "diag.toml"
+    cfg.write_text(f'[tool.diag]\nselect = ["data", "loss-grad"]\ntimeout = 1\n'
+                   f'[tool.diag.data-check]\nloader = "{SLEEPY}:blocking_loader"\n')
+    r = diag_bounded("check", "--config", str(cfg), "--no-plots", "--format", "json",
+                     "--out", str(tmp_path / "out"))
+    assert r.returncode == ExitCode.CHECK_ERROR, r.stderr
+    doc = _checks(r.stdout)
+    assert "timed out after 1 s while preparing" in str(doc["data"]["summary"])
+    assert doc["loss-grad"]["status"] == "pass"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-1"])
+def test_timeout_must_be_a_positive_finite_number(value: str, tmp_path: Path) -> None:
+    r = diag("check", "--timeout", value, "--out", str(tmp_path))
+    assert r.returncode == ExitCode.USAGE_ERROR
+    assert "--timeout" in one_line(r.stderr)
+    cfg = tmp_path / "diag.toml"
+    cfg.write_text(f"[tool.diag]\ntimeout = {value}\n")
+    r = diag("check", "--config", str(cfg), "--out", str(tmp_path))
+    assert r.returncode == ExitCode.USAGE_ERROR
+    assert "timeout" in one_line(r.stderr)
+
+
+# --- every option: finite, in range, named as the user wrote it -----------------------------
+def test_max_size_must_be_a_positive_size(tmp_path: Path) -> None:
+    r = diag("size", "--max-size", "-5MB", "--out", str(tmp_path))
+    assert r.returncode == ExitCode.USAGE_ERROR
+    assert "--max-size" in one_line(r.stderr)
+    cfg = tmp_path / "diag.toml"
+    cfg.write_text('[tool.diag]\nselect = ["size"]\n[tool.diag.size]\nmax_size = "-5MB"\n')
+    r = diag("check", "--config", str(cfg), "--out", str(tmp_path))
+    assert r.returncode == ExitCode.USAGE_ERROR
+    line = one_line(r.stderr)
+    assert "max_size" in line and "--max-size" not in line, line
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1"])
+def test_max_error_must_be_finite_and_not_negative(value: str, tmp_path: Path) -> None:
+    r = diag("size", f"--max-error={value}", "--out", str(tmp_path))
+    assert r.returncode == ExitCode.USAGE_ERROR, r.stderr
+    assert "--max-error" in one_line(r.stderr)
+
+
+def _float_options() -> list[tuple[str, str]]:
+    import typing
+
+    from diag.checks.registry import CHECKS
+
+    return [(c.name, key) for c in CHECKS for key in c.option_keys()
+            if float in typing.get_args(typing.get_type_hints(c.options)[key])
+            or typing.get_type_hints(c.options)[key] is float]
+
+
+@pytest.mark.parametrize(("check", "key"), _float_options())
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")],
+                         ids=["nan", "inf", "-inf"])
+def test_every_float_option_refuses_non_finite_values(check: str, key: str,
+                                                      value: float) -> None:
+    from diag.checks.base import validate_options
+    from diag.checks.registry import get
+    from diag.errors import UsageError
+
+    with pytest.raises(UsageError, match=key):
+        validate_options(get(check), {key: value}, f"[tool.diag.{check}]")
+
+
+def test_every_check_has_float_options_audited() -> None:
+    assert {c for c, _ in _float_options()} >= {"overfit", "lr-schedule", "size", "init"}
+
+
+def test_fuzzed_option_values_are_options_or_one_usage_error() -> None:
+    """Any value TOML can hold, in any key of any check: valid options or a UsageError
+    naming the key, never another exception."""
+    import datetime
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from diag.checks.base import validate_options
+    from diag.checks.registry import CHECKS
+    from diag.errors import UsageError
+
+    leaves = st.one_of(st.booleans(), st.integers(-2**70, 2**70), st.floats(),
+                       st.text(max_size=10), st.datetimes(), st.dates(),
+                       st.just(datetime.time(1, 2)))
+    values = st.recursive(leaves, lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)),
+        max_leaves=6)
+    keys = st.sampled_from([(c, k) for c in CHECKS for k in c.option_keys()])
+
+    @settings(max_examples=300, deadline=None)
+    @given(key=keys, value=values)
+    def fuzz(key: tuple[object, str], value: object) -> None:
+        check, name = key
+        try:
+            validate_options(check, {name: value}, "[tool.diag.x]")  # type: ignore[arg-type]
+        except UsageError as exc:
+            assert name in exc.message and "\n" not in exc.one_line()
+
+    fuzz()
+
+
+# --- --export: bad folders are exit 2 and leave nothing behind -------------------------------
+def test_export_to_an_existing_file_is_a_usage_error(tmp_path: Path) -> None:
+    target = tmp_path / "weights"
+    target.write_text("mine")
+    r = diag("size", "--export", str(target), "--out", str(tmp_path / "out"), "--no-plots")
+    assert r.returncode == ExitCode.USAGE_ERROR
+    assert "--export" in one_line(r.stderr) and target.read_text() == "mine"
+
+
+def test_export_under_proc_is_a_usage_error_and_writes_nothing(tmp_path: Path) -> None:
+    r = diag("size", "--export", "/proc/diag-export-test/w", "--out", str(tmp_path),
+             "--no-plots")
+    assert r.returncode == ExitCode.USAGE_ERROR, r.stderr
+    assert "--export" in one_line(r.stderr)
+
+
+def test_export_where_a_subfolder_name_is_a_file_leaves_nothing_partial(tmp_path: Path) -> None:
+    out = tmp_path / "w"
+    out.mkdir()
+    (out / "tfjs-uint8").write_text("in the way")
+    r = diag("size", "--export", str(out), "--out", str(tmp_path / "r"), "--no-plots")
+    assert r.returncode == ExitCode.USAGE_ERROR, r.stderr
+    assert "tfjs-uint8" in one_line(r.stderr)
+    assert sorted(p.name for p in out.iterdir()) == ["tfjs-uint8"]
+    assert (out / "tfjs-uint8").read_text() == "in the way"
