@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from types import TracebackType
 
 from diag.result import CheckResult, ExitCode, Finding, Severity, Status
@@ -116,3 +117,38 @@ def user_code_error(exc: BaseException, what: str, hint: str = "") -> UserCodeEr
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     message = f"{what} raised {type(exc).__name__}" + (f": {detail}" if detail else "")
     return UserCodeError(message, hint=hint, location=location)
+
+
+def defined_at(obj: object) -> str:
+    """``file.py:42`` where a user's function or class is defined ("" when unknown)."""
+    import inspect
+
+    target = getattr(obj, "__func__", obj)
+    try:
+        code = getattr(target, "__code__", None)
+        if code is not None:
+            return f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}"
+        filename = inspect.getsourcefile(target)  # type: ignore[arg-type]
+        _, line = inspect.getsourcelines(target)  # type: ignore[arg-type]
+    except (TypeError, OSError):
+        return ""
+    return f"{os.path.basename(filename)}:{line}" if filename else ""
+
+
+def make_step(factory: Callable[[], object], source: str) -> Callable[[], object]:
+    """``step = factory()`` for a user's step factory: what it raises is user code's error,
+    and a result that is not callable is a UsageError pointing at the factory's file:line."""
+    try:
+        step = factory()
+    except DiagError:
+        raise
+    except USER_ERRORS as exc:
+        raise user_code_error(exc, source) from None
+    if not callable(step):
+        name = type(step).__name__
+        what = "None" if step is None else f"{'an' if name[0] in 'aeiouAEIOU' else 'a'} {name}"
+        raise UsageError(f"{source} returned {what}, not a callable",
+                         hint="return a zero-argument function that runs one training "
+                              "iteration (did the factory forget `return step`?)",
+                         location=defined_at(factory))
+    return step

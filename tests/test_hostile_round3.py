@@ -175,3 +175,59 @@ def test_export_where_a_subfolder_name_is_a_file_leaves_nothing_partial(tmp_path
     assert "tfjs-uint8" in one_line(r.stderr)
     assert sorted(p.name for p in out.iterdir()) == ["tfjs-uint8"]
     assert (out / "tfjs-uint8").read_text() == "in the way"
+
+
+# --- bad input found inside a check: exit 2, one line ---------------------------------------
+H3 = f"{TESTS}/hostile/round3.py"
+DATA = ("--data", f"{TESTS}/hostile/hostile.py:data", "--model", f"{H3}:linear")
+
+
+@pytest.mark.parametrize(("loader", "expected"), [
+    ("ragged_loader", "shape (4, 5) in batch 3, but (4, 4) in batch 1"),
+    ("string_loader", "inputs is a list"),
+    ("keyless_loader", "dicts with keys ['inputs', 'wanted']"),
+    ("generator_object", "can be read only once"),
+    ("huge_loader", "GB once copied"),
+])
+def test_loader_trouble_after_the_first_batch_is_a_usage_error(loader: str, expected: str,
+                                                              tmp_path: Path) -> None:
+    r = diag("data", "--loader", f"{H3}:{loader}", *DATA, "--no-plots", "--out", str(tmp_path))
+    assert r.returncode == ExitCode.USAGE_ERROR, r.stderr
+    assert expected in one_line(r.stderr)
+
+
+def test_speed_with_too_few_batches_is_a_usage_error(tmp_path: Path) -> None:
+    r = diag("speed", "--loader", f"{H3}:two_batch_loader", *DATA, "--max-batch", "2",
+             "--no-plots", "--out", str(tmp_path))
+    assert r.returncode == ExitCode.USAGE_ERROR, r.stderr
+    assert "fewer than 3 batches" in one_line(r.stderr)
+
+
+@pytest.mark.parametrize(("command", "factory", "what"), [
+    ("leaks", "step_factory_returns_none", "returned None"),
+    ("leaks", "step_factory_returns_int", "returned an int"),
+    ("speed", "step_factory_returns_none", "returned None"),
+])
+def test_a_step_factory_that_returns_no_callable_points_at_the_factory(
+        command: str, factory: str, what: str, tmp_path: Path) -> None:
+    extra = DATA + ("--max-batch", "2") if command == "speed" else ()
+    r = diag(command, "--step", f"{H3}:{factory}", *extra, "--no-plots", "--out",
+             str(tmp_path))
+    assert r.returncode == ExitCode.USAGE_ERROR, r.stderr
+    line = one_line(r.stderr)
+    assert what in line and "round3.py:" in line and "check.py" not in line, line
+
+
+def test_init_on_a_model_without_a_weight_matrix_is_a_usage_error(tmp_path: Path) -> None:
+    r = diag("init", "--model", f"{H3}:NoWeightMatrix", "--data",
+             f"{TESTS}/hostile/hostile.py:data", "--no-plots", "--out", str(tmp_path))
+    assert r.returncode == ExitCode.USAGE_ERROR, r.stderr
+    assert "no layer with a weight matrix" in one_line(r.stderr)
+
+
+def test_a_huge_pred_shape_is_refused_before_any_allocation(tmp_path: Path) -> None:
+    r = diag("loss-grad", "--pred-shape", "100000,100000", "--out", str(tmp_path))
+    assert r.returncode == ExitCode.USAGE_ERROR, r.stderr
+    line = one_line(r.stderr)
+    assert "--pred-shape" in line and "10,000,000,000 elements" in line
+    assert list(tmp_path.iterdir()) == []  # refused before any check ran

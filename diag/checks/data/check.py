@@ -82,11 +82,50 @@ def split_batch(batch: Any, source: str) -> tuple[Tensor, Tensor]:
                          "targets) batch", hint="yield (inputs, targets) pairs, as a "
                                                 "DataLoader over (x, y) items does")
     xt, yt = _as_tensor(x, "inputs", source), _as_tensor(y, "targets", source)
+    check_bytes(tensor_bytes(xt) + tensor_bytes(yt), f"{source} yields a batch that")
     if xt.dim() < 1 or yt.dim() < 1 or xt.shape[0] != yt.shape[0]:
         raise UsageError(f"{source} yields inputs of shape {tuple(xt.shape)} with targets of "
                          f"shape {tuple(yt.shape)}",
                          hint="inputs and targets need the same batch (first) dimension")
     return xt, yt
+
+
+def tensor_bytes(t: Tensor) -> int:
+    """Bytes ``t`` takes once materialised (a stride-0 view is tiny until copied)."""
+    return int(t.numel()) * int(t.element_size())
+
+
+def memory_budget() -> int:
+    """The most bytes of batches diag will hold at once: a quarter of physical memory."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) // 4
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 4 * 1024**3
+
+
+def check_bytes(nbytes: int, what: str) -> None:
+    """A UsageError, before any allocation, when ``nbytes`` is over ``memory_budget()``."""
+    budget = memory_budget()
+    if nbytes > budget:
+        raise UsageError(f"{what} takes {nbytes / 1e9:.1f} GB once copied, over diag's "
+                         f"{budget / 1e9:.1f} GB limit (a quarter of this machine's memory)",
+                         hint="yield smaller batches, or lower --max-batches")
+
+
+def _concat(parts: list[Tensor], what: str, source: str) -> Tensor:
+    """One tensor from the batches' ``what``: same shape per sample, and small enough to
+    hold, or a UsageError naming the first batch that differs."""
+    first = tuple(parts[0].shape[1:])
+    for i, t in enumerate(parts[1:], start=2):
+        if tuple(t.shape[1:]) != first:
+            raise UsageError(f"{source} yields {what} of shape {tuple(t.shape)} in batch {i}, "
+                             f"but {tuple(parts[0].shape)} in batch 1",
+                             hint="diag data needs samples of one shape (pad or crop them in "
+                                  "the loader)")
+    check_bytes(sum(tensor_bytes(t) for t in parts), f"{source}: {len(parts)} batches of {what}")
+    return torch.cat(parts)
 
 
 class _Loader:
@@ -133,12 +172,8 @@ def _read(loader: _Loader, max_batches: int) -> _Epoch:
     if not sizes:
         raise UsageError(f"{loader.source} yields no batches",
                          hint="is the data set empty, or the loader a spent generator?")
-    try:
-        return _Epoch(torch.cat(xs), torch.cat(ys), sizes, None)
-    except RuntimeError as exc:
-        raise UsageError(f"{loader.source} yields batches of different shapes "
-                         f"({str(exc).splitlines()[0]})",
-                         hint="diag data needs samples of one shape") from None
+    return _Epoch(_concat(xs, "inputs", loader.source), _concat(ys, "targets", loader.source),
+                  sizes, None)
 
 
 def _trainer_epochs(data: TensorData, batch_size: int, seed: int, max_batches: int
@@ -167,6 +202,11 @@ def prepare(inputs: Inputs, options: DataOptions,
         raise UsageError(f"{source} is {_a(loader)}",
                          hint="give a zero-argument factory returning an iterable of "
                               "(inputs, targets) batches, e.g. your DataLoader")
+    if isinstance(loader, Iterator):  # a generator object: one pass, then empty
+        raise UsageError(f"{source} is {_a(loader)}, which can be read only once",
+                         hint="give a zero-argument factory that makes a new one per epoch "
+                              "(the generator function itself, not its result), or a "
+                              "DataLoader")
     probe = _Loader(loader, source)
     try:
         first = next(probe.epoch())

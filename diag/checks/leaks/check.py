@@ -23,7 +23,7 @@ from diag.checks.leaks.census import (
     untracked_tensors,
 )
 from diag.checks.leaks.detect import Growth, persistent_growth
-from diag.errors import USER_ERRORS, DiagError, UsageError, user_code_error
+from diag.errors import USER_ERRORS, UsageError, make_step, user_code_error
 from diag.inputs import Inputs
 from diag.result import CheckResult, Finding, Severity, Status
 
@@ -65,15 +65,7 @@ def run(inputs: Inputs, options: LeaksOptions, progress: Progress | None = None
 
 def _run(step_factory: StepFactory, options: LeaksOptions, progress: Progress | None,
          source: str) -> CheckResult:
-    try:
-        step = step_factory()
-    except DiagError:
-        raise
-    except USER_ERRORS as exc:
-        raise user_code_error(exc, "the step factory") from None
-    if not callable(step):
-        raise UsageError(f"the step factory returned a {type(step).__name__}, not a callable",
-                         hint="return a zero-argument function that runs one iteration")
+    step = make_step(step_factory, "the step factory")
     census = TensorCensus(attribute=False, scan=True)  # phase one: counts, every iteration
     census.begin()
     try:

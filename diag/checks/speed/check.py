@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from diag.checks.calls import CallWatch
 from diag.checks.speed import SpeedOptions
 from diag.checks.speed.syncs import SyncCounter
-from diag.errors import USER_ERRORS, UsageError, user_code_error
+from diag.errors import USER_ERRORS, UsageError, make_step, user_code_error
 from diag.inputs import Inputs
 from diag.report.units import human_bytes
 from diag.result import CheckResult, Finding, Severity, Status
@@ -213,8 +213,8 @@ def _user_syncs(factory: Callable[[], Callable[[], object]], source: str
     previous = torch.cuda.get_sync_debug_mode() if cuda else 0
     counter = SyncCounter()
     saved: list[tuple[Any, Any]] = []
+    step = make_step(factory, f"--step {source}")
     try:
-        step = factory()
         import copy
 
         # a step that trains a model or optimizer it shares with the caller (a global, a
