@@ -231,3 +231,25 @@ def test_a_huge_pred_shape_is_refused_before_any_allocation(tmp_path: Path) -> N
     line = one_line(r.stderr)
     assert "--pred-shape" in line and "10,000,000,000 elements" in line
     assert list(tmp_path.iterdir()) == []  # refused before any check ran
+
+
+# --- a verdict never passes on NaN ----------------------------------------------------------
+@pytest.mark.parametrize(("model", "expected"), [
+    ("nan_output", "non-finite output at init: first at the model's output"),
+    ("frozen", "nothing to train"),
+    ("huge_weights", "non-finite output at init: first at 2"),
+    ("deep_std1", "the loss at init is inf: the output std grows"),
+])
+def test_init_fails_on_non_finite_or_nothing_to_train(model: str, expected: str,
+                                                      tmp_path: Path) -> None:
+    r = diag("init", "--model", f"{H3}:{model}", "--data", f"{TESTS}/hostile/hostile.py:data",
+             "--format", "json", "--out", str(tmp_path))
+    assert r.returncode == ExitCode.CHECK_FAILED, r.stderr
+    doc = _checks(r.stdout)["init"]
+    assert doc["status"] == "fail" and expected in str(doc["summary"]), doc["summary"]
+
+
+def test_init_passes_the_healthy_twin(tmp_path: Path) -> None:
+    r = diag("init", "--model", f"{H3}:linear", "--data", f"{TESTS}/hostile/hostile.py:data",
+             "--format", "json", "--out", str(tmp_path))
+    assert r.returncode == ExitCode.OK, r.stderr

@@ -268,12 +268,68 @@ def run(inputs: Inputs, options: InitOptions, progress: Any = None) -> CheckResu
             "bias_mean_abs": float(b.detach().abs().mean()) if isinstance(b, Tensor) else None,
             "grad_norm": gnorm, "weight_norm": wnorm,
             "grad_ratio": gnorm / wnorm if wnorm > 0 else 0.0})
-    return _judge(rows, float(loss.detach()), uninformed, pred, yb, target, skips, options)
+    trainable = sum(1 for p in model.parameters() if p.requires_grad)
+    return _judge(rows, float(loss.detach()), uninformed, pred, yb, target, skips, options,
+                  trainable)
+
+
+def _broken(rows: list[dict[str, Any]], loss: float, pred: Tensor,
+            trainable: int) -> list[Finding]:
+    """What makes every other number meaningless: nothing to train, or a non-finite output,
+    loss or gradient at step 0 (named at the first layer where it appears). Any of these is
+    a fail: a comparison with NaN must never pass."""
+    if trainable == 0:
+        return [Finding(Severity.FAIL, "nothing to train: every parameter has "
+                        "requires_grad=False, so no step can change the model",
+                        "unfreeze at least the layers you mean to train "
+                        "(p.requires_grad_(True)) and pass them to the optimizer")]
+    out = next((r for r in rows if not (math.isfinite(r["out_mean"])
+                                        and math.isfinite(r["out_std"]))), None)
+    if out is not None or not bool(torch.isfinite(pred.detach()).all()):
+        where = out["layer"] if out is not None else "the model's output"
+        k = rows.index(out) if out is not None else len(rows)
+        before = (f"; the std before it was {rows[k - 1]['out_std']:.3g} at "
+                  f"{rows[k - 1]['layer']}" if k > 0 else "")
+        return [Finding(Severity.FAIL, f"non-finite output at init: first at {where}"
+                        f"{before}", "the signal overflows (or a NaN comes in): init each "
+                        "layer with He (ReLU) or Glorot (tanh, linear) std for its fan-in, "
+                        "and check the inputs are finite and standardised", location=where
+                        if out is not None else "")]
+    if not math.isfinite(loss):
+        stds = [r["out_std"] for r in rows]
+        peak = float(pred.detach().abs().max()) if pred.numel() else 0.0
+        if len(rows) >= 2 and stds[0] > 0 and stds[-1] / stds[0] > 100 and peak > 1e6:
+            at = _starts(stds, [r["layer"] for r in rows], shrinking=False)
+            return [Finding(Severity.FAIL, f"the loss at init is {loss}: the output std grows "
+                            f"x{stds[-1] / stds[0]:.3g} from {rows[0]['layer']} to "
+                            f"{rows[-1]['layer']} (outputs up to {peak:.3g}), beyond 2x from "
+                            f"{at} on", "the init is too large for this depth: He (ReLU) or "
+                            "Glorot (tanh, linear) std for each layer's fan-in",
+                            location=at)]
+        return [Finding(Severity.FAIL, f"the loss at init is {loss}, though the outputs are "
+                        "finite", "the loss overflows or divides by zero on these outputs: "
+                        "unit-test it with diag loss-grad", location=rows[-1]["layer"])]
+    grad = next((r for r in rows if not math.isfinite(r["grad_norm"])), None)
+    if grad is not None:
+        return [Finding(Severity.FAIL, f"non-finite gradient at init: first at "
+                        f"{grad['layer']} (|grad| {grad['grad_norm']})",
+                        "the backward pass overflows: He or Glorot init for each layer, "
+                        "and a finite loss gradient (diag loss-grad)",
+                        location=grad["layer"])]
+    return []
 
 
 def _judge(rows: list[dict[str, Any]], loss: float, uninformed: float, pred: Tensor,
-           yb: Tensor, target: Any, skips: int, options: InitOptions) -> CheckResult:
+           yb: Tensor, target: Any, skips: int, options: InitOptions,
+           trainable: int = 1) -> CheckResult:
     names = [r["layer"] for r in rows]
+    broken = _broken(rows, loss, pred, trainable)
+    if broken:
+        return CheckResult(NAME, Status.FAIL, broken[0].message, metrics={
+            "layers": len(rows), "loss_at_init": _r(loss), "trainable_parameters": trainable,
+            "layer_names": ",".join(names)}, findings=tuple(broken),
+            series={key: [_r(float(r[key])) for r in rows]
+                    for key in ("out_mean", "out_std", "grad_norm")})
     findings: list[Finding] = []
     stds = [r["out_std"] for r in rows]
     grads = [r["grad_ratio"] for r in rows]
