@@ -66,8 +66,9 @@ def _root(
 
 
 # Common options --------------------------------------------------------------------------
-Seed = Annotated[int, typer.Option("--seed", help="Seed for everything random; the same seed "
-                                   "gives the same numbers in the JSON report.")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed for everything random, an integer "
+                                   "from 0 to 2**63-1; the same seed gives the same numbers in "
+                                   "the JSON report.")]
 Out = Annotated[Path, typer.Option("--out", help="Folder for report files (JSON, PNG, "
                                    "summary.md).")]
 Format = Annotated[OutputFormat, typer.Option("--format", help="text: a table on stdout; "
@@ -539,7 +540,21 @@ def speed_cmd(
              input_size=input_size, model=model, data=data, loss=loss, step=step)
 
 
-@app.command()
+class _RegistryHelp(typer.core.TyperCommand):
+    """A command whose option help names the checks: ``{checks}`` is filled from the
+    registry when the help is shown (so ``diag --help`` never imports it)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from diag.checks.registry import NAMES
+
+        for param in self.params:
+            text = getattr(param, "help", None)
+            if text and "{checks}" in text:
+                param.help = text.replace("{checks}", ", ".join(NAMES))  # type: ignore[attr-defined]
+        super().format_help(ctx, formatter)
+
+
+@app.command(cls=_RegistryHelp)
 def check(
     *,
     config: Annotated[Path | None, typer.Option(
@@ -547,9 +562,10 @@ def check(
         "./pyproject.toml's, if any).")] = None,
     select: Annotated[list[str] | None, typer.Option(
         "--select", metavar="NAMES", help="Only these checks (comma-separated or repeated): "
-        "overfit, leaks, lr-schedule, loss-grad, preprocess, size.")] = None,
+        "{checks}.")] = None,
     skip: Annotated[list[str] | None, typer.Option("--skip", metavar="NAMES",
-                                                   help="Leave these checks out.")] = None,
+                                                   help="Leave these checks out: any of "
+                                                   "{checks}.")] = None,
     junit: Annotated[Path | None, typer.Option(
         "--junit", metavar="FILE", help="Also write JUnit XML (one testcase per check).")] = None,
     timeout: Annotated[float | None, typer.Option(
@@ -568,8 +584,8 @@ def check(
                                               "model.")] = None,
     input_size: Annotated[int | None, typer.Option("--input-size", min=8, help="Input size "
                                                    "of the default data.")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed (default: the config's, "
-                                             "else 0).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed, an integer from 0 to "
+                                             "2**63-1 (default: the config's, else 0).")] = None,
     out: Out = Path("reports"),
     fmt: Format = OutputFormat.text,
     quiet: Quiet = False,

@@ -135,6 +135,14 @@ def defined_at(obj: object) -> str:
     return f"{os.path.basename(filename)}:{line}" if filename else ""
 
 
+def a_type(value: object) -> str:
+    """'an int', 'a str', 'None': a value's type for a message."""
+    if value is None:
+        return "None"
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiouAEIOU' else 'a'} {name}"
+
+
 def make_step(factory: Callable[[], object], source: str) -> Callable[[], object]:
     """``step = factory()`` for a user's step factory: what it raises is user code's error,
     and a result that is not callable is a UsageError pointing at the factory's file:line."""
@@ -145,9 +153,7 @@ def make_step(factory: Callable[[], object], source: str) -> Callable[[], object
     except USER_ERRORS as exc:
         raise user_code_error(exc, source) from None
     if not callable(step):
-        name = type(step).__name__
-        what = "None" if step is None else f"{'an' if name[0] in 'aeiouAEIOU' else 'a'} {name}"
-        raise UsageError(f"{source} returned {what}, not a callable",
+        raise UsageError(f"{source} returned {a_type(step)}, not a callable",
                          hint="return a zero-argument function that runs one training "
                               "iteration (did the factory forget `return step`?)",
                          location=defined_at(factory))

@@ -253,3 +253,68 @@ def test_init_passes_the_healthy_twin(tmp_path: Path) -> None:
     r = diag("init", "--model", f"{H3}:linear", "--data", f"{TESTS}/hostile/hostile.py:data",
              "--format", "json", "--out", str(tmp_path))
     assert r.returncode == ExitCode.OK, r.stderr
+
+
+# --- smaller ones ---------------------------------------------------------------------------
+@pytest.mark.slow
+def test_overfit_confirms_plain_list_layers_beside_registered_modules(tmp_path: Path) -> None:
+    r = diag("overfit", "--model", f"{H3}:ListAndModules", "--data",
+             f"{TESTS}/hostile/hostile.py:data", "--no-plots", "--format", "json",
+             "--out", str(tmp_path))
+    assert r.returncode == ExitCode.CHECK_FAILED, r.stderr
+    doc = _checks(r.stdout)["overfit"]
+    assert "plain list" in str(doc["summary"]) and "internal error" not in str(doc["summary"])
+
+
+@pytest.mark.parametrize("command", ["init", "speed", "overfit"])
+def test_an_attribute_shadowing_a_module_method_is_named(command: str, tmp_path: Path) -> None:
+    r = diag(command, "--model", f"{H3}:ShadowsTo", "--data", f"{TESTS}/hostile/hostile.py:data",
+             "--no-plots", "--out", str(tmp_path))
+    assert r.returncode == ExitCode.USAGE_ERROR, r.stderr
+    line = one_line(r.stderr)
+    assert "'to'" in line and "nn.Module.to()" in line and "rename" in line
+
+
+def test_a_pipeline_returning_a_str_is_a_fail_not_an_internal_error(tmp_path: Path) -> None:
+    pipe = tmp_path / "pipe.py"
+    pipe.write_text("from diag.model.pipeline import BrowserPipeline\n\n\n"
+                    "class StrTensor(BrowserPipeline):\n"
+                    "    def preprocess(self, image, points):\n"
+                    "        return 'abc', super().preprocess(image, points)[1]\n")
+    r = diag("preprocess", "--pipeline", f"{pipe}:StrTensor", "--no-plots", "--format", "json",
+             "--out", str(tmp_path / "o"))
+    assert r.returncode == ExitCode.CHECK_FAILED, r.stderr
+    assert "returned a str, not a tensor" in str(_checks(r.stdout)["preprocess"]["summary"])
+
+
+@pytest.mark.parametrize("suffix", [".json", ".csv"])
+def test_fractional_epochs_are_read(suffix: str, tmp_path: Path) -> None:
+    epochs = [0.5 * (i + 1) for i in range(14)]
+    losses = [1.0 / (1 + e) for e in epochs]
+    path = tmp_path / f"h{suffix}"
+    if suffix == ".json":
+        path.write_text(json.dumps([{"epoch": e, "loss": v} for e, v in zip(epochs, losses,
+                                                                             strict=True)]))
+    else:
+        path.write_text("epoch,loss\n" + "".join(f"{e},{v}\n" for e, v in zip(epochs, losses,
+                                                                              strict=True)))
+    r = diag("lr-schedule", "--history", str(path), "--no-plots", "--format", "json",
+             "--out", str(tmp_path / "o"))
+    assert r.returncode == ExitCode.OK, r.stderr
+    doc = _checks(r.stdout)["lr-schedule"]
+    assert "14 logged points" in str(doc["summary"]), doc["summary"]
+
+
+def test_seed_range_is_stated_and_enforced(tmp_path: Path) -> None:
+    assert "0 to 2**63-1" in " ".join(diag("overfit", "--help").stdout.split())
+    r = diag("overfit", "--seed", "-1", "--out", str(tmp_path))
+    assert r.returncode == ExitCode.USAGE_ERROR
+    assert "from 0 to" in one_line(r.stderr)
+
+
+def test_check_help_lists_every_check_of_the_registry() -> None:
+    from diag.checks.registry import NAMES
+
+    text = " ".join(diag("check", "--help").stdout.split())
+    listed = text.split("Only these checks (comma-separated or repeated):")[1].split(".")[0]
+    assert [n.strip(" ,│") for n in listed.split(",")] == list(NAMES), listed

@@ -23,14 +23,15 @@ class History:
     """A metric per epoch or step, with the file's own index and learning rates if given."""
 
     values: list[float]
-    index: list[int]
-    """Epoch or step numbers as the file counts them (0, 1, 2... when absent)."""
+    index: list[float]
+    """Epoch or step numbers as the file counts them (0, 1, 2... when absent); whole numbers
+    are ints, fractional epochs (Hugging Face logs 0.5, 1.0, 1.5) stay floats."""
     index_name: str
     lr: list[float] | None
     metric: str
     source: str
 
-    def label(self, position: int | None) -> int | None:
+    def label(self, position: int | None) -> float | None:
         return None if position is None else self.index[position]
 
 
@@ -55,14 +56,15 @@ def _number(value: Any, where: str) -> float:
                         hint="the metric column must hold numbers (nan/inf allowed)") from None
 
 
-def _index(value: float, where: str, name: str) -> int:
-    """An epoch or step number: a finite integer that fits."""
+def _index(value: float, where: str, name: str) -> float:
+    """An epoch or step number: finite and below 2**53; an int when whole, else the float
+    (Hugging Face's Trainer logs fractional epochs)."""
     if math.isnan(value):
         raise DataError(f"{where}: {name} is missing", hint=f"number every row's {name}")
-    if not math.isfinite(value) or abs(value) > 2**53 or value != int(value):
+    if not math.isfinite(value) or abs(value) > 2**53:
         raise DataError(f"{where}: {name} {value:g} is not a usable {name} number",
-                        hint="number epochs/steps with integers (below 2**53)")
-    return int(value)
+                        hint="number epochs/steps with finite numbers (below 2**53)")
+    return int(value) if value == int(value) else value
 
 
 def load_history(path: str, metric: str = "loss", lr_column: str | None = None) -> History:
@@ -163,13 +165,16 @@ def _from_csv(fh: Any, path: str, metric: str, lr_column: str | None = None) -> 
     if column is None:
         column = _slow_columns(reader, path, metric, wanted, cols, need)
     values = column[metric]
-    index: list[int]
+    index: list[float]
     if index_name:
         idx = column[index_name]
-        bad = np.flatnonzero(~np.isfinite(idx) | (np.abs(idx) > 2**53) | (idx != np.round(idx)))
+        bad = np.flatnonzero(~np.isfinite(idx) | (np.abs(idx) > 2**53))
         if bad.size:
             _index(float(idx[bad[0]]), f"{path}, data row {int(bad[0]) + 1}", index_name)
-        index = idx.astype(np.int64).tolist()
+        whole = idx == np.round(idx)
+        index = (idx.astype(np.int64).tolist() if bool(whole.all())
+                 else [int(v) if w else float(v) for v, w in zip(idx.tolist(), whole.tolist(),
+                                                                 strict=True)])
     else:
         index = list(range(len(values)))
     lrs = column[lr_name].tolist() if lr_name else None

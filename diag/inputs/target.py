@@ -14,7 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from diag.errors import USER_ERRORS, DiagError, UsageError, UserCodeError, user_code_error
+from diag.errors import (
+    USER_ERRORS,
+    DiagError,
+    UsageError,
+    UserCodeError,
+    a_type,
+    user_code_error,
+)
 from diag.inputs.data import TensorData, load_data
 from diag.inputs.spec import resolve
 from diag.rng import isolated_rng
@@ -246,6 +253,29 @@ def build_target(
 _SHAPE_WORDS = ("shape", "size", "dimension", "match", "expected", "target", "broadcast")
 
 
+_MODULE_STATE = frozenset(vars(nn.Module()))
+"""The attributes nn.Module itself keeps (``_modules``, ``_parameters``, ``_buffers``, hooks,
+``training``): never the user's own."""
+
+
+def user_attributes(module: nn.Module) -> list[tuple[str, Any]]:
+    """The attributes the user's own code set on ``module`` (not nn.Module's state)."""
+    return [(k, v) for k, v in vars(module).items() if k not in _MODULE_STATE]
+
+
+def check_shadowing(model: nn.Module) -> None:
+    """A UsageError when an attribute of the user's hides an nn.Module method that diag (and
+    torch) call: ``self.to = 16`` breaks ``model.to(device)``."""
+    for path, module in model.named_modules():
+        for attr, value in user_attributes(module):
+            if callable(getattr(nn.Module, attr, None)) and not callable(value):
+                where = f"{path}.{attr}" if path else attr
+                raise UsageError(f"the model's attribute {where!r} ({a_type(value)}, "
+                                 f"set in {type(module).__name__}) hides nn.Module.{attr}(), "
+                                 "which diag and torch call",
+                                 hint=f"rename the attribute (e.g. self.{attr}_value)")
+
+
 def check_fit(target: Target, seed: int = 0) -> None:
     """Run one forward and loss on two samples; shape problems raise UsageError (exit 2).
 
@@ -253,6 +283,7 @@ def check_fit(target: Target, seed: int = 0) -> None:
     """
     with isolated_rng(seed):
         model = target.make_model()
+        check_shadowing(model)
         xb, yb = target.data.x[:2], target.data.y[:2]
         try:
             with torch.no_grad():

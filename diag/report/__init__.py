@@ -37,7 +37,8 @@ class Report:
     checks: Sequence[CheckResult]
     environment: dict[str, Any] = field(default_factory=environment)
     interrupted: str | None = None
-    """Name of the check that was running when the run was interrupted."""
+    """Name of the check that was running when the run was interrupted, or ``plots`` when
+    every check had finished and their plots were being drawn."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

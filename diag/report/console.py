@@ -95,7 +95,9 @@ class ConsoleReporter:
         if artifacts:
             parts.append(Text("\nfiles: " + ", ".join(artifacts), style="dim"))
         if report.interrupted:
-            parts.append(Text(f"\ninterrupted while running {report.interrupted}",
+            doing = ("drawing plots" if report.interrupted == "plots"
+                     else f"running {report.interrupted}")
+            parts.append(Text(f"\ninterrupted while {doing}",
                               style="bold red"))
         return Group(*parts)
 

@@ -107,7 +107,14 @@ def _execute(jobs: Sequence[Job], opts: RunOptions, files: _ReportFiles) -> int:
         interrupted = current
         err.print(f"diag: interrupted while running {current}; "
                   f"reports of the {len(results)} finished checks are written", soft_wrap=True)
-    files.collect(wait=True)
+    try:
+        files.collect(wait=True)
+    except KeyboardInterrupt:  # while the finished checks' plots were drawn
+        interrupted = interrupted or "plots"
+        files.abandon()
+        err.print(f"diag: interrupted while drawing plots; reports of the {len(results)} "
+                  "finished checks are written (without the plots still being drawn)",
+                  soft_wrap=True)
     for warning in write_summary(results, opts.out, interrupted):
         err.print(f"diag: warning: {warning}", soft_wrap=True)
     report = Report(results, interrupted=interrupted)
@@ -141,7 +148,8 @@ class _ReportFiles:
     def add(self, result: CheckResult) -> None:
         """Write its files now, or send its plots to the worker (and collect what is back)."""
         if self._worker is None or not self._worker.submit(result, self._opts.out):
-            self.results.append(self._write(result, plots=self._opts.plots))
+            self.results.append(result)  # listed even if Ctrl-C comes while it is drawn
+            self.results[-1] = self._write(result, plots=self._opts.plots)
             return
         self._indices.append(len(self.results))
         self.results.append(result)
@@ -160,6 +168,19 @@ class _ReportFiles:
                 written = self._write(result, plots=True)
             self.results[self._indices.popleft()] = written
 
+    def abandon(self) -> None:
+        """Ctrl-C while plots were pending: stop the worker, remove the temporary PNGs it
+        was writing, and write each pending result's JSON without its plots."""
+        pending = [self.results[i] for i in self._indices]
+        if self._worker is not None:
+            self._worker.discard()
+        for result in pending:
+            for tmp in self._opts.out.glob(f".{result.name}_*.png.*.png"):
+                tmp.unlink(missing_ok=True)
+        while self._indices:
+            i = self._indices.popleft()
+            self.results[i] = self._write(self.results[i], plots=False)
+
     def settle(self) -> None:
         """Every plot so far drawn and written, and the worker idle (matplotlib loaded)."""
         self.collect(wait=True)
@@ -175,6 +196,10 @@ class _ReportFiles:
             return write_check(result, self._opts.out, plots=plots)
         except OSError as exc:
             return self._failed(result, str(exc))
+        except KeyboardInterrupt:  # while its plots were drawn here: its JSON all the same
+            if plots:
+                self._write(result, plots=False)
+            raise
 
     @staticmethod
     def _failed(result: CheckResult, message: str) -> CheckResult:

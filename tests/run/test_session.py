@@ -79,7 +79,8 @@ def test_a_timed_out_check_is_an_error_and_the_others_go_on(tmp_path: Path) -> N
     statuses = {c["name"]: c["status"] for c in doc["checks"]}
     assert statuses == {"first": "pass", "second": "error", "third": "fail"}
     second = next(c for c in doc["checks"] if c["name"] == "second")
-    assert second["summary"] == "timed out after 0.3 s" and second["duration_s"] >= 0.3
+    assert second["summary"].startswith("timed out after 0.3 s (stuck at test_session.py:")
+    assert second["duration_s"] >= 0.3 and second["metrics"] == {"error_type": "timeout"}
 
 
 def test_sys_exit_in_user_code_is_that_checks_error(tmp_path: Path) -> None:
@@ -277,3 +278,52 @@ def test_a_worker_that_cannot_load_matplotlib_costs_no_plot(tmp_path: Path,
     assert artifacts(tmp_path / "o") == ["lr-schedule_curve.png", "lr-schedule.json"]
     assert worker._proc.wait(timeout=30) == 1
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_ctrl_c_while_the_worker_draws_keeps_every_json(tmp_path: Path) -> None:
+    """Ctrl-C while the finished checks' plots are drawn: their JSON, report.json and
+    summary.md are written all the same, and no temporary PNG is left in --out."""
+    import os
+    import signal
+
+    from diag.report.worker import PlotWorker
+
+    result = lr_result(tmp_path)
+    worker = PlotWorker.spawn()
+    assert worker is not None
+    worker.wait_warm()
+    os.kill(worker._proc.pid, signal.SIGSTOP)  # stays "drawing" until it is killed
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / ".lr-schedule_curve.png.x1y2.png").write_bytes(b"half a png")  # mid-write
+
+    def ctrl_c() -> object:
+        raise KeyboardInterrupt
+
+    worker.next_reply = ctrl_c  # type: ignore[method-assign]
+    code = execute([Job.of("lr-schedule", lambda _p: result), Job.of("first", ok)],
+                   RunOptions(out=out, fmt="json", quiet=True), worker)
+    assert code == ExitCode.INTERRUPTED
+    report = json.loads((out / "report.json").read_text())
+    assert [c["name"] for c in report["checks"]] == ["lr-schedule", "first"]
+    assert report["interrupted"] == "plots"
+    assert artifacts(out) == ["lr-schedule.json"] and (out / "summary.md").is_file()
+    assert not list(out.glob(".*"))
+    assert worker._proc.wait(timeout=30) == -signal.SIGKILL
+
+
+def test_ctrl_c_while_drawing_in_process_keeps_that_checks_json(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import diag.report.figures as figures
+
+    def ctrl_c(_result: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(figures, "figures_for", ctrl_c)
+    result = lr_result(tmp_path)
+    code = execute([Job.of("lr-schedule", lambda _p: result), Job.of("first", ok)],
+                   RunOptions(out=tmp_path / "o", fmt="json", quiet=True))
+    assert code == ExitCode.INTERRUPTED
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert [c["name"] for c in report["checks"]] == ["lr-schedule"]
+    assert artifacts(tmp_path / "o") == ["lr-schedule.json"]

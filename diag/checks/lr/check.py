@@ -83,10 +83,10 @@ def _looks_like_validation(metric: str) -> bool:
                for p in ("val", "valid", "test", "eval"))
 
 
-def analyse(values: list[float], index: list[int], index_name: str, lrs: list[float] | None,
+def analyse(values: list[float], index: list[float], index_name: str, lrs: list[float] | None,
             lr: float | None, source: str = "", initial: float | None = None,
             metric: str = "loss", train: list[float] | None = None,
-            train_index: list[int] | None = None) -> CheckResult:
+            train_index: list[float] | None = None) -> CheckResult:
     """Detectors, verdict and recommendation for one curve (pure: no training).
 
     ``initial``: the loss before any training step, when known (training mode). ``train``:
@@ -96,10 +96,15 @@ def analyse(values: list[float], index: list[int], index_name: str, lrs: list[fl
     validation = train is not None or _looks_like_validation(metric)
     d = diagnose(values, initial=initial, lrs=lrs, validation=validation)
 
-    def label(p: int | None) -> int | None:
+    def label(p: int | None) -> float | None:
         return None if p is None else index[p]
 
     unit = index_name if index_name != "index" else "point"
+    # counts of logged points are in the index's unit only when it counts 1 per point
+    per_point = all(b - a == 1 for a, b in zip(index, index[1:], strict=False))
+
+    def points(n: int) -> str:
+        return f"{n} {unit}s" if per_point else f"{n} logged points"
 
     def lr_at(p: int) -> float | None:
         if lrs is not None and 0 <= p < len(lrs) and math.isfinite(lrs[p]):
@@ -202,10 +207,10 @@ def analyse(values: list[float], index: list[int], index_name: str, lrs: list[fl
                                      for f in findings):
         findings.append(Finding(
             Severity.INFO, f"still improving: {-100 * d.improvement:.2g}% over the last "
-            f"{d.improvement_window} {unit}s", "train longer"))
+            f"{points(d.improvement_window)}", "train longer"))
     if len(values) < 15:
         findings.append(Finding(
-            Severity.INFO, f"a short curve ({len(values)} {unit}s): oscillation and plateaus "
+            Severity.INFO, f"a short curve ({points(len(values))}): oscillation and plateaus "
             "are told apart from noise only roughly", "log more epochs for a firmer verdict"))
 
     current = lr_at(point) if point is not None else (lr_at(len(values) - 1))
@@ -219,7 +224,7 @@ def analyse(values: list[float], index: list[int], index_name: str, lrs: list[fl
             Severity.INFO, "torch ReduceLROnPlateau (defaults: patience 10, factor 0.1) would "
             + (f"cut the LR at {unit}s {cut_labels}" if cut_labels else "never cut the LR")
             + f"; diag points at {unit} {label(point)}"
-            + (f", {first_cut - index[point]} {unit}s earlier" if first_cut is not None
+            + (f", {first_cut - index[point]:g} {unit}s earlier" if first_cut is not None
                and first_cut > index[point] else ""),
             "ReduceLROnPlateau reacts to plateaus only, after its patience"))
     if recommended is None and point is not None and overfit_at is None:
@@ -263,10 +268,10 @@ def analyse(values: list[float], index: list[int], index_name: str, lrs: list[fl
     top = next((f for f in findings if f.severity in (Severity.FAIL, Severity.WARN)), None)
     if top is None:
         trend = (f"still improving ({-100 * d.improvement:.2g}% over the last "
-                 f"{d.improvement_window} {unit}s: train longer)" if d.still_improving else
+                 f"{points(d.improvement_window)}: train longer)" if d.still_improving else
                  "no plateau, oscillation or divergence")
         summary = (f"healthy: the {metric} falls from {values[0]:.4g} to {values[-1]:.4g} "
-                   f"over {len(values)} {unit}s, {trend}")
+                   f"over {points(len(values))}, {trend}")
     else:
         rec = (f"; recommended LR {recommended:.3g} from {unit} {label(point)}"
                if recommended else "")
@@ -284,8 +289,8 @@ def analyse(values: list[float], index: list[int], index_name: str, lrs: list[fl
                        series={"loss": [_round(values[i]) for i in kept]}, plot_data=plot_data)
 
 
-def _overfitting(values: list[float], index: list[int], train: list[float],
-                 train_index: list[int] | None) -> int | None:
+def _overfitting(values: list[float], index: list[float], train: list[float],
+                 train_index: list[float] | None) -> int | None:
     """Where validation bottoms out while training keeps falling (positions in values)."""
     from diag.checks.lr.detect import detect_overfitting
 

@@ -12,12 +12,12 @@ from diag.report.figures import new_figure
 from diag.result import CheckResult
 
 
-def curve_diagnosis(values: Sequence[float], index: Sequence[int], index_name: str,
+def curve_diagnosis(values: Sequence[float], index: Sequence[float], index_name: str,
                     spans: Mapping[str, Any], point: int | None, recommended: float | None,
                     title: str, *, metric: str = "loss", stall: Sequence[int] | None = None,
                     warmup_end: int | None = None,
                     lr_steps: Sequence[tuple[int, float]] = (),
-                    val: Sequence[float] | None = None, val_index: Sequence[int] | None = None,
+                    val: Sequence[float] | None = None, val_index: Sequence[float] | None = None,
                     val_metric: str = "", best_val: int | None = None) -> Figure:
     """The curve with each stretch diag sees labelled: warm-up, stall, plateau /
     oscillation / divergence from where they start, the LR at each step drop, the

@@ -21,7 +21,7 @@ from diag.checks.overfit.relu import relu_census
 from diag.errors import USER_ERRORS, DiagError, UserCodeError, user_code_error
 from diag.inputs import Inputs
 from diag.inputs.data import TensorData
-from diag.inputs.target import Target, expected_initial_ce
+from diag.inputs.target import Target, expected_initial_ce, user_attributes
 from diag.result import CheckResult, Finding, Severity, Status
 from diag.train import Trainer
 
@@ -111,7 +111,7 @@ def _plain_containers(model: nn.Module) -> list[str]:
     """Attributes that hold modules in a plain list/tuple/dict, invisible to .parameters()."""
     found = []
     for mname, module in model.named_modules():
-        for attr, value in vars(module).items():
+        for attr, value in user_attributes(module):
             items = (list(value.values()) if isinstance(value, dict)
                      else list(value) if isinstance(value, list | tuple) else [])
             if any(isinstance(v, nn.Module) for v in items):

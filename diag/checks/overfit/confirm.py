@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from diag.inputs.data import TensorData
+from diag.inputs.target import user_attributes
 from diag.result import Finding, Severity
 
 BUDGET = 3
@@ -83,7 +84,7 @@ def _with_module_lists(make: Callable[[], nn.Module]) -> Callable[[], nn.Module]
     def build() -> nn.Module:
         model = make()
         for module in list(model.modules()):
-            for attr, value in list(vars(module).items()):
+            for attr, value in user_attributes(module):
                 if isinstance(value, list | tuple) and value and all(
                         isinstance(v, nn.Module) for v in value):
                     setattr(module, attr, nn.ModuleList(list(value)))

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from diag.checks.preprocess import PreprocessOptions
-from diag.errors import USER_ERRORS, UsageError, user_code_error
+from diag.errors import USER_ERRORS, UsageError, a_type, user_code_error
 from diag.inputs import Inputs
 from diag.result import CheckResult, Finding, Severity, Status
 
@@ -83,11 +83,13 @@ class _Pipe:
                              "(tensor, model_points)", "return (tensor, model_points)")
         tensor, mp = out
         try:
+            if isinstance(tensor, str | bytes):
+                raise TypeError
             t = _to_numpy(tensor)
-            if t.dtype == object:
+            if t.dtype.kind not in "biuf":  # object arrays, strings, complex numbers
                 raise TypeError
         except (TypeError, ValueError, RuntimeError):
-            raise _BadOutput(f"preprocess() returned a {type(tensor).__name__} as the tensor",
+            raise _BadOutput(f"preprocess() returned {a_type(tensor)}, not a tensor",
                              "return a float32 tensor (C, S, S)") from None
         return t, _points(mp, "preprocess()")
 
