@@ -87,7 +87,7 @@ USAGE = {
                                     ",".join(NAMES)],
                          "nothing to run"),
     "select-nothing": (lambda t: ["check", "--select", ","], "no check named"),
-    "timeout-zero": (lambda t: ["check", "--timeout", "0"], "not positive"),
+    "timeout-zero": (lambda t: ["check", "--timeout", "0"], "not a positive number"),
 }
 
 

@@ -318,3 +318,36 @@ def test_check_help_lists_every_check_of_the_registry() -> None:
     text = " ".join(diag("check", "--help").stdout.split())
     listed = text.split("Only these checks (comma-separated or repeated):")[1].split(".")[0]
     assert [n.strip(" ,│") for n in listed.split(",")] == list(NAMES), listed
+
+
+def test_fuzzed_tool_diag_tables_parse_or_are_one_usage_error() -> None:
+    """Random keys, types and nesting in [tool.diag] and its sub-tables: a Config or one
+    UsageError naming the key, never another exception."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from diag.checks.registry import BY_TABLE
+    from diag.errors import UsageError
+    from diag.inputs.config import TOP_KEYS, parse
+
+    leaves = st.one_of(st.booleans(), st.integers(-2**70, 2**70), st.floats(),
+                       st.text(max_size=8), st.sampled_from(["overfit", "leaks", "2MB", "-1"]))
+    values = st.recursive(leaves, lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)),
+        max_leaves=6)
+    sub_keys = sorted({k for c in BY_TABLE.values() for k in c.option_keys()})
+    sub_tables = st.dictionaries(st.sampled_from(sub_keys) | st.text(max_size=6), values,
+                                 max_size=3)
+    tables = st.dictionaries(st.sampled_from(sorted(TOP_KEYS)) | st.text(max_size=6),
+                             values, max_size=4) | st.dictionaries(
+        st.sampled_from(sorted(BY_TABLE)), sub_tables, min_size=1, max_size=2)
+
+    @settings(max_examples=300, deadline=None)
+    @given(table=tables)
+    def fuzz(table: dict[str, object]) -> None:
+        try:
+            parse(table, "pyproject.toml")
+        except UsageError as exc:
+            assert "\n" not in exc.one_line()
+
+    fuzz()

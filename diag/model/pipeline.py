@@ -18,11 +18,14 @@ MEAN_RGB = (122.782, 117.001, 104.298)
 def square_padding(height: int, width: int) -> tuple[int, int, int]:
     """(side, pad_top, pad_left) to centre an image in a square.
 
-    An odd remainder goes to the leading side (top or left), as face-api.js pads.
+    As face-api.js's ``padToSquare(img, isCenterImage=true)``: it appends
+    ``Math.round(diff / 2)`` rows or columns (JavaScript rounds .5 up) and prepends the rest,
+    so an odd remainder goes to the trailing side (bottom or right): a 100x95 image gets 2
+    columns on the left and 3 on the right.
     """
     side = max(height, width)
     dh, dw = side - height, side - width
-    return side, dh - dh // 2, dw - dw // 2
+    return side, dh // 2, dw // 2
 
 
 @dataclass(frozen=True)

@@ -312,3 +312,66 @@ def test_iris_duplicates_and_stored_order_and_digits_constant_pixels() -> None:
     assert any("stored in class order" in m for m in _messages(r, Severity.INFO))
     r = data(data=_table("digits"))
     assert any("input features are constant" in m for m in _messages(r, Severity.INFO))
+
+
+# --- inputs far from standardised (labelled before diag ran on them) --------------------------
+# - wine, iris, breast_cancer as shipped: raw units (wine's proline ~750, iris's sepal length
+#   5.8 cm with std 0.8, breast cancer's areas in the hundreds beside ratios of 0.06): warn.
+# - the same tables after StandardScaler: pass.
+# - digits divided by 16 (pixels in [0, 1], many near-constant border pixels): no warn; it is
+#   how scikit-learn's examples feed digits to an MLP.
+# - images of floats around 134 with std 29 (the held-out case): warn; standardised per
+#   channel: no warn; uniform [0, 1] images: no warn.
+# - a standardised table with one column left in raw units (x1000): warn naming it.
+# - token ids (int64): never judged.
+def _std(x: torch.Tensor) -> torch.Tensor:
+    return (x - x.mean(0)) / x.std(0).clamp_min(1e-12)
+
+
+@pytest.mark.parametrize("name", ["wine", "iris", "breast_cancer"])
+def test_raw_tables_are_not_standardised_and_their_scaled_twins_are(name: str) -> None:
+    x, y = _table(name)
+    raw = data(data=(x, y))
+    assert any(m.startswith("inputs are not standardised") for m in
+               _messages(raw, Severity.WARN)), (name, raw.findings)
+    scaled = data(data=(_std(x), y))
+    assert not any("standardised" in m for m in _messages(scaled, Severity.WARN)), name
+
+
+def test_digits_in_0_to_1_and_uniform_images_are_not_flagged() -> None:
+    x, y = _table("digits")
+    assert not any("standardised" in m for m in _messages(data(data=(x / 16, y)),
+                                                          Severity.WARN))
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(64, 3, 16, 16, generator=g)
+    labels = torch.randint(0, 3, (64,), generator=g)
+    assert not any("standardised" in m for m in _messages(data(data=(images, labels)),
+                                                          Severity.WARN))
+
+
+def test_float_images_around_134_warn_and_their_standardised_twin_passes() -> None:
+    g = torch.Generator().manual_seed(0)
+    images = 134 + 29 * torch.randn(64, 3, 16, 16, generator=g)  # floats, not whole numbers
+    labels = torch.randint(0, 3, (64,), generator=g)
+    warns = _messages(data(data=(images, labels)), Severity.WARN)
+    assert any(m.startswith("inputs are not standardised: the typical channel has a mean 4.6")
+               and "channel 0 (mean 134" in m.replace("channel 1", "channel 0")
+               for m in warns), warns
+    assert not any("standardised" in m for m in _messages(
+        data(data=((images - 134) / 29, labels)), Severity.WARN))
+
+
+def test_one_raw_column_among_standardised_ones_is_named() -> None:
+    x, y = _table("wine")
+    x = _std(x)
+    x[:, 12] *= 1000
+    warns = _messages(data(data=(x, y)), Severity.WARN)
+    assert any("1 feature has a std over 10x" in m and "feature 12" in m for m in warns), warns
+
+
+def test_token_ids_are_not_judged_for_standardisation() -> None:
+    from diag.checks.data.check import _unstandardised
+
+    ids = torch.randint(0, 5000, (32, 16), generator=torch.Generator().manual_seed(0))
+    assert _unstandardised(ids) is None
+    assert _unstandardised(ids.float()) is not None  # the same numbers as floats would warn

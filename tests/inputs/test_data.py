@@ -42,10 +42,26 @@ def test_default_data_shapes_and_tasks() -> None:
     assert c.y.dtype == torch.int64 and c.is_classification
 
 
-def test_square_padding_odd_remainder_goes_to_leading_side() -> None:
+def test_square_padding_odd_remainder_goes_to_the_trailing_side_as_face_api_js() -> None:
+    """face-api.js's padToSquare appends Math.round(diff / 2) and prepends the rest."""
     assert square_padding(10, 10) == (10, 0, 0)
-    assert square_padding(7, 10) == (10, 2, 0)  # 3 rows: 2 on top, 1 at the bottom
-    assert square_padding(10, 5) == (10, 0, 3)
+    assert square_padding(7, 10) == (10, 1, 0)  # 3 rows: 1 on top, 2 at the bottom
+    assert square_padding(10, 5) == (10, 0, 2)  # 5 columns: 2 left, 3 right
+    assert square_padding(100, 95) == (100, 0, 2)  # the issue's 100x95 image: 2 on the left
+
+
+def test_odd_padding_lands_on_the_right_and_points_round_trip() -> None:
+    pipe = BrowserPipeline(size=112)
+    image = np.full((100, 95, 3), 200, dtype=np.uint8)
+    square = pipe.pad_square(image)
+    assert square.shape == (100, 100, 3)
+    cols = square[:, :, 0].max(axis=0)
+    assert (cols[:2] == 0).all() and cols[2] == 200  # 2 zero columns on the left
+    assert (cols[-3:] == 0).all() and cols[-4] == 200  # 3 on the right
+    points = np.array([[0.0, 0.0], [94.0, 99.0], [47.5, 50.25]])
+    tensor, model_points = pipe.preprocess(image, points)
+    assert np.allclose(model_points[0], [2 / 100, 0.0])
+    assert np.allclose(pipe.postprocess(model_points, (100, 95)), points, atol=1e-9)
 
 
 def test_preprocess_normalisation_and_layout() -> None:

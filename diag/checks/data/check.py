@@ -221,6 +221,87 @@ def prepare(inputs: Inputs, options: DataOptions,
     return dataclasses.replace(options, loader=loader)
 
 
+# --- values ---------------------------------------------------------------------------------
+MEAN_LIMIT = 3.0
+"""Inputs are off-centre when the typical unit's |mean| is over this many of its stds."""
+STD_LIMITS = (0.1, 10.0)
+"""... or badly scaled when the typical unit's std is more than a decade from 1."""
+SPREAD_LIMIT = 10.0
+"""... or when one unit's std is over this many times the typical unit's (one column left in
+raw units among standardised ones)."""
+
+
+def _units(x: Tensor) -> tuple[Tensor, str] | None:
+    """The inputs as (units, samples) with the unit's name: channels of images (N, C, H, W),
+    features of tables (N, F) and of sequences (N, T, F). None for anything else."""
+    xf = x.float()
+    if x.dim() == 4:
+        return xf.transpose(0, 1).reshape(x.shape[1], -1), "channel"
+    if x.dim() == 2:
+        return xf.T, "feature"
+    if x.dim() == 3:
+        return xf.reshape(-1, x.shape[2]).T, "feature"
+    return None
+
+
+def _unstandardised(x: Tensor) -> tuple[str, str] | None:
+    """(message, fix) when float inputs are far from standardised. Judged on the typical
+    (median) channel or feature, so that a few near-constant pixels of a [0, 1] image do not
+    count: its |mean| over ``MEAN_LIMIT`` stds, or its std more than a decade from 1; or one
+    unit's std over ``SPREAD_LIMIT`` times the typical one. Binary (0/1) and constant
+    units, and integer inputs (token ids), are left alone."""
+    if not torch.is_floating_point(x) or x.shape[0] < 2:
+        return None
+    found = _units(x)
+    if found is None:
+        return None
+    per, unit = found
+    per = per[:, torch.isfinite(per).all(0)]
+    if per.shape[1] < 2:
+        return None
+    mean, std = per.mean(1), per.std(1)
+    judged = (std > 0) & ~((per == 0) | (per == 1)).all(1)
+    if not bool(judged.any()):
+        return None
+    idx = judged.nonzero().flatten()
+    offset = (mean.abs() / std.clamp_min(1e-30))[idx]
+    typical_offset = float(torch.quantile(offset.double(), 0.5))
+    typical_std = float(torch.quantile(std[idx].double(), 0.5))
+    names = [int(i) for i in idx]
+
+    def show(ks: list[int]) -> str:
+        return ", ".join(f"{unit} {k} (mean {float(mean[k]):.3g}, std {float(std[k]):.3g})"
+                         for k in ks[:3]) + (" ..." if len(ks) > 3 else "")
+
+    fix = (f"standardise each {unit} with the training set's mean and std ((x - mean) / std: "
+           "transforms.Normalize, sklearn's StandardScaler), so the first layer starts in its "
+           "working range at the article's LR")
+    lo, hi = STD_LIMITS
+    if typical_offset > MEAN_LIMIT or not lo <= typical_std <= hi:
+        order = sorted(range(len(names)), key=lambda j: -max(
+            float(offset[j]) / MEAN_LIMIT, abs(math.log10(float(std[names[j]])))))
+        return (f"inputs are not standardised: the typical {unit} has a mean "
+                f"{typical_offset:.3g} stds from 0 and a std of {typical_std:.3g} (standardised: "
+                f"0 and 1); e.g. {show([names[j] for j in order])}", fix)
+    wide = [k for k in names if float(std[k]) > SPREAD_LIMIT * typical_std]
+    if wide:
+        wide.sort(key=lambda k: -float(std[k]))
+        return (f"inputs are not standardised alike: {len(wide)} {unit}"
+                f"{'s have' if len(wide) > 1 else ' has'} a std over {SPREAD_LIMIT:g}x the "
+                f"typical {typical_std:.3g}: {show(wide)}", fix)
+    return None
+
+
+def _standardised_twice(xf: Tensor, is_image: bool) -> bool:
+    """Images whose every channel has a std over 2 and goes negative (reported apart)."""
+    if not (is_image and xf.shape[1] <= 4):
+        return False
+    per = xf.transpose(0, 1).reshape(xf.shape[1], -1)
+    per = per[:, torch.isfinite(per).all(0)]
+    return per.shape[1] > 1 and bool((per.std(1) > 2).all()) and bool(
+        (per.min(1).values < 0).all())
+
+
 # --- order ----------------------------------------------------------------------------------
 def _class_labels(y: Tensor) -> Tensor | None:
     """Class indices from index targets or one-hot rows; None for regression."""
@@ -454,6 +535,8 @@ def run(inputs: Inputs, options: DataOptions, progress: Any = None) -> CheckResu
             findings.append(Finding(
                 Severity.WARN, f"inputs are at most {hi:.3g}: divided by 255 twice?",
                 "normalise once", location=loc))
+        elif not _standardised_twice(xf, is_image) and (off := _unstandardised(x)):
+            findings.append(Finding(Severity.WARN, off[0], off[1], location=loc))
         elif is_image and x.shape[1] <= 4:
             per = xf.transpose(0, 1).reshape(x.shape[1], -1)
             per = per[:, torch.isfinite(per).all(0)]
