@@ -3,7 +3,7 @@ on a 100,000-row CSV, `overfit`, `check`, `speed`, `data` and `init` on the defa
 command runs in a fresh process, the commands interleaved round by round; the median of the
 rounds is printed with its target.
 
-Run: python benchmarks/bench_startup.py [--repeats 3]
+Run: python benchmarks/bench_startup.py [--repeats 3] [--only help]
 Prints the figures; asserts nothing (speed is never asserted in tests).
 """
 
@@ -33,6 +33,8 @@ def write_history(path: Path, rows: int = 100_000) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", action="append", default=[], metavar="TEXT",
+                        help="only the commands whose name contains TEXT (repeatable)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         history = Path(tmp) / "history.csv"
@@ -51,6 +53,8 @@ def main() -> None:
             "data (defaults)": (["data", "--out", out, "--quiet"], 5.0),
             "init (defaults)": (["init", "--out", out, "--quiet"], 5.0),
         }
+        if args.only:
+            commands = {k: v for k, v in commands.items() if any(t in k for t in args.only)}
         times: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.repeats):
             for name, (argv, _target) in commands.items():
@@ -61,7 +65,8 @@ def main() -> None:
     print(f"whole processes, median of {args.repeats} interleaved rounds:")
     for name, (_argv, target) in commands.items():
         t = statistics.median(times[name])
-        print(f"  {name:45} {t:6.2f} s (target < {target:g} s)"
+        print(f"  {name:45} {t:6.2f} s (target < {target:g} s; min {min(times[name]):.2f}, "
+              f"max {max(times[name]):.2f})"
               + ("" if t < target else "  <- over target"))
 
 
