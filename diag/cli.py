@@ -92,6 +92,10 @@ TaskOpt = Annotated[Task, typer.Option("--task", help="Head of the default brows
                                        "landmarks (68 points) or classify (expressions).")]
 InputSize = Annotated[int, typer.Option("--input-size", min=8, help="Input size in pixels "
                                         "for the default data (the browser uses 112).")]
+ThreadsOpt = Annotated[int | None, typer.Option(
+    "--threads", min=1, metavar="N", help="Intra-op threads for diag's own runs (default: "
+    "OMP_NUM_THREADS or your torch.set_num_threads, else 1 for small ops and every core for "
+    "large ones; the JSON says which).")]
 
 
 def _run_guarded(body: Callable[[], int]) -> NoReturn:
@@ -117,7 +121,8 @@ def _run_options(out: Path, fmt: OutputFormat, quiet: bool, no_plots: bool,
 
 
 def _one_check(name: str, sources: Sources, options: dict[str, Any], run: RunOptions, *,
-               seed: int, task: Task | None = None, input_size: int = 48) -> int:
+               seed: int, task: Task | None = None, input_size: int = 48,
+               threads: int | None = None) -> int:
     """A single command: its options validated by the check's own rules, then the plan."""
     from diag.checks.base import validate_options
     from diag.checks.registry import get
@@ -127,12 +132,13 @@ def _one_check(name: str, sources: Sources, options: dict[str, Any], run: RunOpt
     opts = validate_options(check, options, "",
                             key_name=lambda k: "--" + k.replace("_", "-"))
     settings = Settings(seed=seed, task=task.value if task else "landmarks",
-                        input_size=input_size)
+                        input_size=input_size, threads=threads)
     return _execute(lambda: build(sources, settings, [name], {name: opts}), run)
 
 
 def _run_one(name: str, options: dict[str, Any], run: RunOptions, *, seed: int,
-             task: Task | None = None, input_size: int = 48, **sources: Any) -> NoReturn:
+             task: Task | None = None, input_size: int = 48, threads: int | None = None,
+             **sources: Any) -> NoReturn:
     """A single command whose options need no checks of their own: the plan, guarded.
     ``sources``: the Sources fields the command takes (model, data, loss, step ...)."""
 
@@ -140,7 +146,7 @@ def _run_one(name: str, options: dict[str, Any], run: RunOptions, *, seed: int,
         from diag.run.plan import Sources
 
         return _one_check(name, Sources(**sources), options, run, seed=seed, task=task,
-                          input_size=input_size)
+                          input_size=input_size, threads=threads)
 
     _run_guarded(body)
 
@@ -187,6 +193,7 @@ def data_cmd(
                                         "real against shuffled labels.")] = True,
     input_size: InputSize = 48,
     seed: Seed = 0,
+    threads: ThreadsOpt = None,
     out: Out = Path("reports"),
     fmt: Format = OutputFormat.text,
     quiet: Quiet = False,
@@ -200,7 +207,8 @@ def data_cmd(
 
     _run_one("data", {"loader": loader, "max_batches": max_batches, "batch_size": batch_size,
                       "probe": probe}, _run_options(out, fmt, quiet, no_plots, verbose),
-             seed=seed, task=task, input_size=input_size, model=model, data=data, loss=loss)
+             seed=seed, task=task, input_size=input_size, threads=threads, model=model,
+             data=data, loss=loss)
 
 
 @app.command("init")
@@ -220,6 +228,7 @@ def init_cmd(
         "layer's relative gradient (a factor).")] = 1000.0,
     input_size: InputSize = 48,
     seed: Seed = 0,
+    threads: ThreadsOpt = None,
     out: Out = Path("reports"),
     fmt: Format = OutputFormat.text,
     quiet: Quiet = False,
@@ -234,7 +243,7 @@ def init_cmd(
     _run_one("init", {"batch_size": batch_size, "max_signal_change": max_signal_change,
                       "max_grad_ratio": max_grad_ratio},
              _run_options(out, fmt, quiet, no_plots, verbose), seed=seed, task=task,
-             input_size=input_size, model=model, data=data, loss=loss)
+             input_size=input_size, threads=threads, model=model, data=data, loss=loss)
 
 
 @app.command()
@@ -260,6 +269,7 @@ def overfit(
         "suspected cause's fix to confirm it.")] = False,
     input_size: InputSize = 48,
     seed: Seed = 0,
+    threads: ThreadsOpt = None,
     out: Out = Path("reports"),
     fmt: Format = OutputFormat.text,
     quiet: Quiet = False,
@@ -275,7 +285,7 @@ def overfit(
                          "batch_size": batch_size, "target_loss": target_loss,
                          "confirm": not no_confirm},
              _run_options(out, fmt, quiet, no_plots, verbose), seed=seed, task=task,
-             input_size=input_size, model=model, data=data, loss=loss)
+             input_size=input_size, threads=threads, model=model, data=data, loss=loss)
 
 
 @app.command()
@@ -294,6 +304,7 @@ def leaks(
                                         "expected (lazy optimizer state, caches).")] = 5,
     input_size: InputSize = 48,
     seed: Seed = 0,
+    threads: ThreadsOpt = None,
     out: Out = Path("reports"),
     fmt: Format = OutputFormat.text,
     quiet: Quiet = False,
@@ -315,7 +326,7 @@ def leaks(
         return _one_check("leaks", Sources(step=step, model=model, data=data, loss=loss),
                           {"iterations": iterations, "warmup": warmup},
                           _run_options(out, fmt, quiet, no_plots, verbose), seed=seed,
-                          task=task, input_size=input_size)
+                          task=task, input_size=input_size, threads=threads)
 
     _run_guarded(body)
 
@@ -350,6 +361,7 @@ def lr_schedule(
                                          "with the recommended LR and compare.")] = False,
     input_size: InputSize = 48,
     seed: Seed = 0,
+    threads: ThreadsOpt = None,
     out: Out = Path("reports"),
     fmt: Format = OutputFormat.text,
     quiet: Quiet = False,
@@ -379,7 +391,7 @@ def lr_schedule(
         return _one_check("lr-schedule", Sources(history=history, model=model, data=data,
                                                  loss=loss), options,
                           _run_options(out, fmt, quiet, no_plots, verbose), seed=seed,
-                          task=task, input_size=input_size)
+                          task=task, input_size=input_size, threads=threads)
 
     _run_guarded(body)
 
@@ -405,6 +417,7 @@ def loss_grad(
         "indices or not).")] = None,
     task: TaskOpt = Task.landmarks,
     seed: Seed = 0,
+    threads: ThreadsOpt = None,
     out: Out = Path("reports"),
     fmt: Format = OutputFormat.text,
     quiet: Quiet = False,
@@ -423,7 +436,7 @@ def loss_grad(
                    "reference": reference}
         return _one_check("loss-grad", Sources(loss=spec, data=data), options,
                           _run_options(out, fmt, quiet, no_plots, verbose), seed=seed,
-                          task=task)
+                          task=task, threads=threads)
 
     _run_guarded(body)
 
@@ -449,6 +462,7 @@ def preprocess(
         "postprocess(model_points, image_size) -> points. Default: the browser model's "
         "pipeline.")] = None,
     seed: Seed = 0,
+    threads: ThreadsOpt = None,
     out: Out = Path("reports"),
     fmt: Format = OutputFormat.text,
     quiet: Quiet = False,
@@ -461,7 +475,7 @@ def preprocess(
     """
 
     _run_one("preprocess", {}, _run_options(out, fmt, quiet, no_plots, verbose), seed=seed,
-             pipeline=pipeline)
+             threads=threads, pipeline=pipeline)
 
 
 @app.command()
@@ -483,6 +497,7 @@ def size(
         "weights there, and prove they load back.")] = None,
     input_size: InputSize = 48,
     seed: Seed = 0,
+    threads: ThreadsOpt = None,
     out: Out = Path("reports"),
     fmt: Format = OutputFormat.text,
     quiet: Quiet = False,
@@ -496,7 +511,8 @@ def size(
 
     _run_one("size", {"max_size": max_size, "max_error": max_error, "precision": precision,
                       "export": export}, _run_options(out, fmt, quiet, no_plots, verbose),
-             seed=seed, task=task, input_size=input_size, model=model, data=data)
+             seed=seed, task=task, input_size=input_size, threads=threads, model=model,
+             data=data)
 
 
 @app.command("speed")
@@ -523,6 +539,7 @@ def speed_cmd(
     task: TaskOpt = Task.landmarks,
     input_size: InputSize = 48,
     seed: Seed = 0,
+    threads: ThreadsOpt = None,
     out: Out = Path("reports"),
     fmt: Format = OutputFormat.text,
     quiet: Quiet = False,
@@ -537,7 +554,8 @@ def speed_cmd(
     _run_one("speed", {"loader": loader, "device": device, "max_batch": max_batch,
                        "batch_size": batch_size, "timed_steps": timed_steps},
              _run_options(out, fmt, quiet, no_plots, verbose), seed=seed, task=task,
-             input_size=input_size, model=model, data=data, loss=loss, step=step)
+             input_size=input_size, threads=threads, model=model, data=data, loss=loss,
+             step=step)
 
 
 class _RegistryHelp(typer.core.TyperCommand):
@@ -586,6 +604,7 @@ def check(
                                                    "of the default data.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed, an integer from 0 to "
                                              "2**63-1 (default: the config's, else 0).")] = None,
+    threads: ThreadsOpt = None,
     out: Out = Path("reports"),
     fmt: Format = OutputFormat.text,
     quiet: Quiet = False,
@@ -609,7 +628,7 @@ def check(
         cfg = load_config(str(config) if config else None)
         cli = Overrides(model=model, data=data, loss=loss, step=step, pipeline=pipeline,
                         history=history, seed=seed, task=task.value if task else None,
-                        input_size=input_size, select=tuple(select or ()),
+                        input_size=input_size, threads=threads, select=tuple(select or ()),
                         skip=tuple(skip or ()))
         limit = timeout if timeout is not None else cfg.get("timeout")
         opts = RunOptions(out=out, fmt=fmt.value, quiet=quiet, plots=not no_plots,

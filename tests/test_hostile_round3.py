@@ -7,6 +7,7 @@ command line: its exit code, one line on stderr, nothing written outside ``--out
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,8 @@ from diag.result import ExitCode
 from clirun import diag, one_line
 
 TESTS = Path(__file__).resolve().parent
+FUZZ_EXAMPLES = int(os.environ.get("DIAG_FUZZ_EXAMPLES", "60"))
+"""Examples per fuzz test; raise it (e.g. 2000) for a long hunt."""
 SLEEPY = TESTS / "sleepy.py"
 
 
@@ -138,7 +141,7 @@ def test_fuzzed_option_values_are_options_or_one_usage_error() -> None:
         max_leaves=6)
     keys = st.sampled_from([(c, k) for c in CHECKS for k in c.option_keys()])
 
-    @settings(max_examples=300, deadline=None)
+    @settings(max_examples=5 * FUZZ_EXAMPLES, deadline=None)
     @given(key=keys, value=values)
     def fuzz(key: tuple[object, str], value: object) -> None:
         check, name = key
@@ -342,7 +345,7 @@ def test_fuzzed_tool_diag_tables_parse_or_are_one_usage_error() -> None:
                              values, max_size=4) | st.dictionaries(
         st.sampled_from(sorted(BY_TABLE)), sub_tables, min_size=1, max_size=2)
 
-    @settings(max_examples=300, deadline=None)
+    @settings(max_examples=5 * FUZZ_EXAMPLES, deadline=None)
     @given(table=tables)
     def fuzz(table: dict[str, object]) -> None:
         try:

@@ -28,6 +28,9 @@ from diag.model import tiny_landmark_net
 
 from clirun import diag, one_line
 
+FUZZ_EXAMPLES = int(os.environ.get("DIAG_FUZZ_EXAMPLES", "60"))
+"""Examples per fuzz test; raise it (e.g. 2000) for a long hunt."""
+
 # --- an audit hook that sees every file the process opens -----------------------------------
 _OPENED: list[str] = []
 _WATCH = threading.local()
@@ -202,6 +205,10 @@ CORRUPT = {
     "an entry is a number": (lambda d: d["weightsManifest"][0]["weights"].__setitem__(0, 1),
                              "weights[0]"),
     "the document is a list": (lambda d: None, "document"),
+    "dtype is a list (found by the fuzz)": (lambda d: _entry(d).__setitem__("dtype", []),
+                                            "dtype"),
+    "quantization dtype is a list": (lambda d: _entry(d).__setitem__(
+        "quantization", {"dtype": ["uint8"], "scale": 1, "min": 0}), "quantization"),
 }
 
 
@@ -253,7 +260,7 @@ def _set(doc: Any, path: tuple[Any, ...], value: Any) -> None:
     node[path[-1]] = value
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(mutations=st.lists(st.tuples(_PATHS, _VALUES), min_size=1, max_size=3))
 def test_fuzzed_model_json_loads_or_is_one_clean_error(exported: Path, tmp_path: Path,

@@ -42,14 +42,14 @@ sys.modules[__name__].__class__ = _ChecksPackage
 
 
 def _run(name: str, options: dict[str, Any], *, seed: int = 0, task: str = "landmarks",
-         input_size: int = 48, **sources: Any) -> CheckResult:
+         input_size: int = 48, threads: int | None = None, **sources: Any) -> CheckResult:
     from diag.checks.base import validate_options
     from diag.checks.registry import get
     from diag.run.plan import Settings, Sources, build
 
     check = get(name)
     opts = validate_options(check, options, f"checks.{name.replace('-', '_')}():")
-    settings = Settings(seed=seed, task=task, input_size=input_size)
+    settings = Settings(seed=seed, task=task, input_size=input_size, threads=threads)
     [job] = build(Sources(**sources), settings, [name], {name: opts})
     return job.run()
 
@@ -57,6 +57,7 @@ def _run(name: str, options: dict[str, Any], *, seed: int = 0, task: str = "land
 def overfit(model: Any = None, data: Any = None, loss: Any = None, *, samples: int = 16,
             max_steps: int = 500, lr: float = 1e-3, batch_size: int | None = None,
             target_loss: float | None = None, confirm: bool = True, seed: int = 0,
+            threads: int | None = None,
             task: str = "landmarks", input_size: int = 48) -> CheckResult:
     """Can ``model`` (a Module, deep-copied, or a factory) memorise a few samples of
     ``data`` ((x, y) tensors or a Dataset)? Defaults: the browser net on generated faces.
@@ -64,16 +65,19 @@ def overfit(model: Any = None, data: Any = None, loss: Any = None, *, samples: i
     return _run("overfit", {"samples": samples, "max_steps": max_steps, "lr": lr,
                             "batch_size": batch_size, "target_loss": target_loss,
                             "confirm": confirm},
-                seed=seed, task=task, input_size=input_size, model=model, data=data,
+                seed=seed, threads=threads,
+                task=task, input_size=input_size, model=model, data=data,
                 loss=loss)
 
 
 def leaks(step: Callable[[], Callable[[], object]] | None = None, *, model: Any = None,
           data: Any = None, loss: Any = None, iterations: int = 30, warmup: int = 5,
-          seed: int = 0, task: str = "landmarks", input_size: int = 48) -> CheckResult:
+          seed: int = 0, threads: int | None = None,
+          task: str = "landmarks", input_size: int = 48) -> CheckResult:
     """Does ``step()`` leak? ``step`` is a zero-argument factory returning the iteration
     function; without it, diag's training loop on ``model``/``data``/``loss``."""
-    return _run("leaks", {"iterations": iterations, "warmup": warmup}, seed=seed, task=task,
+    return _run("leaks", {"iterations": iterations, "warmup": warmup}, seed=seed,
+                threads=threads, task=task,
                 input_size=input_size, step=step, model=model, data=data, loss=loss)
 
 
@@ -81,14 +85,16 @@ def lr_schedule(history: Sequence[float] | str | None = None, *, model: Any = No
                 data: Any = None, loss: Any = None, epochs: int = 30, lr: float | None = None,
                 verify: bool = False, range_test: bool = False, metric: str = "loss",
                 val_metric: str | None = None, lr_column: str | None = None,
-                seed: int = 0, task: str = "landmarks", input_size: int = 48) -> CheckResult:
+                seed: int = 0, threads: int | None = None,
+                task: str = "landmarks", input_size: int = 48) -> CheckResult:
     """Diagnose a loss curve: a list of numbers, a CSV/JSON file, or (None) a training run.
     From a file, ``val_metric`` (default: ``val_<metric>`` when present) is judged for
     overfitting against the training curve; ``lr_column`` names the LR column."""
     return _run("lr-schedule", {"epochs": epochs, "lr": lr, "verify": verify,
                                 "range_test": range_test, "metric": metric,
                                 "val_metric": val_metric, "lr_column": lr_column},
-                seed=seed, task=task, input_size=input_size, history=history, model=model,
+                seed=seed, threads=threads,
+                task=task, input_size=input_size, history=history, model=model,
                 data=data, loss=loss)
 
 
@@ -96,48 +102,54 @@ def loss_grad(loss: Callable[..., Any] | str | None = None, *, data: Any = None,
               pred_shape: tuple[int, ...] = (8, 10),
               target: str | Callable[[tuple[int, ...]], Any] | None = None,
               reference: Callable[..., Any] | str | None = None, seed: int = 0,
+              threads: int | None = None,
               task: str = "landmarks") -> CheckResult:
     """Test a custom loss's gradients; None checks the browser model's own losses.
     ``target`` defaults to class indices when ``data`` (or ``task``) is classification."""
     return _run("loss-grad", {"pred_shape": tuple(pred_shape), "target": target,
                               "reference": reference},
-                seed=seed, task=task, loss=loss, data=data)
+                seed=seed, threads=threads, task=task, loss=loss, data=data)
 
 
-def preprocess(pipeline: Any = None, *, seed: int = 0) -> CheckResult:
+def preprocess(pipeline: Any = None, *, seed: int = 0, threads: int | None = None) -> CheckResult:
     """Do the pipeline's preprocess and postprocess round-trip? None: the browser's."""
-    return _run("preprocess", {}, seed=seed, pipeline=pipeline)
+    return _run("preprocess", {}, seed=seed, threads=threads, pipeline=pipeline)
 
 
 def size(model: Any = None, data: Any = None, *, max_size: str = "2MB",
          max_error: float | None = None, precision: str = "uint8", export: str | None = None,
-         seed: int = 0, task: str = "landmarks", input_size: int = 48) -> CheckResult:
+         seed: int = 0, threads: int | None = None,
+         task: str = "landmarks", input_size: int = 48) -> CheckResult:
     """How big is ``model``, what does quantization cost on ``data``, do weights
     round-trip (with ``export``, a folder)? Defaults: the browser net on generated faces."""
     return _run("size", {"max_size": max_size, "max_error": max_error, "precision": precision,
-                         "export": export}, seed=seed, task=task, input_size=input_size,
+                         "export": export}, seed=seed, threads=threads,
+                         task=task, input_size=input_size,
                 model=model, data=data)
 
 
 def init(model: Any = None, data: Any = None, loss: Any = None, *, batch_size: int = 32,
          max_signal_change: float = 10.0, max_grad_ratio: float = 1000.0, seed: int = 0,
+         threads: int | None = None,
          task: str = "landmarks", input_size: int = 48) -> CheckResult:
     """Is ``model`` healthy at step 0 on ``data``: signal and gradient per layer, dead or
     saturated units, the loss at init? Defaults: the browser net on generated faces."""
     return _run("init", {"batch_size": batch_size, "max_signal_change": max_signal_change,
-                         "max_grad_ratio": max_grad_ratio}, seed=seed, task=task,
+                         "max_grad_ratio": max_grad_ratio}, seed=seed, threads=threads, task=task,
                 input_size=input_size, model=model, data=data, loss=loss)
 
 
 def data(data: Any = None, *, model: Any = None, loss: Any = None,
          loader: Callable[[], Any] | str | None = None, max_batches: int = 64,
-         batch_size: int = 12, probe: bool = True, seed: int = 0, task: str = "landmarks",
+         batch_size: int = 12, probe: bool = True, seed: int = 0, threads: int | None = None,
+         task: str = "landmarks",
          input_size: int = 48) -> CheckResult:
     """Is the data what the training loop thinks it is: shuffled each epoch, inputs and
     targets aligned, clean values? ``loader``: a zero-argument factory returning an
     iterable of (inputs, targets) batches (default: diag's trainer batches ``data``)."""
     return _run("data", {"loader": loader, "max_batches": max_batches,
-                         "batch_size": batch_size, "probe": probe}, seed=seed, task=task,
+                         "batch_size": batch_size, "probe": probe}, seed=seed, threads=threads,
+                         task=task,
                 input_size=input_size, model=model, data=data, loss=loss)
 
 
@@ -145,14 +157,16 @@ def speed(model: Any = None, data: Any = None, loss: Any = None, *,
           step: Callable[[], Callable[[], object]] | str | None = None,
           loader: Callable[[], Any] | str | None = None, device: str = "cpu",
           max_batch: int = 256, batch_size: int | None = None, timed_steps: int = 5,
-          warmup: int = 2, stop_early: bool = True, seed: int = 0, task: str = "landmarks",
+          warmup: int = 2, stop_early: bool = True, seed: int = 0, threads: int | None = None,
+          task: str = "landmarks",
           input_size: int = 48) -> CheckResult:
     """Where does a training step's time go: a batch-size sweep (best, knee, largest that
     fits), the data-loading wait with ``loader``, host syncs in ``step``, inputs the model
     shrinks. Timings vary from run to run."""
     return _run("speed", {"loader": loader, "device": device, "max_batch": max_batch,
                           "batch_size": batch_size, "timed_steps": timed_steps,
-                          "warmup": warmup, "stop_early": stop_early}, seed=seed, task=task,
+                          "warmup": warmup, "stop_early": stop_early}, seed=seed, threads=threads,
+                          task=task,
                 input_size=input_size, model=model, data=data, loss=loss, step=step)
 
 

@@ -36,3 +36,5 @@ class Inputs:
     loss_name: str = ""
     classify: bool | None = None
     """Whether the data holds class indices; None when no data was given."""
+    threads: Any = None
+    """The ``diag.run.threads.Threads`` for runs on ``target`` (None without a target)."""

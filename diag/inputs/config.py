@@ -19,7 +19,7 @@ from diag.errors import UsageError
 TOP_KEYS: dict[str, tuple[type, ...]] = {
     "model": (str,), "data": (str,), "loss": (str,), "step": (str,), "pipeline": (str,),
     "history": (str,), "seed": (int,), "task": (str,), "input_size": (int,),
-    "select": (list,), "skip": (list,), "timeout": (int, float),
+    "select": (list,), "skip": (list,), "timeout": (int, float), "threads": (int,),
 }
 
 

@@ -157,7 +157,8 @@ def _entry(w: Any, source: Path, field: str) -> tuple[str, tuple[int, ...], str,
                         "list of non-negative integers", hint="export the weights again")
     quant = w.get("quantization")
     if quant is not None:
-        if not isinstance(quant, dict) or quant.get("dtype") not in QUANT_LEVELS:
+        if not isinstance(quant, dict) or not isinstance(quant.get("dtype"), str) or (
+                quant["dtype"] not in QUANT_LEVELS):
             raise DataError(f"{source}: {field}.quantization of {name} needs a dtype of uint8 "
                             "or uint16", hint="export the weights again")
         numbers: dict[str, float] = {}
@@ -171,7 +172,7 @@ def _entry(w: Any, source: Path, field: str) -> tuple[str, tuple[int, ...], str,
             numbers[key] = float(value)
         return name, tuple(shape), str(quant["dtype"]), numbers
     dtype = w.get("dtype", "float32")
-    if dtype not in _BYTES:
+    if not isinstance(dtype, str) or dtype not in _BYTES:
         raise DataError(f"{source}: {name} has dtype {str(dtype)[:40]!r}",
                         hint="use float32, uint16 or uint8")
     return name, tuple(shape), str(dtype), None

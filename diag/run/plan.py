@@ -30,6 +30,7 @@ from diag.checks.registry import BY_NAME, CHECKS, NAMES
 from diag.errors import DiagError, UsageError, UserCodeError
 from diag.inputs import Inputs
 from diag.result import CheckResult, Status
+from diag.run.threads import Threads
 
 DEFAULT_SAMPLES = 48
 """Samples in the generated data set, for every check and every door (overfit draws its
@@ -71,6 +72,9 @@ class Settings:
     """Head of the default browser model: landmarks or classify."""
     input_size: int = 48
     """Input size of the generated data, in pixels."""
+    threads: int | None = None
+    """Intra-op threads for diag's own runs (``--threads``); None: the rule of
+    ``diag.run.threads``."""
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not (
@@ -83,6 +87,10 @@ class Settings:
                 self.input_size < 8):
             raise UsageError(f"input_size {self.input_size!r} is too small",
                              hint="use an integer of at least 8 (the browser uses 112)")
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(
+                self.threads, int) or not 1 <= self.threads <= 4096):
+            raise UsageError(f"threads {self.threads!r} is not a thread count",
+                             hint="give an integer from 1 up to the cores you have")
 
 
 @dataclass(frozen=True)
@@ -98,12 +106,26 @@ class Job:
     """What the plan resolved for it (for tools and benchmarks; the work already has it)."""
     timed: bool = False
     """Its findings are timings (``Check.timed``)."""
+    threads: Threads | None = None
+    """The intra-op thread count its runs use (``diag.run.threads``); None: torch's."""
 
     def run(self, progress: Progress | None = None, timeout: float | None = None,
             quiet_stdout: bool = False) -> CheckResult:
-        return run_check(self.name, lambda: self.work(progress), seed=self.seed,
-                         torch_needed=self.torch_needed, timeout=timeout,
-                         quiet_stdout=quiet_stdout)
+        if self.threads is None:
+            return run_check(self.name, lambda: self.work(progress), seed=self.seed,
+                             torch_needed=self.torch_needed, timeout=timeout,
+                             quiet_stdout=quiet_stdout)
+        from diag.run.threads import using
+
+        with using(self.threads):
+            import torch
+
+            count = torch.get_num_threads()
+            result = run_check(self.name, lambda: self.work(progress), seed=self.seed,
+                               torch_needed=self.torch_needed, timeout=timeout,
+                               quiet_stdout=quiet_stdout)
+        return result.replace(metrics={**result.metrics, "threads": count,
+                                       "threads_source": self.threads.source})
 
     @classmethod
     def of(cls, name: str, work: Callable[[Progress | None], CheckResult]) -> Job:
@@ -147,7 +169,7 @@ def build(sources: Sources, settings: Settings, names: Sequence[str],
             preload(c.run)
             preload(c.prepare)
     needs = set().union(*(c.needs(src) for c in selected))
-    inputs, broken = _resolve(sources, settings, needs, opts, timeout)
+    inputs, broken = _resolve(sources, settings, needs, opts, timeout, settings.threads)
 
     jobs: list[Job] = []
     for check in selected:
@@ -171,10 +193,22 @@ def build(sources: Sources, settings: Settings, names: Sequence[str],
                                   "model: set pipeline (or --pipeline) to check yours")
             jobs.append(Job(check.name, _constant(skipped), seed=None, torch_needed=False))
             continue
+        torch_needed = check.torch_needed(src)
         jobs.append(Job(check.name, _work(check, inputs, o), seed=settings.seed,
-                        torch_needed=check.torch_needed(src), inputs=inputs,
-                        timed=check.timed))
+                        torch_needed=torch_needed, inputs=inputs, timed=check.timed,
+                        threads=(None if check.timed or not torch_needed else
+                                 inputs.threads or _threads_without_model(settings))))
     return jobs
+
+
+def _threads_without_model(settings: Settings) -> Threads:
+    """No model to judge (a loss, a pipeline, the user's own step): --threads or the
+    user's setting, else torch's default."""
+    from diag.run.threads import user_choice
+
+    if settings.threads is not None:
+        return Threads(settings.threads, "--threads")
+    return user_choice() or Threads(None, "torch's default (no model to judge)")
 
 
 def _constant(result: CheckResult) -> Callable[[Progress | None], CheckResult]:
@@ -213,7 +247,8 @@ def _wrap(sources: Sources, key: str, exc: DiagError) -> DiagError:
 
 
 def _resolve(sources: Sources, settings: Settings, needs: set[str],
-             opts: Mapping[str, Any], timeout: float | None = None
+             opts: Mapping[str, Any], timeout: float | None = None,
+             threads: int | None = None
              ) -> tuple[Inputs, Callable[[str], CheckResult] | None]:
     """Every input in ``needs``, resolved now: bad input raises before any check runs. User
     code that raises while the target is tried (a forward that fails), or that runs past
@@ -228,6 +263,9 @@ def _resolve(sources: Sources, settings: Settings, needs: set[str],
         try:
             with time_limit(timeout):
                 target = _target(sources, settings)
+                from diag.run.threads import choose
+
+                fields["threads"] = choose(target, threads)
         except UserCodeError as exc:
             broken = exc.as_result
         except CheckTimeout as exc:
@@ -381,6 +419,7 @@ class Overrides:
     seed: int | None = None
     task: str | None = None
     input_size: int | None = None
+    threads: int | None = None
     select: tuple[str, ...] = ()
     skip: tuple[str, ...] = ()
 
@@ -413,7 +452,8 @@ def plan_check(config: Any, cli: Overrides, timeout: float | None = None) -> lis
     settings = Settings(
         seed=cli.seed if cli.seed is not None else config.get("seed", 0),
         task=cli.task or config.get("task", "landmarks"),
-        input_size=cli.input_size or config.get("input_size", 48))
+        input_size=cli.input_size or config.get("input_size", 48),
+        threads=cli.threads or config.get("threads"))
     names = selected(config, cli)
     options = {name: config.options(name) for name in names if config.options(name)}
     option_origins = {name: f"{config.where} [tool.diag.{BY_NAME[name].config_table}]"
