@@ -1,5 +1,5 @@
-"""How many intra-op threads should diag's own training runs use? The data behind the rule
-in ``diag/run/threads.py``.
+"""How many intra-op threads should diag's own training runs use? The data behind
+``diag/run/threads.py``: no rule on the model alone fits both a quiet and a busy machine.
 
 For models from 5 k to 10 M parameters, one Adam step at 1 thread and at every thread count
 up to the cores, quiet and beside CPU hogs (processes looping float32 matmuls, each with one
@@ -77,10 +77,29 @@ def cases() -> dict[str, Callable[[], tuple[object, object, object]]]:
 
 
 def work_per_op(model: object, x: object, y: object) -> tuple[float, int, int]:
-    """(FLOPs per aten op, FLOPs, ops) of one training step."""
-    from diag.run.threads import step_work
+    """(work per aten op, work, ops) of one forward, MSE loss and backward: work is
+    matmul/conv FLOPs (torch's FlopCounterMode) plus every op's output elements."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import FlopCounterMode
 
-    return step_work(model, x, y)  # type: ignore[arg-type]
+    class Count(TorchDispatchMode):
+        ops = elements = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            out = func(*args, **(kwargs or {}))
+            self.ops += 1
+            for t in out if isinstance(out, tuple | list) else (out,):
+                if isinstance(t, torch.Tensor):
+                    self.elements += t.numel()
+            return out
+
+    counter, flops = Count(), FlopCounterMode(display=False)
+    with flops, counter:
+        F.mse_loss(model(x), y).backward()  # type: ignore[operator]
+    work = int(flops.get_total_flops()) + counter.elements
+    return work / max(counter.ops, 1), work, counter.ops
 
 
 def step_time(model: object, x: object, y: object, threads: int) -> float:

@@ -5,6 +5,10 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The thread count is the tests' own (the fixture below), so diag respects it rather than
+# measuring the load: the same seed gives the same numbers however busy the machine is.
+# tests/checks/test_threads.py lifts it to test diag's own choice.
+os.environ.setdefault("OMP_NUM_THREADS", str(min(2, os.cpu_count() or 1)))
 os.environ.setdefault("COLUMNS", "120")
 
 import pytest  # noqa: E402

@@ -173,3 +173,25 @@ def slow_transform_loader() -> DataLoader:
     """The caller's own loader: diag switches its transform off to time the decode, and
     must put it back."""
     return SHARED_TRANSFORM_LOADER
+
+
+def _all_cores(worker_id: int) -> None:
+    """The planted bug: a worker_init_fn that gives each worker every core's threads
+    (torch sets 1 before it runs; this undoes that)."""
+    import os
+
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+
+
+def _one_thread(worker_id: int) -> None:
+    """The twin: each worker keeps to one intra-op thread."""
+    torch.set_num_threads(1)
+
+
+def oversubscribed_loader() -> DataLoader:
+    """4 workers, each running torch on every core."""
+    return DataLoader(Rows(), batch_size=8, num_workers=4, worker_init_fn=_all_cores)
+
+
+def one_thread_workers_loader() -> DataLoader:
+    return DataLoader(Rows(), batch_size=8, num_workers=4, worker_init_fn=_one_thread)

@@ -265,7 +265,7 @@ def _resolve(sources: Sources, settings: Settings, needs: set[str],
                 target = _target(sources, settings)
                 from diag.run.threads import choose
 
-                fields["threads"] = choose(target, threads)
+                fields["threads"] = choose(target, threads, settings.seed)
         except UserCodeError as exc:
             broken = exc.as_result
         except CheckTimeout as exc:

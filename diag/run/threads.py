@@ -10,25 +10,33 @@ and the README's table). The rule, in order:
 2. what the user set: ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS``, or a
    ``torch.set_num_threads`` call before diag ran (torch's count differs from its default,
    the cores it may run on);
-3. else by the work per op of one training step of the target: under ``SMALL_OP_WORK``
-   (FLOPs plus output elements, per aten op), 1 thread; else torch's default.
+3. else a short measurement at the start: three training steps of the target at 1 thread
+   and at every core, interleaved; every core only when it is 10 % faster. A quiet machine
+   gets every core (the browser net: 11.8 ms against 16.1), a busy one 1 thread (34.9 ms
+   against 78.9). A step of 0.25 s or more uses every core without a probe.
 
-The rule depends on the model and the data alone, never on the machine's load at that
-moment, so the same seed gives the same thread count, and the same numbers.
+The count changes the last digits of the numbers (float sums split across threads), and
+the measurement depends on the load, so the JSON records the count and its source; pin
+``--threads`` (or ``OMP_NUM_THREADS``) to compare reports across runs bit for bit.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-SMALL_OP_WORK = 1_000_000
-"""Work per op (FLOPs plus output elements) under which one thread is used: below it, a
-second thread saved at most a few percent on a quiet 2-core machine and cost 2x or more
-beside two busy processes (README, "Threads")."""
+GAIN = 0.9
+"""Every core's threads are used when a probe step at that count takes under 0.9 of its time
+at 1 thread; else 1 (a second thread that saves under 10 % is not worth the risk of a
+machine that gets busy later)."""
+LARGE_STEP_S = 0.25
+"""A first step this long has ops large enough that spin-waiting costs little (1.07x
+beside two busy processes for a 0.46 s step, README): every core, no probe."""
 
 ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -76,44 +84,53 @@ def user_choice() -> Threads | None:
     return None
 
 
-def step_work(model: Any, x: Any, y: Any) -> tuple[float, int, int]:
-    """(work per op, total work, ops) of one forward, MSE-or-CE loss and backward of a
-    copy of ``model`` on ``x``: work is matmul/conv FLOPs plus every op's output elements."""
-    import copy
-
+def _step_time(step: Any, threads: int) -> float:
     import torch
-    import torch.nn.functional as F
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils.flop_counter import FlopCounterMode
 
-    class Count(TorchDispatchMode):
-        def __init__(self) -> None:
-            super().__init__()  # type: ignore[no-untyped-call]
-            self.ops = 0
-            self.elements = 0
-
-        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (),
-                               kwargs: Any = None) -> Any:
-            out = func(*args, **(kwargs or {}))
-            self.ops += 1
-            for t in out if isinstance(out, tuple | list) else (out,):
-                if isinstance(t, torch.Tensor):
-                    self.elements += t.numel()
-            return out
-
-    net = copy.deepcopy(model)
-    net.train()
-    counter, flops = Count(), FlopCounterMode(display=False)
-    with flops, counter:
-        pred = net(x)
-        loss = (F.cross_entropy(pred, y) if not torch.is_floating_point(y)
-                else F.mse_loss(pred, y.reshape(pred.shape).to(pred.dtype)))
-        loss.backward()  # type: ignore[no-untyped-call]
-    work = int(flops.get_total_flops()) + counter.elements
-    return work / max(counter.ops, 1), work, counter.ops
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    step()
+    return time.perf_counter() - t0
 
 
-def choose(target: Any, threads: int | None = None) -> Threads:
+def measure(step: Any, cores: int, rounds: int = 3) -> tuple[float, float]:
+    """Median seconds of ``step()`` at 1 thread and at ``cores`` threads, interleaved round
+    by round after one warm-up each. torch's setting is restored."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        _step_time(step, 1)
+        _step_time(step, cores)
+        one, many = [], []
+        for _ in range(rounds):
+            one.append(_step_time(step, 1))
+            many.append(_step_time(step, cores))
+    finally:
+        torch.set_num_threads(before)
+    return statistics.median(one), statistics.median(many)
+
+
+def training_step(target: Any, seed: int) -> Any:
+    """One Adam step of a fresh copy of the target's model on up to 16 samples, as the
+    checks' own loops run it."""
+    import torch
+
+    model = target.make_model()
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    n = min(16, len(target.data))
+    x, y = target.data.x[:n], target.data.y[:n]
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        target.loss_fn(model(x), y).backward()
+        opt.step()
+
+    return step
+
+
+def choose(target: Any, threads: int | None = None, seed: int = 0) -> Threads:
     """The thread count for runs on ``target`` (a ``diag.inputs.target.Target``)."""
     if threads is not None:
         return Threads(threads, "--threads")
@@ -122,18 +139,24 @@ def choose(target: Any, threads: int | None = None) -> Threads:
         return user
     cores = available_cores()
     if cores == 1:
-        return Threads(1, "rule: 1 core available")
-    data = target.data
-    n = min(16, len(data))
+        return Threads(1, "1 core available")
+    from diag.rng import isolated_rng
+
     try:
-        per_op, _work, ops = step_work(target.make_model(), data.x[:n], data.y[:n])
-    except Exception:  # noqa: BLE001 - the check reports a model that fails; keep torch's
-        return Threads(None, "rule: the step could not be measured; torch's default")
-    if per_op < SMALL_OP_WORK:
-        return Threads(1, f"rule: {per_op / 1e3:.0f} kFLOP per op over {ops} ops < "
-                          f"{SMALL_OP_WORK / 1e3:.0f} k: 1 thread")
-    return Threads(cores, f"rule: {per_op / 1e3:.0f} kFLOP per op >= "
-                          f"{SMALL_OP_WORK / 1e3:.0f} k: {cores} threads")
+        with isolated_rng(seed):  # dropout in the probe steps draws from no stream of yours
+            step = training_step(target, seed)
+            t0 = time.perf_counter()
+            step()
+            first = time.perf_counter() - t0
+            if first >= LARGE_STEP_S:
+                return Threads(cores, f"a step takes {first:.2f} s: large ops, {cores} "
+                                      "threads")
+            one, many = measure(step, cores)
+    except Exception:  # noqa: BLE001 - the check itself reports a model that fails
+        return Threads(None, "the probe step failed; torch's default")
+    count = cores if many < GAIN * one else 1
+    return Threads(count, f"measured: {1e3 * one:.1f} ms per step at 1 thread, "
+                          f"{1e3 * many:.1f} ms at {cores}: {count}")
 
 
 @contextmanager

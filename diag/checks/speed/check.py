@@ -23,10 +23,18 @@ from torch import Tensor, nn
 from diag.checks.calls import CallWatch
 from diag.checks.speed import SpeedOptions
 from diag.checks.speed.syncs import SyncCounter
+from diag.checks.speed.threads import (
+    Load,
+    measure_load,
+    oversubscription,
+    thread_sweep,
+    worker_threads,
+)
 from diag.errors import USER_ERRORS, UsageError, make_step, user_code_error
 from diag.inputs import Inputs
 from diag.report.units import human_bytes
 from diag.result import CheckResult, Finding, Severity, Status
+from diag.run.threads import available_cores
 from diag.train import adam
 
 NAME = "speed"
@@ -381,6 +389,59 @@ def prepare(inputs: Inputs, options: SpeedOptions,
     return dataclasses.replace(options, loader=resolved.loader)
 
 
+SLOW_DEFAULT = 1.25
+"""torch's default thread count is reported as a problem when a step at the best count is
+this much faster."""
+
+
+def _threads_at_knee(stepper: _Stepper, x: Tensor, y: Tensor, batch: int, cores: int,
+                     main: int, options: SpeedOptions, load: Load, metrics: dict[str, Any],
+                     series: dict[str, list[float]], findings: list[Finding]) -> None:
+    """The step at the knee batch at 1 ... ``cores`` intra-op threads: the best count, and
+    what torch's current setting (``main``) loses against it."""
+    idx = torch.arange(batch) % int(x.shape[0])
+    secs = thread_sweep(_bound(stepper, x[idx], y[idx]), cores, options.warmup,
+                        options.timed_steps)
+    best = min(secs, key=secs.__getitem__)
+    at_main = secs.get(main)
+    slowdown = at_main / secs[best] if at_main else None
+    metrics.update(threads_best=best, threads_best_samples_per_s=round(batch / secs[best], 1),
+                   threads_default_slowdown=round(slowdown, 3) if slowdown else None)
+    series["threads"] = [float(t) for t in secs]
+    series["threads_samples_per_s"] = [round(batch / v, 2) for v in secs.values()]
+    listed = ", ".join(f"{t}: {batch / v:.0f}/s" for t, v in secs.items())
+    text = (f"intra-op threads at the knee batch {batch} (samples/s: {listed}): best {best}"
+            + (f"; your setting, {main}, is {slowdown:.2f}x slower" if slowdown and best != main
+               else f"; your setting, {main}, is the best" if best == main else ""))
+    worse = slowdown is not None and best != main and slowdown >= SLOW_DEFAULT
+    findings.append(Finding(
+        Severity.WARN if worse else Severity.INFO,
+        text + (" (measured on a busy machine)" if worse and load.busy else ""),
+        f"call torch.set_num_threads({best}) (or set OMP_NUM_THREADS={best}) before training"
+        if worse else "more threads help only when each op has enough work and the cores "
+        "are free"))
+
+
+def _worker_oversubscription(loader: Any, main: int, cores: int, metrics: dict[str, Any],
+                             findings: list[Finding]) -> None:
+    """DataLoader workers whose torch runs several threads each, beside the main process."""
+    try:
+        made = loader() if callable(loader) else loader
+        counts = worker_threads(made)
+    except USER_ERRORS as exc:
+        raise user_code_error(exc, "--loader (its workers)") from None
+    metrics["worker_threads"] = counts
+    if counts is None:
+        return
+    text = oversubscription(counts, main, cores)
+    if text is not None:
+        findings.append(Finding(
+            Severity.WARN, text, "call torch.set_num_threads(1) in the DataLoader's "
+            "worker_init_fn (torch does it before, so something in yours or your dataset "
+            f"raised it), or use fewer workers: {max(1, cores - main)} fit beside the "
+            "main process"))
+
+
 def run(inputs: Inputs, options: SpeedOptions, progress: Any = None) -> CheckResult:
     device = options.device
     if device == "cuda" and not torch.cuda.is_available():
@@ -390,7 +451,14 @@ def run(inputs: Inputs, options: SpeedOptions, progress: Any = None) -> CheckRes
     target = inputs.target
     user_step = inputs.step if inputs.step_is_users else None
     findings: list[Finding] = []
-    metrics: dict[str, Any] = {"device": device, "torch_threads": torch.get_num_threads()}
+    main_threads = torch.get_num_threads()
+    cores = available_cores()
+    load = measure_load(cores)  # before any timing: is the machine busy?
+    metrics: dict[str, Any] = {"device": device, "torch_threads": main_threads,
+                               "cores": cores, "cpu_share": round(load.cpu_share, 3),
+                               "load_average": (round(load.load_average, 2)
+                                                if load.load_average is not None else None),
+                               "busy_machine": load.busy}
     series: dict[str, list[float]] = {}
     plot: dict[str, Any] = {}
 
@@ -450,6 +518,9 @@ def run(inputs: Inputs, options: SpeedOptions, progress: Any = None) -> CheckRes
                     f"{tput:.0f} samples/s, under half the knee's {knee['samples_per_s']:.0f}"
                     f" (batch {knee['batch']})", f"try batch {knee['batch']} (and scale the "
                     "learning rate with it)"))
+        if device == "cpu" and cores > 1:
+            _threads_at_knee(stepper, x, y, knee["batch"], cores, main_threads, options,
+                             load, metrics, series, findings)
         # reading the loss every step, A/B interleaved, on diag's own loop
         idx = torch.arange(min(knee["batch"], 12)) % int(x.shape[0])
         cost, slower = _read_cost(stepper, x[idx].to(device), y[idx].to(device), device)
@@ -502,6 +573,8 @@ def run(inputs: Inputs, options: SpeedOptions, progress: Any = None) -> CheckRes
                 "step",
                 "read it every 50 steps, or accumulate it on the device (tip 17)"))
 
+    if options.loader is not None:
+        _worker_oversubscription(options.loader, main_threads, cores, metrics, findings)
     if options.loader is not None and stepper is not None:
         source = f"--loader {getattr(options.loader, '__qualname__', '')}".strip()
         timing = _loader_wait(options.loader, stepper, device, source)
@@ -522,6 +595,11 @@ def run(inputs: Inputs, options: SpeedOptions, progress: Any = None) -> CheckRes
     else:
         metrics["data_wait_fraction"] = None
 
+    if load.busy:
+        findings.append(Finding(
+            Severity.INFO, f"timed on a busy machine: {load.describe()} just before timing; "
+            "every figure here is slower and noisier than on a quiet one",
+            "rerun on an idle machine for figures to compare across runs"))
     bad = [f for f in findings if f.severity in (Severity.WARN, Severity.FAIL)]
     status = Status.WARN if bad else Status.PASS
     if bad:
@@ -532,5 +610,7 @@ def run(inputs: Inputs, options: SpeedOptions, progress: Any = None) -> CheckRes
                    "sync bottleneck found")
     else:
         summary = findings[-1].message if findings else "nothing to time"
+    if load.busy:
+        summary += " (timed on a busy machine)"
     return CheckResult(NAME, status, summary, metrics=metrics, findings=tuple(findings),
                        series=series, plot_data=plot)
