@@ -85,16 +85,13 @@ def main() -> None:
           f"{args.rounds} interleaved rounds (whole processes, torch import included)")
     for (load, side), t in med.items():
         print(f"  {load:5} {side:14} {t:7.2f} s  threads: {'; '.join(chosen[(load, side)])}")
-    print(f"busy/quiet with diag's choice: {med[('busy', sides_key(1))] / med[('quiet', sides_key(1))]:.2f}x "
+    default, ours = "torch default", "diag's choice"
+    print(f"busy/quiet with diag's choice: {med[('busy', ours)] / med[('quiet', ours)]:.2f}x "
           "(target <= 3x)")
     print(f"quiet, diag's choice / torch default: "
-          f"{med[('quiet', sides_key(1))] / med[('quiet', sides_key(0))]:.3f}x (target <= 1.10x)")
+          f"{med[('quiet', ours)] / med[('quiet', default)]:.3f}x (target <= 1.10x)")
     print(f"busy, torch default / diag's choice: "
-          f"{med[('busy', sides_key(0))] / med[('busy', sides_key(1))]:.2f}x")
-
-
-def sides_key(i: int) -> str:
-    return ("torch default", "diag's choice")[i]
+          f"{med[('busy', default)] / med[('busy', ours)]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -10,10 +10,13 @@ and the README's table). The rule, in order:
 2. what the user set: ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS``, or a
    ``torch.set_num_threads`` call before diag ran (torch's count differs from its default,
    the cores it may run on);
-3. else a short measurement at the start: three training steps of the target at 1 thread
-   and at every core, interleaved; every core only when it is 10 % faster. A quiet machine
-   gets every core (the browser net: 11.8 ms against 16.1), a busy one 1 thread (34.9 ms
-   against 78.9). A step of 0.25 s or more uses every core without a probe.
+3. else a short look at the machine: the runnable tasks of other processes (the median
+   of nine reads of /proc/loadavg over 80 ms). With no core free for a second thread, 1
+   thread: beside two busy processes on 2 cores the browser net's step takes 34.9 ms at 1
+   thread and 78.9 ms at 2.
+4. else three training steps of the target at 1 thread and at every free core,
+   interleaved; the free cores only when they are 10 % faster (a quiet 2-core machine: 11.8
+   ms against 16.1). A step of 0.25 s or more uses every free core without a probe.
 
 The count changes the last digits of the numbers (float sums split across threads), and
 the measurement depends on the load, so the JSON records the count and its source; pin
@@ -65,6 +68,22 @@ def available_cores() -> int:
     except (OSError, ValueError):
         pass
     return max(1, cores)
+
+
+def others_running(samples: int = 9, interval: float = 0.01) -> int | None:
+    """Runnable tasks of other processes right now: the median over ``samples`` reads of
+    /proc/loadavg's running count, less this one. None where there is no /proc."""
+    counts = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg") as fh:
+                running = int(fh.read().split()[3].split("/")[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        counts.append(running - 1)
+        if i + 1 < samples:
+            time.sleep(interval)
+    return max(0, int(statistics.median(counts)))
 
 
 def user_choice() -> Threads | None:
@@ -140,6 +159,11 @@ def choose(target: Any, threads: int | None = None, seed: int = 0) -> Threads:
     cores = available_cores()
     if cores == 1:
         return Threads(1, "1 core available")
+    others = others_running()
+    if others is not None and cores - others <= 1:
+        return Threads(1, f"busy: {others} other runnable task{'s' if others != 1 else ''} on "
+                          f"{cores} cores, no core free for a second thread: 1")
+    free = cores if others is None else cores - others
     from diag.rng import isolated_rng
 
     try:
@@ -149,14 +173,14 @@ def choose(target: Any, threads: int | None = None, seed: int = 0) -> Threads:
             step()
             first = time.perf_counter() - t0
             if first >= LARGE_STEP_S:
-                return Threads(cores, f"a step takes {first:.2f} s: large ops, {cores} "
-                                      "threads")
-            one, many = measure(step, cores)
+                return Threads(free, f"a step takes {first:.2f} s: large ops, {free} "
+                                     "threads")
+            one, many = measure(step, free)
     except Exception:  # noqa: BLE001 - the check itself reports a model that fails
         return Threads(None, "the probe step failed; torch's default")
-    count = cores if many < GAIN * one else 1
+    count = free if many < GAIN * one else 1
     return Threads(count, f"measured: {1e3 * one:.1f} ms per step at 1 thread, "
-                          f"{1e3 * many:.1f} ms at {cores}: {count}")
+                          f"{1e3 * many:.1f} ms at {free}: {count}")
 
 
 @contextmanager

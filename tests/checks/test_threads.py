@@ -57,11 +57,21 @@ def test_the_measured_choice(two_cores: None, monkeypatch: pytest.MonkeyPatch,
     """The probe's timings (planted: this test never times anything) decide the count."""
     import diag.run.threads as threads
 
+    monkeypatch.setattr(threads, "others_running", lambda: 0)
     monkeypatch.setattr(threads, "measure", lambda step, cores: (one, many))
     choice = choose(_target(s.mlp(), *s.table()))
     assert choice.count == count
     assert choice.source == (f"measured: {1e3 * one:.1f} ms per step at 1 thread, "
                              f"{1e3 * many:.1f} ms at 2: {count}")
+
+
+def test_other_runnable_tasks_mean_one_thread(two_cores: None,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import diag.run.threads as threads
+
+    monkeypatch.setattr(threads, "others_running", lambda: 2)
+    assert choose(_target(s.mlp(), *s.table())) == Threads(
+        1, "busy: 2 other runnable tasks on 2 cores, no core free for a second thread: 1")
 
 
 def test_the_probe_steps_leave_the_users_rng_and_threads_alone(two_cores: None) -> None:
@@ -92,7 +102,8 @@ def test_the_json_records_the_count_and_torch_gets_its_setting_back(two_cores: N
              "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr
     metrics = json.loads(r.stdout)["checks"][0]["metrics"]
-    assert metrics["threads"] in (1, 2) and metrics["threads_source"].startswith("measured: ")
+    assert metrics["threads"] in (1, 2)
+    assert metrics["threads_source"].startswith(("measured: ", "busy: "))
     assert torch.get_num_threads() == 2
     r = diag("init", "--model", f"{TESTS}/speed_cases.py:mlp", "--data",
              f"{TESTS}/speed_cases.py:table", "--format", "json", "--no-plots",
