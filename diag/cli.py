@@ -335,9 +335,10 @@ def leaks(
 def lr_schedule(
     *,
     history: Annotated[str | None, typer.Option(
-        "--history", metavar="FILE", help="A CSV (header with the metric; optional epoch or "
-        "step, lr) or JSON (list of numbers or of objects). Without it, diag trains the model "
-        "and reads that curve.")] = None,
+        "--history", metavar="FILE|DIR", help="A training log, or a run folder holding one: "
+        "CSV (Keras, Lightning metrics.csv, Ultralytics, a W&B export), JSON (a list, Hugging "
+        "Face's trainer_state.json, wandb-history.jsonl), TensorBoard event files, an MLflow "
+        "run, or a text log. Without it, diag trains the model and reads that curve.")] = None,
     metric: Annotated[list[str] | None, typer.Option(
         "--metric", help="Column or key to analyse (default loss). Give it twice for a "
         "training and a validation column (default: val_<metric> when the file has it).")
@@ -345,6 +346,12 @@ def lr_schedule(
     lr_column: Annotated[str | None, typer.Option(
         "--lr-column", metavar="NAME", help="The LR column (default: lr, learning_rate, or "
         "the first lr-*, lr/* column).")] = None,
+    run: Annotated[str | None, typer.Option(
+        "--run", metavar="NAME", help="With --history a folder of several runs: the run to "
+        "read (its folder name; default: the newest).")] = None,
+    pattern: Annotated[str | None, typer.Option(
+        "--pattern", metavar="REGEX", help="With --history a text log: its line shape, a regex "
+        "with named groups step or epoch, loss, and optional lr and val_loss.")] = None,
     model: ModelSpec = None,
     data: DataSpec = None,
     loss: LossSpec = None,
@@ -387,7 +394,7 @@ def lr_schedule(
                              hint="give a training metric, and optionally a validation one")
         options = {"epochs": epochs, "lr": lr, "range_test": range_test, "verify": verify,
                    "metric": metrics[0], "val_metric": metrics[1] if len(metrics) == 2
-                   else None, "lr_column": lr_column}
+                   else None, "lr_column": lr_column, "run": run, "pattern": pattern}
         return _one_check("lr-schedule", Sources(history=history, model=model, data=data,
                                                  loss=loss), options,
                           _run_options(out, fmt, quiet, no_plots, verbose), seed=seed,

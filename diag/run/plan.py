@@ -302,15 +302,17 @@ def _resolve(sources: Sources, settings: Settings, needs: set[str],
         lr_opts = opts.get("lr-schedule")
         metric = getattr(lr_opts, "metric", "loss")
         lr_column = getattr(lr_opts, "lr_column", None)
-        fields["history"] = _history(sources, metric, lr_column)
-        val_metric = getattr(lr_opts, "val_metric", None)
         if isinstance(sources.history, str | os.PathLike):
-            from diag.inputs.history import paired_validation
+            from diag.inputs.history import load_pair
 
-            if val_metric is None:
-                val_metric = paired_validation(str(sources.history), metric)
-            if val_metric is not None:
-                fields["history_val"] = _history(sources, val_metric, lr_column)
+            try:
+                fields["history"], fields["history_val"] = load_pair(
+                    str(sources.history), metric, getattr(lr_opts, "val_metric", None),
+                    lr_column, getattr(lr_opts, "run", None), getattr(lr_opts, "pattern", None))
+            except DiagError as exc:
+                raise _wrap(sources, "history", exc) from None
+        else:
+            fields["history"] = _history(sources, metric, lr_column)
     if "loss" in needs and sources.loss is not None:
         from diag.inputs.target import to_loss
 
@@ -370,19 +372,15 @@ def _step(sources: Sources) -> tuple[Any, str]:
 
 
 def _history(sources: Sources, metric: str, lr_column: str | None = None) -> Any:
-    from diag.inputs.history import History, load_history
+    """A history given as a list of numbers (the API)."""
+    from diag.inputs.history import History
 
     history = sources.history
-    if isinstance(history, str | os.PathLike):
-        try:
-            return load_history(str(history), metric, lr_column)
-        except DiagError as exc:
-            raise _wrap(sources, "history", exc) from None
     try:
         values = [float(v) for v in history]
     except (TypeError, ValueError):
         raise UsageError(f"history is a {type(history).__name__}",
-                         hint="give a CSV/JSON file path or a list of numbers") from None
+                         hint="give a log file or run folder, or a list of numbers") from None
     if len(values) < 10:
         raise UsageError(f"the history has {len(values)} points; the detectors need at least 10",
                          hint="log more epochs or steps")

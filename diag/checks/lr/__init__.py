@@ -30,6 +30,10 @@ class LrOptions:
                                     "(default: val_<metric> when the file has it).")
     lr_column: str | None = option(None, "The LR column (default: lr, learning_rate, or "
                                    "the first lr-*, lr/* column).")
+    run: str | None = option(None, "With a run folder holding several runs: the run to read "
+                             "(its folder name; default: the newest).")
+    pattern: str | None = option(None, "A text log's line shape: a regex with named groups "
+                                 "step or epoch, loss, and optional lr and val_loss.")
     batch_size: int = option(12, internal=True)
     seed: int = 0
 

@@ -45,8 +45,9 @@ def run_history(history: History, options: LrOptions, validation: History | None
                 ) -> CheckResult:
     """Diagnose a curve read from a file (never imports torch); with a validation curve
     from the same file, also where validation bottoms out while training falls."""
-    result = analyse(history.values, history.index, history.index_name, history.lr,
-                     options.lr, source=history.source, metric=history.metric)
+    result = _described(analyse(history.values, history.index, history.index_name,
+                                 history.lr, options.lr, source=history.source,
+                                 metric=history.metric), history, validation)
     if validation is None:
         return result
     val = analyse(validation.values, validation.index, validation.index_name, validation.lr,
@@ -75,6 +76,21 @@ def run_history(history: History, options: LrOptions, validation: History | None
                      best_epoch_val=val.plot_data.get("best_epoch_val"))
     return result.replace(status=status, summary=summary, findings=findings, metrics=metrics,
                           series=series, plot_data=plot_data)
+
+
+def _described(result: CheckResult, history: History, validation: History | None
+               ) -> CheckResult:
+    """The result, saying which file, format and columns it read, and what the reader
+    noticed (a truncated record, other runs in the folder)."""
+    if not history.format:
+        return result
+    used = history.used + (f"; validation: {validation.metric}" if validation else "")
+    notes = tuple(Finding(Severity.INFO, note, "", history.source) for note in history.notes)
+    read = Finding(Severity.INFO, f"read {history.source} as {history.format}: {used}", "",
+                   history.source)
+    return result.replace(metrics={**result.metrics, "history_format": history.format,
+                                   "history_columns": used},
+                          findings=tuple(result.findings) + (read, *notes))
 
 
 def _looks_like_validation(metric: str) -> bool:

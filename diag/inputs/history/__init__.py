@@ -1,0 +1,154 @@
+"""Loss histories from the logs people have, one reader per format behind one function:
+``load_history(path)`` takes a file or a run folder and returns the curve, its validation
+twin and the learning rate, the same way in every format.
+
+Formats: CSV (Keras' CSVLogger with any separator, Lightning's ``metrics.csv``,
+Ultralytics, W&B UI exports), JSON (lists, Hugging Face's ``trainer_state.json``, W&B's
+``wandb-history.jsonl``), TensorBoard event files (extra: ``diag[tensorboard]``), MLflow run
+folders, and plain text logs (common line shapes, or ``--pattern``). NaN/Inf are data
+(they mean divergence), not parse errors.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from diag.errors import DataError, UsageError
+from diag.inputs.history import csvlog, find, jsonlog, mlflow, tensorboard, text
+from diag.inputs.history.core import (
+    INDEX_COLUMNS,
+    MIN_POINTS,
+    History,
+    Log,
+    to_history,
+    validation_of,
+)
+from diag.inputs.history.csvlog import _fast_columns
+
+__all__ = ["INDEX_COLUMNS", "MIN_POINTS", "History", "Log", "_fast_columns", "columns",
+           "load_history", "load_log", "load_pair", "paired_validation"]
+
+
+def _looks_like_csv(head: str) -> bool:
+    """A header line and a first row with the same number of cells, the row mostly
+    numbers or empty cells (so "2025-06-04 17:36:55,374 - INFO - ..." is text)."""
+    lines = [ln for ln in head.splitlines() if ln.strip()][:2]
+    if len(lines) < 2:
+        return len(lines) == 1 and any(d in lines[0] for d in ",;\t")
+    delimiter = csvlog.sniff_delimiter(lines[0])
+    if delimiter not in lines[0]:
+        return False
+    header, row = lines[0].split(delimiter), lines[1].split(delimiter)
+    if len(header) != len(row):
+        return False
+    numeric = 0
+    for cell in row:
+        cell = cell.strip().strip('"')
+        if cell == "":
+            numeric += 1
+            continue
+        try:
+            float(cell)
+            numeric += 1
+        except ValueError:
+            pass
+    return numeric * 2 >= len(row)
+
+
+def load_log(path: str, metric: str = "loss", lr_column: str | None = None,
+             run: str | None = None, pattern: str | None = None,
+             val_metric: str | None = None) -> Log:
+    """The series of a log file or run folder (see the module doc). Bad input is a
+    DataError (exit 2) naming the file and what was looked for."""
+    p = Path(path)
+    if not os.path.exists(p):
+        raise DataError(f"--history file not found: {path}", hint="check the path")
+    if p.is_dir():
+        if pattern is not None:
+            raise UsageError("--pattern reads a text log", hint="pass the log file itself")
+        if mlflow.is_run(p):
+            return mlflow.read(p)
+        chosen, notes = find.choose(p, run)
+        log = _read_run(chosen, metric, lr_column, val_metric)
+        log.notes.extend(notes)
+        return log
+    if run is not None:
+        raise UsageError(f"--run {run!r} picks a run in a folder, and --history {path} is a "
+                         "file", hint="pass the run folder, or drop --run")
+    return _read_file(p, metric, lr_column, pattern, val_metric)
+
+
+def _read_run(r: find.Run, metric: str, lr_column: str | None, val_metric: str | None
+              ) -> Log:
+    if r.kind == "mlflow":
+        return mlflow.read(r.folder)
+    if r.kind == "tensorboard":
+        return tensorboard.read(list(r.files), str(r.folder))
+    return _read_file(r.files[0], metric, lr_column, None, val_metric)
+
+
+def _read_file(p: Path, metric: str, lr_column: str | None, pattern: str | None,
+               val_metric: str | None) -> Log:
+    path = str(p)
+    if pattern is not None:
+        return text.read(path, pattern)
+    if tensorboard.is_event_file(p):
+        return tensorboard.read([p], path)
+    try:
+        with open(p, encoding="utf-8-sig", errors="replace") as fh:
+            head = fh.read(4096)
+    except OSError as exc:
+        raise DataError(f"--history {path} cannot be read: {exc}",
+                        hint="pass a readable log file") from None
+    if not head.strip():
+        raise DataError(f"--history {path} is empty", hint="write a header row and values")
+    if p.suffix.lower() in (".json", ".jsonl") or head.lstrip().startswith(("[", "{")):
+        return jsonlog.read(path, metric)
+    if p.suffix.lower() in (".csv", ".tsv") or _looks_like_csv(head):
+        return csvlog.read(path, metric, lr_column, val_metric)
+    return text.read(path)
+
+
+def load_history(path: str, metric: str = "loss", lr_column: str | None = None,
+                 run: str | None = None, pattern: str | None = None) -> History:
+    """The ``metric`` curve of a log file or run folder."""
+    return to_history(load_log(path, metric, lr_column, run, pattern), metric, lr_column)
+
+
+def load_pair(path: str, metric: str = "loss", val_metric: str | None = None,
+              lr_column: str | None = None, run: str | None = None,
+              pattern: str | None = None) -> tuple[History, History | None]:
+    """The training curve and its validation twin (``val_metric``, else found by name),
+    read once."""
+    log = load_log(path, metric, lr_column, run, pattern, val_metric)
+    train = to_history(log, metric, lr_column)
+    val = val_metric or validation_of(log.names(), train.metric)
+    if val is None or val not in log.series:
+        if val_metric is not None:
+            raise DataError(f"--history {path} has no column {val_metric!r} for validation",
+                            hint=f"series: {', '.join(log.names()[:20])}")
+        return train, None
+    try:
+        return train, to_history(log, val, lr_column)
+    except DataError:
+        if val_metric is not None:
+            raise
+        return train, None  # a validation series too short to judge: the training one alone
+
+
+def paired_validation(path: str, metric: str) -> str | None:
+    """The validation series that goes with ``metric`` in a log, if any."""
+    try:
+        val = load_pair(path, metric)[1]
+    except DataError:
+        return None
+    return val.metric if val is not None else None
+
+
+def columns(path: str) -> list[str]:
+    """The series a log holds (empty when unreadable: the loader reports that)."""
+    try:
+        return load_log(path).names()
+    except DataError:
+        return []

@@ -1,0 +1,180 @@
+"""CSV logs: Keras' CSVLogger (any separator), Lightning's ``metrics.csv`` (one row per
+``log_metrics`` call, so a column is empty on the other rows), Ultralytics' ``results.csv``,
+a W&B UI export (``Step``, ``run - loss``, ``run - loss__MIN``) and hand-written ones.
+
+Only the columns a run needs are converted, a chunk of rows at a time (numpy), so a file of
+millions of rows never becomes millions of dicts. NaN/Inf are data (divergence); an empty
+cell is a value that row did not log.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from typing import Any
+
+import numpy as np
+
+from diag.errors import DataError
+from diag.inputs.history.core import (
+    INDEX_COLUMNS,
+    MIN_POINTS,
+    Log,
+    lr_name,
+    number,
+    resolve_metric,
+    validation_of,
+)
+
+_CHUNK = 65536
+_WANDB = re.compile(r"^(?P<run>.+?) - (?P<metric>.+?)(?P<agg>__MIN|__MAX)?$")
+
+
+def sniff_delimiter(header: str) -> str:
+    """The separator of a header line: the most frequent of , ; tab (Keras' CSVLogger takes
+    any ``separator``)."""
+    counts = {d: header.count(d) for d in (",", ";", "\t")}
+    best = max(counts, key=counts.__getitem__)
+    return best if counts[best] else ","
+
+
+def header_of(path: str) -> tuple[list[str], list[str], str]:
+    """(display names, raw header cells, delimiter): W&B export columns ``run - metric``
+    shown as ``metric`` (their ``__MIN``/``__MAX`` bands left out)."""
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        line = fh.readline()
+    delimiter = sniff_delimiter(line)
+    raw = [c.strip() for c in next(csv.reader([line], delimiter=delimiter), [])]
+    names = []
+    for cell in raw:
+        m = _WANDB.match(cell)
+        if m and m.group("agg"):
+            names.append("")  # a min/max band of a W&B export: not a series of its own
+        elif m and "Step" in raw:
+            names.append(m.group("metric"))
+        else:
+            names.append(cell)
+    return names, raw, delimiter
+
+
+def columns(path: str) -> list[str]:
+    return [n for n in header_of(path)[0] if n]
+
+
+def read(path: str, metric: str, lr_column: str | None = None, val_metric: str | None = None
+         ) -> Log:
+    """The metric, its validation twin, the LR and the index of a CSV log, as a Log."""
+    names, raw, delimiter = header_of(path)
+    fields = [n for n in names if n]
+    if not fields:
+        raise DataError(f"--history {path} is empty", hint="write a header row and values")
+    name = resolve_metric(fields, metric, path, {})
+    # Lightning logs a metric per step and per epoch: the epoch series when it is long enough
+    epoch_twin = (name[: -len("_step")] + "_epoch" if name.endswith("_step")
+                  and name[: -len("_step")] + "_epoch" in fields and metric != name else "")
+    index_name = next((c for c in INDEX_COLUMNS if c in fields), "")
+    lr = lr_name(fields, name, lr_column, path)
+    val = val_metric if val_metric in fields else validation_of(fields, name)
+    extra_x = "step" if index_name == "epoch" and "step" in fields else ""
+    wanted = list(dict.fromkeys(c for c in (name, epoch_twin, index_name, extra_x, lr, val)
+                                if c))
+    cols = {c: names.index(c) for c in wanted}
+    columns_read = _fast_columns(path, wanted, cols, delimiter)
+    if columns_read is None:
+        columns_read = _slow_columns(path, delimiter, name, wanted, cols)
+    present = columns_read.pop("__present__", None)
+    rows = len(columns_read[name])
+    if epoch_twin and np.count_nonzero(_mask(present, epoch_twin, rows)) >= MIN_POINTS:
+        name = epoch_twin
+        twin_val = validation_of(fields, name)
+        val = twin_val if twin_val in columns_read else val
+    fmt = ("wandb-export" if "Step" in raw and any(_WANDB.match(c) for c in raw) else
+           "lightning" if {"epoch", "step"} <= set(fields) and present is not None else
+           "csv" if delimiter == "," else f"csv (separator {delimiter!r})")
+    x_col = index_name
+    if x_col == "epoch" and extra_x:
+        epochs = columns_read["epoch"][_mask(present, name, rows)]
+        if np.unique(epochs[~np.isnan(epochs)]).size < np.count_nonzero(~np.isnan(epochs)):
+            x_col = "step"  # several rows per epoch (Lightning's *_step metrics): by step
+    x = columns_read[x_col] if x_col else np.arange(rows, dtype=np.float64)
+    log = Log(fmt, path, "step" if x_col in ("Step", "_step", "global_step") else
+              x_col or "index")
+    for c in (name, lr, val):
+        if c:
+            keep = _mask(present, c, rows)
+            log.series[c] = (x[keep], columns_read[c][keep])
+    return log
+
+
+def _mask(present: dict[str, np.ndarray] | None, column: str, rows: int) -> np.ndarray:
+    return present[column] if present is not None else np.ones(rows, dtype=bool)
+
+
+def _fast_columns(path: str, wanted: list[str], cols: dict[str, int], delimiter: str = ","
+                  ) -> dict[str, Any] | None:
+    """The wanted columns through numpy's C reader when every row is plain numbers (about
+    5x faster than the csv module); None when any row is not (an empty cell, a short row,
+    text), and the careful reader below takes over and names the line."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data": reported below
+            arr = np.loadtxt(path, delimiter=delimiter, skiprows=1,
+                             usecols=[cols[c] for c in wanted], dtype=np.float64, ndmin=2,
+                             encoding="utf-8-sig", comments=None, quotechar='"')
+    except (ValueError, TypeError, IndexError, UnicodeDecodeError):
+        return None
+    return {c: np.ascontiguousarray(arr[:, i]) for i, c in enumerate(wanted)}
+
+
+def _slow_columns(path: str, delimiter: str, metric: str, wanted: list[str],
+                  cols: dict[str, int]) -> dict[str, Any]:
+    """Every wanted column with NaN where a cell is empty, and ``__present__``: per column,
+    which rows logged it. A row with no value for the metric is a row of other metrics
+    (Lightning writes one row per log call); a row too short to hold the metric is an
+    error naming its line."""
+    done: dict[str, list[np.ndarray]] = {c: [] for c in wanted}
+    seen: dict[str, list[np.ndarray]] = {c: [] for c in wanted}
+    chunk: dict[str, list[str]] = {c: [] for c in wanted}
+    lines: list[int] = []
+
+    def flush() -> None:
+        for c in wanted:
+            texts = np.array(chunk[c], dtype=object)
+            have = texts != ""
+            arr = np.full(len(texts), np.nan)
+            try:
+                arr[have] = np.array(texts[have].tolist(), dtype=np.float64)
+            except ValueError:  # find the bad cell, name its line
+                for j in np.flatnonzero(have):
+                    arr[j] = number(texts[j], f"{path} line {lines[j]}, column {c!r}")
+            done[c].append(arr)
+            seen[c].append(have)
+            chunk[c].clear()
+        lines.clear()
+
+    m = cols[metric]
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        next(reader, None)
+        for row_no, row in enumerate(reader, start=2):
+            if not row or all(not cell.strip() for cell in row):
+                continue  # blank line
+            if len(row) <= m:
+                raise DataError(f"{path} line {row_no}, column {metric!r}: the row has no "
+                                "value in this column",
+                                hint="fill it in (write nan for a missing loss)")
+            for c in wanted:
+                j = cols[c]
+                chunk[c].append(row[j].strip() if j < len(row) else "")
+            lines.append(row_no)
+            if len(lines) >= _CHUNK:
+                flush()
+    if lines:
+        flush()
+    out: dict[str, Any] = {c: (np.concatenate(done[c]) if done[c] else np.zeros(0))
+                           for c in wanted}
+    out["__present__"] = {c: (np.concatenate(seen[c]) if seen[c] else np.zeros(0, bool))
+                          for c in wanted}
+    return out
