@@ -86,10 +86,17 @@ def _described(result: CheckResult, history: History, validation: History | None
         return result
     used = history.used + (f"; validation: {validation.metric}" if validation else "")
     notes = tuple(Finding(Severity.INFO, note, "", history.source) for note in history.notes)
+    notes += tuple(Finding(Severity.WARN, problem, "the log was cut short or damaged (a run "
+                           "still writing, a copy broken off): the verdict covers what was "
+                           "read", history.source) for problem in history.problems)
     read = Finding(Severity.INFO, f"read {history.source} as {history.format}: {used}", "",
                    history.source)
-    return result.replace(metrics={**result.metrics, "history_format": history.format,
-                                   "history_columns": used},
+    upgraded = bool(history.problems) and result.status == Status.PASS
+    return result.replace(status=Status.WARN if upgraded else result.status,
+                          summary=(f"{history.problems[0]}; {result.summary}" if upgraded
+                                   else result.summary), metrics={**result.metrics,
+                                                  "history_format": history.format,
+                                                  "history_columns": used},
                           findings=tuple(result.findings) + (read, *notes))
 
 

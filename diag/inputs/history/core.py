@@ -42,7 +42,9 @@ class History:
     used: str = ""
     """The columns or tags read, e.g. ``train_loss_epoch over step, the LR from lr-Adam``."""
     notes: tuple[str, ...] = ()
-    """What the reader noticed (a truncated record, the other runs in the folder)."""
+    """What the reader noticed (the other runs in the folder)."""
+    problems: tuple[str, ...] = ()
+    """What is wrong with the file but did not stop the read (a truncated record)."""
 
     def label(self, position: int | None) -> float | None:
         return None if position is None else self.index[position]
@@ -57,7 +59,9 @@ class Log:
     x_name: str
     series: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    """Warnings about the file (a truncated record, other runs beside the one read)."""
+    """What the reader noticed (the other runs beside the one read)."""
+    problems: list[str] = field(default_factory=list)
+    """What is wrong with the file but did not stop the read (a truncated record)."""
 
     def names(self) -> list[str]:
         return list(self.series)
@@ -199,7 +203,7 @@ def to_history(log: Log, metric: str, lr_column: str | None = None) -> History:
     index: list[float] = (as_index(xs, log.source, log.x_name) if log.x_name != "index"
                           else list(range(len(ys))))
     return History(ys.tolist(), index, log.x_name, lrs, name, log.source, log.format, used,
-                   tuple(log.notes))
+                   tuple(log.notes), tuple(log.problems))
 
 
 def series(xs: Sequence[float] | np.ndarray, ys: Sequence[float] | np.ndarray

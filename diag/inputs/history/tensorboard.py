@@ -30,8 +30,9 @@ def _event_class() -> Any:
     try:
         from tensorboard.compat.proto import event_pb2
     except ImportError:
-        raise UsageError("reading TensorBoard event files needs the tensorboard package",
-                         hint="pip install 'diag[tensorboard]'") from None
+        raise UsageError("reading TensorBoard event files needs the extra diag[tensorboard]",
+                         hint="pip install 'diag[tensorboard]' (the tensorboard package)"
+                         ) from None
     return event_pb2.Event
 
 
@@ -57,35 +58,40 @@ def _scalar(value: Any) -> float | None:
 
 
 def read_file(path: Path, columns: dict[str, tuple[list[float], list[float]]],
-              notes: list[str]) -> None:
+              problems: list[str]) -> None:
     """Append the scalars of one event file to ``columns`` (tag -> steps, values)."""
-    event_cls = _event_class()
-    data = path.read_bytes()
+    from_string = _event_class().FromString
+    data = memoryview(path.read_bytes())
     offset, n, size = 0, 0, len(data)
-    unpack = struct.unpack_from
+    unpack = struct.Struct("<Q").unpack_from
     while offset < size:
         if offset + 12 > size:
-            notes.append(f"{path.name}: truncated after record {n} ({size - offset} bytes "
+            problems.append(f"{path.name}: truncated after record {n} ({size - offset} bytes "
                          "of a record header unread); read up to there")
             break
-        (length,) = unpack("<Q", data, offset)
-        end = offset + 12 + length + 4
+        (length,) = unpack(data, offset)
+        start = offset + 12
+        end = start + length + 4
         if end > size:
-            notes.append(f"{path.name}: truncated in record {n + 1} ({size - offset} of "
+            problems.append(f"{path.name}: truncated in record {n + 1} ({size - offset} of "
                          f"{12 + length + 4} bytes); read up to record {n}")
             break
         try:
-            event = event_cls.FromString(data[offset + 12: offset + 12 + length])
+            event = from_string(data[start: start + length])
         except Exception:  # noqa: BLE001 - protobuf's DecodeError and friends
-            notes.append(f"{path.name}: record {n + 1} is corrupt; read up to record {n}")
+            problems.append(f"{path.name}: record {n + 1} is corrupt; read up to record {n}")
             break
         offset = end
         n += 1
-        if not event.HasField("summary"):
+        values = event.summary.value
+        if not values:
             continue
         step = float(event.step)
-        for value in event.summary.value:
-            number = _scalar(value)
+        for value in values:
+            if value.WhichOneof("value") == "simple_value":
+                number: float | None = value.simple_value
+            else:
+                number = _scalar(value)
             if number is not None:
                 xs, ys = columns.setdefault(value.tag, ([], []))
                 xs.append(step)
@@ -95,10 +101,10 @@ def read_file(path: Path, columns: dict[str, tuple[list[float], list[float]]],
 def read(paths: list[Path], source: str) -> Log:
     """Every scalar tag of the event files of one run (several files: a run restarted)."""
     columns: dict[str, tuple[list[float], list[float]]] = {}
-    notes: list[str] = []
+    problems: list[str] = []
     for path in sorted(paths):
-        read_file(path, columns, notes)
-    log = Log("tensorboard", source, "step", notes=notes)
+        read_file(path, columns, problems)
+    log = Log("tensorboard", source, "step", problems=problems)
     for tag, (xs, ys) in columns.items():
         log.series[tag] = (np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64))
     return log

@@ -1,0 +1,382 @@
+"""`lr-schedule --history` reads the logs people have: files written by the real libraries
+(torch's SummaryWriter, Lightning's CSVLogger and LearningRateMonitor in a real Trainer.fit,
+MLflow's file store), published logs from public repositories (tests/data/logs/SOURCES.md),
+and one known curve written in every format, which must give the same verdict and the same
+plateau step everywhere."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from diag import checks
+from diag.errors import DataError, UsageError
+from diag.inputs.history import load_history, load_log, load_pair
+from diag.result import ExitCode
+
+from clirun import diag, one_line
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+LOGS = DATA / "logs"
+
+
+# --- one known curve ------------------------------------------------------------------------
+def known_curve() -> tuple[list[int], list[float], list[float], list[float]]:
+    """60 steps: the loss falls to a plateau from about step 25 at lr 1e-3; validation
+    follows it. Deterministic small wiggles, no randomness."""
+    steps = list(range(60))
+    loss = [0.3 + 1.2 * math.exp(-s / 5) + 0.004 * math.sin(1.7 * s) for s in steps]
+    val = [v + 0.05 + 0.003 * math.cos(1.3 * s) for s, v in zip(steps, loss, strict=True)]
+    lr = [1e-3] * 60
+    return steps, loss, val, lr
+
+
+def write_every_format(root: Path) -> dict[str, Path]:
+    steps, loss, val, lr = known_curve()
+    out: dict[str, Path] = {}
+    # plain CSV
+    p = root / "plain.csv"
+    p.write_text("step,loss,val_loss,lr\n" + "".join(
+        f"{s},{a!r},{b!r},{c!r}\n" for s, a, b, c in zip(steps, loss, val, lr, strict=True)))
+    out["csv"] = p
+    # Keras CSVLogger(separator=";"): epoch as the index
+    p = root / "keras_semicolon.csv"
+    p.write_text("epoch;loss;lr;val_loss\n" + "".join(
+        f"{s};{a!r};{c!r};{b!r}\n" for s, a, b, c in zip(steps, loss, val, lr, strict=True)))
+    out["keras ;"] = p
+    # a JSON list of objects
+    p = root / "history.json"
+    p.write_text(json.dumps([{"step": s, "loss": a, "val_loss": b, "lr": c}
+                             for s, a, b, c in zip(steps, loss, val, lr, strict=True)]))
+    out["json"] = p
+    # Hugging Face trainer_state.json inside checkpoint folders (the highest is read)
+    for ckpt, upto in (("checkpoint-30", 30), ("checkpoint-60", 60)):
+        d = root / "hf_out" / ckpt
+        d.mkdir(parents=True)
+        records: list[dict[str, float]] = []
+        for s in steps[:upto]:
+            records.append({"epoch": s / 20, "learning_rate": lr[s], "loss": loss[s],
+                            "step": s})
+            records.append({"epoch": s / 20, "eval_loss": val[s], "step": s})
+        (d / "trainer_state.json").write_text(json.dumps({"global_step": upto,
+                                                          "log_history": records}))
+    out["huggingface"] = root / "hf_out"
+    # Lightning metrics.csv: one row per log call, the LR on rows of its own
+    d = root / "lightning_logs" / "version_0"
+    d.mkdir(parents=True)
+    rows = ["epoch,lr-Adam,step,train_loss,val_loss"]
+    for s in steps:
+        rows.append(f"{s},{lr[s]!r},{s},,")
+        rows.append(f"{s},,{s},{loss[s]!r},")
+        rows.append(f"{s},,{s},,{val[s]!r}")
+    (d / "metrics.csv").write_text("\n".join(rows) + "\n")
+    out["lightning"] = root / "lightning_logs"
+    # W&B: a UI export, and wandb-history.jsonl
+    p = root / "wandb_export_2026-11-30.csv"
+    p.write_text('"Step","run-7 - loss","run-7 - loss__MIN","run-7 - loss__MAX",'
+                 '"run-7 - val_loss"\n' + "".join(
+                     f'"{s}","{a!r}","{a!r}","{a!r}","{b!r}"\n'
+                     for s, a, b in zip(steps, loss, val, strict=True)))
+    out["wandb export"] = p
+    d = root / "wandb" / "run-20261130_120000-abc123" / "files"
+    d.mkdir(parents=True)
+    (d / "wandb-history.jsonl").write_text("".join(
+        json.dumps({"_step": s, "_runtime": 1.5 * s, "loss": a, "val_loss": b, "lr": c}) + "\n"
+        for s, a, b, c in zip(steps, loss, val, lr, strict=True)))
+    out["wandb jsonl"] = root / "wandb"
+    # a text log, llm.c's shape
+    p = root / "train.log"
+    p.write_text("using device cpu\n" + "".join(
+        f"step {s:4d}/60 | train loss {a:.6f} | lr {c:.2e}\n"
+        for s, a, c in zip(steps, loss, lr, strict=True)))
+    out["text"] = p
+    return out
+
+
+def write_tensorboard(root: Path) -> Path:
+    from torch.utils.tensorboard import SummaryWriter
+
+    steps, loss, val, lr = known_curve()
+    folder = root / "runs" / "exp1"
+    with SummaryWriter(log_dir=str(folder)) as w:
+        for s in steps:
+            w.add_scalar("loss", loss[s], s)
+            w.add_scalar("val_loss", val[s], s)
+            w.add_scalar("lr", lr[s], s)
+    return root / "runs"
+
+
+def write_mlflow(root: Path) -> Path:
+    mlflow = pytest.importorskip("mlflow")
+    steps, loss, val, lr = known_curve()
+    uri = (root / "mlruns").as_uri()
+    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"  # MLflow 3.x: the file store is opt-in
+    mlflow.set_tracking_uri(uri)
+    try:
+        with mlflow.start_run():
+            for s in steps:
+                mlflow.log_metrics({"loss": loss[s], "val_loss": val[s], "lr": lr[s]}, step=s)
+    finally:
+        mlflow.set_tracking_uri(None)
+        os.environ.pop("MLFLOW_ALLOW_FILE_STORE", None)
+    return root / "mlruns"
+
+
+def test_one_curve_in_every_format_gives_one_verdict(tmp_path: Path) -> None:
+    paths = write_every_format(tmp_path)
+    pytest.importorskip("tensorboard")
+    paths["tensorboard"] = write_tensorboard(tmp_path)
+    if _has("mlflow"):
+        paths["mlflow"] = write_mlflow(tmp_path)
+    verdicts = {}
+    for fmt, path in paths.items():
+        r = checks.lr_schedule(history=str(path))
+        verdicts[fmt] = (r.status, r.metrics["plateau_start"], r.metrics["points"])
+        assert r.metrics["history_format"], fmt
+    reference = verdicts["csv"]
+    assert reference[1] is not None and 15 <= reference[1] <= 35, reference  # a plateau
+    assert all(v == reference for v in verdicts.values()), verdicts
+
+
+def _has(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def test_the_pairing_is_the_same_in_every_format(tmp_path: Path) -> None:
+    paths = write_every_format(tmp_path)
+    for fmt, path in paths.items():
+        train, val = load_pair(str(path))
+        assert len(train.values) == 60, fmt
+        if fmt != "text":  # the llm.c line has no validation loss
+            assert val is not None and val.metric in ("val_loss", "eval_loss"), fmt
+            assert val.values[0] == pytest.approx(known_curve()[2][0], rel=1e-6), fmt
+        if fmt not in ("wandb export",):
+            assert train.lr is not None and set(train.lr) == {1e-3}, fmt
+
+
+# --- files the real libraries wrote ---------------------------------------------------------
+def test_summary_writer_event_files(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    runs = write_tensorboard(tmp_path)
+    log = load_log(str(runs))
+    assert log.format == "tensorboard" and set(log.names()) >= {"loss", "val_loss", "lr"}
+    h = load_history(str(runs))
+    assert h.index == list(range(60)) and h.used == "loss over step, the LR from lr"
+
+
+def test_a_truncated_event_file_is_read_up_to_its_last_good_record(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    runs = write_tensorboard(tmp_path)
+    [event] = list(runs.rglob("events.out.tfevents.*"))
+    data = event.read_bytes()
+    event.write_bytes(data[: len(data) - 30])  # the last record cut short
+    r = checks.lr_schedule(history=str(runs))
+    assert r.metrics["points"] == 60  # the cut record was the last step's lr
+    assert [f.message for f in r.findings if f.severity.value == "warn"
+            and "truncated" in f.message], r.findings
+
+
+def test_without_tensorboard_the_error_names_the_extra(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    event = tmp_path / "events.out.tfevents.123.host"
+    event.write_bytes(b"\0" * 16)
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+    monkeypatch.setitem(sys.modules, "tensorboard.compat.proto", None)
+    with pytest.raises(UsageError, match=r"diag\[tensorboard\]"):
+        load_log(str(event))
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`isinstance(treespec, LeafSpec)` is deprecated")
+def test_a_real_lightning_fit_with_csvlogger_and_lr_monitor(tmp_path: Path) -> None:
+    """3 epochs of Trainer.fit on CPU; the LR monitor's rows leave the loss rows' lr-Adam
+    empty (the reported "empty value"); diag forward-fills it by step."""
+    pytest.importorskip("lightning")
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import LearningRateMonitor
+    from lightning.pytorch.loggers import CSVLogger
+    from torch.utils.data import DataLoader, TensorDataset
+
+    class Net(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 1)
+
+        def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _i: int
+                          ) -> torch.Tensor:
+            x, y = batch
+            loss = torch.nn.functional.mse_loss(self.fc(x), y)
+            self.log("train_loss", loss, on_step=True, on_epoch=True)
+            return loss
+
+        def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _i: int) -> None:
+            x, y = batch
+            self.log("val_loss", torch.nn.functional.mse_loss(self.fc(x), y))
+
+        def configure_optimizers(self) -> object:
+            opt = torch.optim.Adam(self.parameters(), lr=1e-2)
+            return {"optimizer": opt, "lr_scheduler": torch.optim.lr_scheduler.StepLR(
+                opt, step_size=1, gamma=0.5)}
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 4, generator=g)
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
+    loader = DataLoader(TensorDataset(x, y), batch_size=4)
+    torch.manual_seed(0)
+    trainer = L.Trainer(max_epochs=3, logger=CSVLogger(str(tmp_path)), log_every_n_steps=1,
+                        callbacks=[LearningRateMonitor(logging_interval="step")],
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu", devices=1)
+    trainer.fit(Net(), loader, loader)
+    folder = tmp_path / "lightning_logs"
+    metrics_csv = next(folder.rglob("metrics.csv"))
+    assert ",," in metrics_csv.read_text()  # sparse rows, as Lightning writes them
+    train, val = load_pair(str(folder))
+    assert train.format == "lightning" and train.metric == "train_loss_step"
+    assert len(train.values) == 48 and train.index_name == "step"
+    assert train.lr is not None and train.lr[0] == pytest.approx(1e-2)
+    assert train.lr[-1] == pytest.approx(2.5e-3)  # halved after epochs 1 and 2
+    assert val is None  # 3 validation points (one per epoch): too few to judge; noted apart
+    r = diag("lr-schedule", "--history", str(folder), "--no-plots", "--format", "json",
+             "--out", str(tmp_path / "out"))
+    assert r.returncode in (0, 1), r.stderr
+    assert json.loads(r.stdout)["checks"][0]["metrics"]["history_format"] == "lightning"
+
+
+def test_mlflow_file_store(tmp_path: Path) -> None:
+    mlruns = write_mlflow(tmp_path)
+    train, val = load_pair(str(mlruns))
+    assert train.format == "mlflow" and train.index == list(range(60))
+    assert val is not None and val.metric == "val_loss" and train.lr is not None
+
+
+# --- published logs (tests/data/logs/SOURCES.md) --------------------------------------------
+def test_published_hugging_face_trainer_states() -> None:
+    weibo = load_history(str(LOGS / "hf" / "weibo_rumor_bert"))
+    assert weibo.format == "huggingface" and weibo.index_name == "step"
+    assert len(weibo.values) == 51 and weibo.values[0] == 0.981 and weibo.index[-1] == 25500
+    assert weibo.lr is not None and weibo.lr[0] == pytest.approx(4.903294573643411e-05)
+    train, val = load_pair(str(LOGS / "hf" / "imdb_distilbert_lora" / "trainer_state.json"))
+    assert len(train.values) == 18 and train.index[:2] == [20, 40]
+    assert val is None  # 3 eval points: too few to judge alone, the training curve is read
+
+
+def test_published_lightning_metrics() -> None:
+    camels = load_history(str(LOGS / "lightning" / "camels_ch"))
+    assert camels.format == "lightning" and camels.metric == "train_loss"
+    assert len(camels.values) == 73 and camels.index[0] == 49
+    assert camels.lr is not None and set(camels.lr) == {0.003}  # one LR row, at step 0
+    glitch = load_log(str(LOGS / "lightning" / "glitch"))
+    assert glitch.series["train_loss"][1].tolist() == [0.21007005870342255,
+                                                       0.19502906501293182]
+    assert glitch.series["val_loss"][0].tolist() == [0.0, 1.0]  # by epoch: one row each
+
+
+@pytest.mark.parametrize(("log", "curve"), [("cifar10_training.log", "cifar10_cnn_adam.csv"),
+                                            ("rooftop_training.log",
+                                             "rooftop_segmentation.csv")])
+def test_published_text_logs_read_like_their_hand_converted_csv(log: str, curve: str) -> None:
+    """tests/data/curves/ holds these logs converted by hand before: the text reader must
+    find exactly those numbers."""
+    text = load_history(str(LOGS / "text" / log))
+    by_hand = load_history(str(DATA / "curves" / curve))
+    assert text.values == by_hand.values and text.index == by_hand.index
+    assert text.index_name == "epoch"
+
+
+# --- text shapes and --pattern --------------------------------------------------------------
+SHAPES = {
+    "keras": "Epoch {e}/30\n32/32 [==============================] - 1s 20ms/step - loss: {l}"
+             " - val_loss: {v} - lr: 0.0010\n",
+    "pytorch-example": "Train Epoch: {e} [0/60000 (0%)]\tLoss: {l}\n"
+                       "Train Epoch: {e} [30000/60000 (50%)]\tLoss: {l}\n",
+    "huggingface prints": "{{'loss': {l}, 'grad_norm': 1.5, 'learning_rate': 5e-05, "
+                          "'epoch': {e}}}\n",
+    "llm.c": "step {e}/30 | train loss {l} | lr 6.00e-04 | norm 1.2\n",
+    "epoch-line": "INFO Epoch [{e}/30] Train Loss: {l}, Valid Loss: {v}, LR: [0.001]\n",
+}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_the_common_line_shapes(shape: str, tmp_path: Path) -> None:
+    lines = "".join(SHAPES[shape].format(e=e, l=round(1 / e, 5), v=round(1.1 / e, 5))
+                    for e in range(1, 31))
+    path = tmp_path / "out.txt"
+    path.write_text("Loading data...\nsome warning\n" + lines + "done\n")
+    log = load_log(str(path))
+    assert shape in log.format
+    h = load_history(str(path))
+    assert h.values[0] == pytest.approx(1.0) and len(h.values) in (30, 60)
+
+
+def test_a_pattern_reads_any_shape(tmp_path: Path) -> None:
+    path = tmp_path / "mine.txt"
+    path.write_text("".join(f"[it {i * 100}] objective={1 / (i + 1):.5f} eta=0.1\n"
+                            for i in range(20)))
+    h = load_history(str(path), pattern=r"\[it (?P<step>\d+)\] objective=(?P<loss>\S+)")
+    assert h.index[:3] == [0, 100, 200] and h.values[1] == pytest.approx(0.5)
+    with pytest.raises(UsageError, match="named groups"):
+        load_history(str(path), pattern=r"objective=(\S+)")
+
+
+def test_a_text_file_that_is_no_log_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("hello\nworld\n" * 20)
+    r = diag("lr-schedule", "--history", str(path), "--out", str(tmp_path / "o"))
+    assert r.returncode == ExitCode.USAGE_ERROR
+    assert "no line looks like a training log" in one_line(r.stderr)
+
+
+# --- run folders ----------------------------------------------------------------------------
+def test_several_runs_the_newest_is_read_and_the_others_named(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    paths = write_every_format(tmp_path / "src")
+    root = tmp_path / "lightning_logs"
+    for i in range(3):
+        d = root / f"version_{i}"
+        d.mkdir(parents=True)
+        shutil.copy(paths["lightning"] / "version_0" / "metrics.csv", d / "metrics.csv")
+        os.utime(d / "metrics.csv", (time.time() - 100 + 10 * i,) * 2)
+    r = checks.lr_schedule(history=str(root))
+    notes = [f.message for f in r.findings if "other runs" in f.message]
+    assert notes == [f"2 other runs in {root}: version_0, version_1; read version_2 (the "
+                     "newest); pick another with --run NAME"]
+    r = checks.lr_schedule(history=str(root), run="version_0")
+    assert any("read version_0 (the one asked for)" in f.message for f in r.findings)
+    with pytest.raises(DataError, match="no such run"):
+        load_history(str(root), run="version_9")
+
+
+def test_an_empty_folder_names_what_was_looked_for(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    r = diag("lr-schedule", "--history", str(tmp_path / "empty"), "--out", str(tmp_path / "o"))
+    assert r.returncode == ExitCode.USAGE_ERROR
+    line = one_line(r.stderr)
+    assert "no training log found" in line and "trainer_state.json" in line
+
+
+def test_lightning_step_and_epoch_series_are_told_apart(tmp_path: Path) -> None:
+    rows = ["epoch,step,train_loss_step,train_loss_epoch,val_loss"]
+    for e in range(12):
+        for k in range(4):
+            rows.append(f"{e},{e * 4 + k},{1 / (e + 1) + 0.01 * k},,")
+        rows.append(f"{e},{e * 4 + 3},,{1 / (e + 1)},{1.1 / (e + 1)}")
+    p = tmp_path / "metrics.csv"
+    p.write_text("\n".join(rows) + "\n")
+    h = load_history(str(p))
+    assert h.metric == "train_loss_epoch" and len(h.values) == 12  # enough epochs: by epoch
+    assert load_history(str(p), "train_loss_step").index[:3] == [0, 1, 2]
+    assert np.allclose(load_pair(str(p))[1].values[0], 1.1)  # type: ignore[union-attr]
