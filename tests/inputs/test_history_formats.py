@@ -371,8 +371,7 @@ def test_an_empty_folder_names_what_was_looked_for(tmp_path: Path) -> None:
 def test_lightning_step_and_epoch_series_are_told_apart(tmp_path: Path) -> None:
     rows = ["epoch,step,train_loss_step,train_loss_epoch,val_loss"]
     for e in range(12):
-        for k in range(4):
-            rows.append(f"{e},{e * 4 + k},{1 / (e + 1) + 0.01 * k},,")
+        rows.extend(f"{e},{e * 4 + k},{1 / (e + 1) + 0.01 * k},," for k in range(4))
         rows.append(f"{e},{e * 4 + 3},,{1 / (e + 1)},{1.1 / (e + 1)}")
     p = tmp_path / "metrics.csv"
     p.write_text("\n".join(rows) + "\n")
