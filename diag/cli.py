@@ -42,6 +42,7 @@ class OutputFormat(str, enum.Enum):
 
     text = "text"
     json = "json"
+    sarif = "sarif"
 
 
 class Task(str, enum.Enum):
@@ -72,7 +73,9 @@ Seed = Annotated[int, typer.Option("--seed", help="Seed for everything random, a
 Out = Annotated[Path, typer.Option("--out", help="Folder for report files (JSON, PNG, "
                                    "summary.md).")]
 Format = Annotated[OutputFormat, typer.Option("--format", help="text: a table on stdout; "
-                                              "json: the report on stdout and nothing else.")]
+                                              "json or sarif (SARIF 2.1.0, for code "
+                                              "scanning): the report on stdout and nothing "
+                                              "else.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress; one line per check.")]
 NoPlots = Annotated[bool, typer.Option("--no-plots", help="Do not write PNG plots.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show info findings too.")]
@@ -593,6 +596,14 @@ def check(
                                                    "{checks}.")] = None,
     junit: Annotated[Path | None, typer.Option(
         "--junit", metavar="FILE", help="Also write JUnit XML (one testcase per check).")] = None,
+    sarif: Annotated[Path | None, typer.Option(
+        "--sarif", metavar="FILE", help="Also write SARIF 2.1.0 (GitHub code scanning: one "
+        "rule per kind of finding, at your file and line).")] = None,
+    baseline: Annotated[Path | None, typer.Option(
+        "--baseline", metavar="FILE", help="Fail only on findings not in this baseline, or "
+        "key metrics worse than it beyond their tolerance; fixed ones are reported.")] = None,
+    update_baseline: Annotated[bool, typer.Option(
+        "--update-baseline", help="Write --baseline FILE from this run.")] = False,
     timeout: Annotated[float | None, typer.Option(
         "--timeout", min=0.0, metavar="SECONDS", help="Per check: over budget is an error "
         "(timed out), the other checks go on.")] = None,
@@ -638,8 +649,12 @@ def check(
                         input_size=input_size, threads=threads, select=tuple(select or ()),
                         skip=tuple(skip or ()))
         limit = timeout if timeout is not None else cfg.get("timeout")
+        if update_baseline and baseline is None:
+            raise UsageError("--update-baseline needs --baseline FILE",
+                             hint="e.g. --baseline .diag-baseline.json --update-baseline")
         opts = RunOptions(out=out, fmt=fmt.value, quiet=quiet, plots=not no_plots,
-                          verbose=verbose, timeout=limit, junit=junit)
+                          verbose=verbose, timeout=limit, junit=junit, sarif=sarif,
+                          baseline=baseline, update_baseline=update_baseline)
         return _execute(lambda: plan_check(cfg, cli, limit), opts)
 
     _run_guarded(body)

@@ -61,14 +61,20 @@ class Finding:
     """What a person can do about it."""
     location: str = ""
     """Where: ``file.py:42`` or a layer name; empty when not applicable."""
+    rule: str = ""
+    """The kind of finding, stable across runs and seeds (``tensor-growth``,
+    ``cause/double-softmax``); empty: derived from the message (``diag.report.rules``)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "severity": self.severity.value,
             "message": self.message,
             "hint": self.hint,
             "location": self.location,
         }
+        if self.rule:
+            out["rule"] = self.rule
+        return out
 
 
 @dataclass(frozen=True)
@@ -113,7 +119,8 @@ class CheckResult:
             name=str(data["name"]), status=Status(data["status"]), summary=str(data["summary"]),
             metrics=dict(data.get("metrics", {})),
             findings=tuple(Finding(Severity(f["severity"]), f["message"], f.get("hint", ""),
-                                   f.get("location", "")) for f in data.get("findings", [])),
+                                   f.get("location", ""), f.get("rule", ""))
+                           for f in data.get("findings", [])),
             series={k: list(v) for k, v in data.get("series", {}).items()},
             artifacts=tuple(data.get("artifacts", ())),
             duration_s=float(data.get("duration_s", 0.0)))

@@ -13,6 +13,8 @@ os.environ.setdefault("COLUMNS", "120")
 
 import pytest  # noqa: E402
 
+pytest_plugins = ["pytester"]  # tests/report/test_ci.py runs pytest with diag's plugin
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 

@@ -254,3 +254,19 @@ def raises():
         _train(model, opt, x, y)
 
     return step
+
+
+def keep_tensors():
+    """Keeps ``DIAG_TEST_LEAK_PER_ITER`` (default 1) detached tensors per iteration, all made
+    at one line: the same leak, worse or not, for the baseline tests."""
+    import os
+
+    per_iter = int(os.environ.get("DIAG_TEST_LEAK_PER_ITER", "1"))
+    model, opt, x, y = _setup()
+    kept: list[torch.Tensor] = []
+
+    def step() -> None:
+        loss = _train(model, opt, x, y)
+        kept.extend(loss.detach().clone() for _ in range(per_iter))
+
+    return step

@@ -8,10 +8,12 @@ from collections.abc import Callable
 from diag.report.console import ConsoleReporter
 from diag.report.interface import Reporter
 from diag.report.json import JsonReporter
+from diag.report.sarif import SarifReporter
 
 REPORTERS: dict[str, Callable[..., Reporter]] = {
     "text": ConsoleReporter,
     "json": JsonReporter,
+    "sarif": SarifReporter,
 }
 
 

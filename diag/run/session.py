@@ -6,6 +6,7 @@ Nothing in this module is imported by ``diag --help``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections import deque
@@ -37,6 +38,12 @@ class RunOptions:
     """Seconds per check; over budget is an error ("timed out"), the rest go on."""
     junit: Path | None = None
     """Also write JUnit XML here."""
+    sarif: Path | None = None
+    """Also write SARIF 2.1.0 here."""
+    baseline: Path | None = None
+    """Compare with this baseline: only new findings and worse metrics fail."""
+    update_baseline: bool = False
+    """Write the baseline file from this run instead of comparing."""
 
 
 def stderr_console() -> Console:
@@ -76,8 +83,14 @@ def execute(jobs: Sequence[Job], opts: RunOptions, worker: PlotWorker | None = N
 
 def _execute(jobs: Sequence[Job], opts: RunOptions, files: _ReportFiles) -> int:
     ensure_out(opts.out)
-    if opts.junit is not None:
-        ensure_file_writable(opts.junit, "--junit")
+    for path, option in ((opts.junit, "--junit"), (opts.sarif, "--sarif")):
+        if path is not None:
+            ensure_file_writable(path, option)
+    baseline = None
+    if opts.baseline is not None and not opts.update_baseline:
+        from diag.report.baseline import load_baseline
+
+        baseline = load_baseline(opts.baseline)
     err = stderr_console()
     live = err.is_terminal and not opts.quiet and not os.environ.get("NO_COLOR")
     results = files.results
@@ -118,18 +131,48 @@ def _execute(jobs: Sequence[Job], opts: RunOptions, files: _ReportFiles) -> int:
     for warning in write_summary(results, opts.out, interrupted):
         err.print(f"diag: warning: {warning}", soft_wrap=True)
     report = Report(results, interrupted=interrupted)
+    from diag.report.files import atomic_write
+
     if opts.junit is not None:
-        from diag.report.files import atomic_write
         from diag.report.junit import JUnitReporter
 
         try:
             atomic_write(opts.junit, JUnitReporter().render(report))
         except OSError as exc:
             err.print(f"diag: cannot write --junit {opts.junit}: {exc}", soft_wrap=True)
+    if opts.sarif is not None:
+        from diag.report.sarif import SarifReporter
+
+        try:
+            atomic_write(opts.sarif, SarifReporter().render(report))
+        except OSError as exc:
+            err.print(f"diag: cannot write --sarif {opts.sarif}: {exc}", soft_wrap=True)
     reporter_for(opts.fmt, verbose=opts.verbose, quiet=opts.quiet).write(report, sys.stdout)
     if interrupted is not None:
         return int(ExitCode.INTERRUPTED)
-    return int(exit_code_for(results))
+    code = exit_code_for(results)
+    if opts.update_baseline and opts.baseline is not None:
+        from diag.report.baseline import write_baseline
+
+        write_baseline(opts.baseline, results)
+        err.print(f"diag: baseline written to {opts.baseline} ({len(results)} checks)",
+                  soft_wrap=True)
+        return int(ExitCode.OK if code == ExitCode.CHECK_FAILED else code)
+    if baseline is not None:
+        from diag.report.baseline import compare
+
+        delta = compare(baseline, results)
+        for line in delta.lines():
+            err.print(f"diag: baseline: {line}", soft_wrap=True, markup=False)
+        with contextlib.suppress(OSError):
+            atomic_write(opts.out / "baseline-delta.json", delta.to_json())
+            with open(opts.out / "summary.md", "a", encoding="utf-8") as fh:
+                fh.write("\n" + delta.markdown())
+        if code == ExitCode.CHECK_FAILED:  # failures already in the baseline do not fail
+            code = ExitCode.CHECK_FAILED if delta.worse_or_new else ExitCode.OK
+        elif code == ExitCode.OK and delta.worse_or_new:
+            code = ExitCode.CHECK_FAILED
+    return int(code)
 
 
 class _ReportFiles:

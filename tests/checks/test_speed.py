@@ -24,8 +24,14 @@ speed = checks.speed
 TABLE = s.table()
 
 
+THREADS = "intra-op threads at the knee batch"
+"""The thread sweep's finding: a timing that follows the machine's load (tested in
+test_threads.py); the tests here are about the other findings."""
+
+
 def _warnings(r: object) -> list[str]:
-    return [f.message for f in r.findings if f.severity == Severity.WARN]  # type: ignore[attr-defined]
+    return [f.message for f in r.findings  # type: ignore[attr-defined]
+            if f.severity == Severity.WARN and not f.message.startswith(THREADS)]
 
 
 def test_a_loader_sleeping_20_ms_per_batch_is_found_with_its_cause() -> None:
@@ -84,7 +90,7 @@ def test_a_model_out_of_memory_above_64_stops_the_sweep_there() -> None:
     assert r.metrics["oom_at"] == 128 and r.metrics["largest_fits"] == 64
     assert r.series["batch"] == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
     assert any("batch 128 ran out of memory" in f.message for f in r.findings)
-    assert r.status == Status.PASS  # reported, never a crash
+    assert r.status != Status.ERROR and not _warnings(r)  # reported, never a crash
 
 
 def test_the_same_model_without_the_limit_runs_every_size() -> None:
@@ -95,9 +101,12 @@ def test_the_same_model_without_the_limit_runs_every_size() -> None:
 def test_batch_1_against_a_tiny_mlps_knee_is_warned() -> None:
     r = speed(model=s.mlp, data=TABLE, max_batch=64, batch_size=1, stop_early=False)
     assert any(m.startswith("your batch size 1 runs at") for m in _warnings(r))
+    # the twin, at the knee: no warning unless this run's own figures (another run, another
+    # load) put it under half the knee's throughput; the verdict follows the figures
     r = speed(model=s.mlp, data=TABLE, max_batch=64, batch_size=r.metrics["knee_batch"],
               stop_early=False)
-    assert not any(m.startswith("your batch size") for m in _warnings(r))
+    slow = r.metrics["batch_size_samples_per_s"] < 0.5 * r.metrics["knee_samples_per_s"]
+    assert any(m.startswith("your batch size") for m in _warnings(r)) == slow
 
 
 def test_the_knee_is_the_smallest_size_within_10_percent_of_the_best() -> None:

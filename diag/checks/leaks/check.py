@@ -166,7 +166,7 @@ def _unseen_growth(untracked: list[Any], start: set[int], post: int
         f"{str(newest.dtype).replace('torch.', '')}{list(newest.shape)}"
         + (f", {held}" if held else ""),
         "a container keeps every iteration's tensors: bound it (collections.deque(maxlen=...)),"
-        " store .item() / .cpu().numpy() summaries, or clear it")
+        " store .item() / .cpu().numpy() summaries, or clear it", rule="untracked-tensor-growth")
 
 
 QUANTITIES = ("tensors", "storages", "bytes", "graph_nodes")
@@ -296,7 +296,8 @@ def _attribute(snaps: list[Snapshot], warmup: int, holder: Callable[[str], str]
                    f" created at {name}"
                    + (f", {held}" if held else ""))
         hint = _hint(last, tensors, nbytes, nodes)
-        findings.append(Finding(Severity.FAIL, message, hint, location=name))
+        findings.append(Finding(Severity.FAIL, message, hint, location=name,
+                                rule="tensor-growth"))
         table.append({"created_at": name, "tensor": last.example, "op": last.op,
                       "held": held,
                       "tensors_per_iter": tensors.per_iter if tensors.growing else 0.0,

@@ -249,7 +249,8 @@ def confirm_causes(*, target: Any, data: TensorData, model: nn.Module, probe_fre
         out.append(Finding(
             Severity.FAIL, f"confirmed: {h.cause}: {h.fix}, the loss reaches "
             f"{run.final_loss:.3g} in {len(run.losses)} steps (target {goal:.3g})", h.hint,
-            location="output" if h.name in ("bounded_output", "double_softmax") else ""))
+            location="output" if h.name in ("bounded_output", "double_softmax") else "",
+            rule="cause/" + h.name.replace("_", "-")))
     untestable = []
     if probe_fresh:
         untestable.append("layers built inside forward()")
@@ -266,7 +267,7 @@ def confirm_causes(*, target: Any, data: TensorData, model: nn.Module, probe_fre
             out.append(Finding(
                 Severity.FAIL, f"unexplained: {generic.message}; tried {names}; none reached "
                 "the target", "look at the data and the loss by hand (`diag loss-grad` tests "
-                "a custom loss), try a bigger model, or raise --max-steps"))
+                "a custom loss), try a bigger model, or raise --max-steps", rule="unexplained"))
     out.extend(rest)
     out.extend(Finding(
         Severity.INFO, f"tried {h.fix}: the loss reached {run.final_loss:.3g} after "

@@ -413,10 +413,12 @@ def _threads_at_knee(stepper: _Stepper, x: Tensor, y: Tensor, batch: int, cores:
     text = (f"intra-op threads at the knee batch {batch} (samples/s: {listed}): best {best}"
             + (f"; your setting, {main}, is {slowdown:.2f}x slower" if slowdown and best != main
                else f"; your setting, {main}, is the best" if best == main else ""))
+    # on a busy machine the slowdown is the load's (advice for a quiet one would be wrong)
     worse = slowdown is not None and best != main and slowdown >= SLOW_DEFAULT
     findings.append(Finding(
-        Severity.WARN if worse else Severity.INFO,
-        text + (" (measured on a busy machine)" if worse and load.busy else ""),
+        Severity.WARN if worse and not load.busy else Severity.INFO,
+        text + (" (measured on a busy machine: the other processes' load, not a setting to "
+                "change for a quiet one)" if worse and load.busy else ""),
         f"call torch.set_num_threads({best}) (or set OMP_NUM_THREADS={best}) before training"
         if worse else "more threads help only when each op has enough work and the cores "
         "are free"))
