@@ -36,6 +36,16 @@ class TensorData:
     def is_classification(self) -> bool:
         return not torch.is_floating_point(self.y) and self.y.dim() == 1
 
+    @property
+    def is_sequence(self) -> bool:
+        """Integer targets per position (B, T): next-token ids, tags, with -100 padding."""
+        return not torch.is_floating_point(self.y) and self.y.dim() >= 2
+
+    @property
+    def is_tokens(self) -> bool:
+        """Integer inputs: token ids for an embedding."""
+        return not torch.is_floating_point(self.x) and self.x.dtype != torch.bool
+
 
 def default_data(task: str = "landmarks", n: int = 64, size: int = 56, seed: int = 0
                  ) -> TensorData:
@@ -143,9 +153,14 @@ def arrays_to_data(x: Any, y: Any, source: str, check_finite: bool = True) -> Te
         xt = xt.permute(0, 3, 1, 2).float().div(255.0).contiguous()
     elif torch.is_floating_point(xt):
         xt = xt.float()
+    elif xt.dtype in (torch.int16, torch.int32, torch.int64, torch.int8):
+        xt = xt.long()  # token ids (an nn.Embedding's input)
+        if int(xt.min()) < 0:
+            raise DataError(f"--data {source}: x holds integers below 0 (min {int(xt.min())})",
+                            hint="integer inputs are token ids for an embedding: 0 .. V-1")
     else:
-        raise DataError(f"--data {source}: x has dtype {xt.dtype}, expected float or uint8",
-                        hint="convert the inputs to float32")
+        raise DataError(f"--data {source}: x has dtype {xt.dtype}, expected float, uint8 "
+                        "images or integer token ids", hint="convert the inputs to float32")
     if torch.is_floating_point(yt):
         yt = yt.float()
     elif yt.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8):

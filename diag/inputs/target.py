@@ -57,6 +57,16 @@ def classify_loss(pred: Tensor, target: Tensor) -> Tensor:
     return F.cross_entropy(pred, target)
 
 
+IGNORE_INDEX = -100
+"""Targets of this value are padding (cross-entropy's default ignore_index)."""
+
+
+def sequence_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """Token cross-entropy: logits (B, T, V) against ids (B, T), padding (-100) ignored."""
+    return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), target.reshape(-1),
+                           ignore_index=IGNORE_INDEX)
+
+
 def model_factory(spec: str, seed: int) -> Callable[[], nn.Module]:
     """``--model``: a Module instance (deep-copied per use) or a zero-argument factory."""
     obj = resolve(spec, "--model")
@@ -245,6 +255,8 @@ def build_target(
             loss_name = loss
     elif tensor_data.is_classification:
         loss_fn, loss_name = classify_loss, "cross_entropy"
+    elif tensor_data.is_sequence:
+        loss_fn, loss_name = sequence_loss, "token_cross_entropy"
     else:
         loss_fn, loss_name = landmark_loss, "mse"
     return Target(factory, model_name, tensor_data, loss_fn, loss_name, task, default_model)
@@ -324,6 +336,20 @@ def _check_default_loss_shapes(target: Target, pred: Tensor, yb: Tensor) -> None
             f"the model's output {tuple(pred.shape)} does not fit targets {tuple(yb.shape)} "
             "for the MSE loss",
             hint="make the last layer output one value per target (or pass --loss)")
+    if target.loss_name == "token_cross_entropy":
+        if pred.dim() != yb.dim() + 1 or tuple(pred.shape[:-1]) != tuple(yb.shape):
+            raise UsageError(
+                f"the model's output {tuple(pred.shape)} does not fit token targets "
+                f"{tuple(yb.shape)}", hint="output (B, T, V) logits for (B, T) target ids")
+        y = target.data.y
+        vocab = int(pred.shape[-1])
+        bad = ((y < 0) & (y != IGNORE_INDEX) | (y >= vocab)).nonzero()
+        if bad.numel():
+            where = tuple(int(v) for v in bad[0])
+            raise UsageError(
+                f"target id {int(y[where])} at {where} is outside 0..{vocab - 1} (the model "
+                f"outputs {vocab} logits per token)",
+                hint=f"target ids must be 0..V-1, or {IGNORE_INDEX} for padding")
     if target.loss_name == "cross_entropy":
         classes = int(pred.shape[1]) if pred.dim() == 2 else 0
         if pred.dim() != 2:

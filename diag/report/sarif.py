@@ -119,6 +119,8 @@ class SarifReporter:
                 "originalUriBaseIds": {"%SRCROOT%": {"uri": root.as_uri() + "/"}},
                 "invocations": [{"executionSuccessful": report.interrupted is None}],
                 "results": results,
+                "properties": {"checks": [{"name": c.name, "status": c.status.value,
+                                           "summary": c.summary} for c in report.checks]},
             }],
         }
 

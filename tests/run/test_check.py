@@ -43,6 +43,9 @@ iterations = 12
 
 [tool.diag.lr-schedule]
 epochs = 12
+
+[tool.diag.speed]
+stop_early = false  # the batch sizes tried must not depend on the timings
 """
 
 
@@ -190,9 +193,12 @@ def test_two_runs_with_the_same_seed_write_identical_metrics(tmp_path: Path) -> 
                              capture_output=True, text=True)
         assert out.returncode == ExitCode.OK, out.stderr
         doc = json.loads(out.stdout)["checks"]
-        # the planted data's targets are random noise: `diag data` rightly finds no signal
-        assert {c["name"]: c["status"] for c in doc} == {
-            n: "warn" if n == "data" else "pass" for n in NAMES if n != "preprocess"}, doc
+        # the planted data's targets are random noise: `diag data` rightly finds no signal;
+        # speed's findings are timings (a thread count that is slower right now: warn)
+        statuses = {c["name"]: c["status"] for c in doc}
+        assert statuses.pop("speed") in ("pass", "warn")
+        assert statuses == {n: "warn" if n == "data" else "pass" for n in NAMES
+                            if n not in ("preprocess", "speed")}, doc
         docs.append({c["name"]: (c["metrics"], c["series"]) for c in doc})
     # speed's metrics are timings; its batch sizes and activation bytes are not
     speeds = [d.pop("speed") for d in docs]

@@ -222,6 +222,46 @@ def prepare(inputs: Inputs, options: DataOptions,
 
 
 # --- values ---------------------------------------------------------------------------------
+PADDING_ROWS = 0.5
+"""Sequence targets look padded when at least half the sequences end in a run (2 or more)
+of the same id ..."""
+PADDING_SHARE = 0.1
+"""... that makes up a tenth of all target positions or more."""
+
+
+def trailing_padding(y: Tensor) -> tuple[int, float, float] | None:
+    """(id, share of sequences, share of positions) when integer sequence targets end in
+    runs of one id, as padding does when its targets were not set to -100."""
+    if torch.is_floating_point(y) or y.dim() != 2 or y.shape[1] < 4 or y.shape[0] < 2:
+        return None
+    last = y[:, -1]
+    ids, counts = torch.unique(last, return_counts=True)
+    token = int(ids[counts.argmax()])
+    if token < 0:  # -100: already ignored
+        return None
+    runs = torch.zeros(y.shape[0], dtype=torch.long)
+    for j in range(y.shape[1] - 1, -1, -1):
+        still = (y[:, j] == token) & (runs == y.shape[1] - 1 - j)
+        if not bool(still.any()):
+            break
+        runs += still.long()
+    rows = float((runs >= 2).float().mean())
+    share = float((y == token).float().mean())
+    if rows >= PADDING_ROWS and share >= PADDING_SHARE:
+        return token, rows, share
+    return None
+
+
+def looks_like_points(y: Tensor) -> bool:
+    """Targets that can be landmark points: float (N, K, 2) or (N, 2K) with K >= 2. A
+    regression target of shape (N, 1) or (N,) never is."""
+    if not torch.is_floating_point(y) or y.dim() not in (2, 3):
+        return False
+    if y.dim() == 3:
+        return int(y.shape[2]) == 2 and int(y.shape[1]) >= 2
+    return int(y.shape[1]) >= 4 and int(y.shape[1]) % 2 == 0
+
+
 MEAN_LIMIT = 3.0
 """Inputs are off-centre when the typical unit's |mean| is over this many of its stds."""
 STD_LIMITS = (0.1, 10.0)
@@ -491,7 +531,7 @@ def run(inputs: Inputs, options: DataOptions, progress: Any = None) -> CheckResu
     if options.probe and n >= 8 and not finite_x and not finite_y:
         from diag.checks.data.probe import probe
 
-        pr = probe(x.float(), labels if labels is not None else y, classes if labels
+        pr = probe(x, labels if labels is not None else y, classes if labels
                    is not None else 0, options.seed)
         metrics.update(alignment_ratio=round(pr.ratio, 3), probe_samples=pr.samples)
         if pr.aligned:
@@ -609,8 +649,18 @@ def run(inputs: Inputs, options: DataOptions, progress: Any = None) -> CheckResu
     else:
         metrics["classes"] = 0
 
+    padding = trailing_padding(y)
+    if padding is not None:
+        token, padded, share = padding
+        metrics["padding_token_trained"] = token
+        findings.append(Finding(
+            Severity.WARN, f"sequence targets end in runs of id {token} in {padded:.0%} of "
+            f"sequences ({share:.0%} of all target positions): padding trained on as a real "
+            "token?", "set padding's targets to -100 (cross_entropy's ignore_index), or pass "
+            "ignore_index to your loss", location=loc))
+
     # --- targets the output layer can produce ---
-    if target is not None and target.task == "landmarks" and torch.is_floating_point(y):
+    if target is not None and target.task == "landmarks" and looks_like_points(y):
         out_rows = [int(i) for i in ((y < 0) | (y > 1)).reshape(n, -1).any(1).nonzero()
                     .flatten()]
         if out_rows:

@@ -128,7 +128,8 @@ def _evaluate(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor], dat
             pred = _call("the model's forward", lambda: model(data.x))
             loss = float(_call("the loss", lambda: loss_fn(pred, data.y)))
             acc = (float((pred.argmax(dim=1) == data.y).float().mean())
-                   if classify and pred.dim() == 2 else None)
+                   if classify and pred.dim() == 2 and data.y.dim() == 1 else
+                   _token_accuracy(pred, data.y) if classify and data.is_sequence else None)
     finally:
         model.train(was)
     return loss, acc, pred.detach()
@@ -138,7 +139,7 @@ def _run(target: Target, options: OverfitOptions, progress: Progress | None) -> 
     if options.samples < 1 or options.max_steps < 1:
         raise DiagError("--samples and --max-steps must be at least 1")
     data = subset(target.data, options.samples, options.seed)
-    classify = data.is_classification
+    classify = data.is_classification or data.is_sequence  # cross-entropy over classes
     abs_target = options.target_loss if options.target_loss is not None else (
         0.05 if classify else 1e-3)
     model = target.make_model()
@@ -224,8 +225,8 @@ def _run(target: Target, options: OverfitOptions, progress: Progress | None) -> 
                        point_error_max_px=round(run.px_max, 3), input_px=px)
     if classify:
         metrics["accuracy"] = final_acc
-        if pred is not None and pred.dim() == 2:
-            metrics["expected_initial_loss"] = _round(expected_initial_ce(int(pred.shape[1])))
+        if pred is not None and (pred.dim() == 2 or data.is_sequence):
+            metrics["expected_initial_loss"] = _round(expected_initial_ce(int(pred.shape[-1])))
     if probe.grad_norms:
         lo = min(probe.grad_norms, key=probe.grad_norms.__getitem__)
         hi = max(probe.grad_norms, key=probe.grad_norms.__getitem__)
@@ -440,8 +441,9 @@ def _diagnose(*, passed: bool, probe: _Probe, unchanged: list[str], losses: list
                 "the output does not depend on any trained parameter: check that forward "
                 "uses its layers and that the loss uses the prediction"))
 
-    if classify and pred is not None and pred.dim() == 2 and math.isfinite(init_loss):
-        classes = int(pred.shape[1])
+    if classify and pred is not None and (pred.dim() == 2 or data.is_sequence) and \
+            math.isfinite(init_loss):
+        classes = int(pred.shape[-1])
         expected = expected_initial_ce(classes)
         off = abs(init_loss - expected) > max(0.5, 0.25 * expected)
         f.append(Finding(
@@ -524,6 +526,16 @@ def _output_range(pred: Tensor, y: Tensor) -> list[Finding]:
     return out
 
 
+def _token_accuracy(pred: Tensor, y: Tensor) -> float | None:
+    """Accuracy over the positions that are not padding (-100)."""
+    if pred.dim() != y.dim() + 1:
+        return None
+    keep = y != -100
+    if not bool(keep.any()):
+        return None
+    return float((pred.argmax(dim=-1)[keep] == y[keep]).float().mean())
+
+
 def _prediction_payload(target: Target, data: TensorData, pred: Tensor, classify: bool
                         ) -> dict[str, Any]:
     """Images and points (pixels of the model input) for the prediction picture."""
@@ -536,7 +548,7 @@ def _prediction_payload(target: Target, data: TensorData, pred: Tensor, classify
         return {}
     payload: dict[str, Any] = {"images": images}
     size = float(x.shape[-1])
-    if classify:
+    if classify and data.y.dim() == 1:
         payload["labels_true"] = data.y[:k].tolist()
         payload["labels_pred"] = pred[:k].argmax(dim=1).tolist()
     elif target.task == "landmarks" and pred.shape[-1] % 2 == 0:

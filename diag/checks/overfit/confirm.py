@@ -173,8 +173,8 @@ def _hypotheses(*, target: Any, data: TensorData, model: nn.Module, probe_fresh:
                 "remove the activation after the last layer, or rescale the targets",
                 new_data=_rescaled_targets(data, lo, hi))
     x = data.x.float()
-    if float(x.abs().max()) > 20 or (float(x.std()) > 0 and abs(float(x.mean())) > 3 * float(
-            x.std())):
+    if torch.is_floating_point(data.x) and (float(x.abs().max()) > 20 or (
+            float(x.std()) > 0 and abs(float(x.mean())) > 3 * float(x.std()))):
         add("unnormalised_inputs", f"the inputs are not normalised (values up to "
             f"{float(x.abs().max()):.4g}, mean {float(x.mean()):.4g})",
             "with standardised inputs", "scale the inputs (e.g. /255, then subtract the mean "

@@ -27,21 +27,74 @@ QUANT_HEADER = 8
 """Bytes stored beside each quantized tensor: its min and scale (two float32)."""
 DEFAULT_MAX_ERROR = {"landmarks": 0.5, "classify": 0.01, "regression": 0.01}
 def layer_table(model: nn.Module) -> list[dict[str, Any]]:
-    """One row per module that owns parameters: params and bytes at each precision."""
+    """One row per module that owns parameters or persistent buffers: what is saved, each
+    storage once (a weight tied to another layer's is counted at the first, and named as
+    shared at the second); buffers at their own dtype, never quantized."""
     rows = []
+    seen: dict[tuple[int, int, tuple[int, ...], tuple[int, ...]], str] = {}
     for name, module in model.named_modules():
-        own = list(module.parameters(recurse=False))
-        if not own:
+        label = name or type(module).__name__
+        own, shared = [], []
+        for p in module.parameters(recurse=False):
+            key = storage_key(p)
+            if key in seen:
+                shared.append(seen[key])
+            else:
+                seen[key] = label
+                own.append(p)
+        buffers = []
+        for bname, b in module.named_buffers(recurse=False):
+            if bname in module._non_persistent_buffers_set or b is None:
+                continue
+            key = storage_key(b)
+            if key not in seen:
+                seen[key] = label
+                buffers.append(b)
+        if not own and not buffers and not shared:
             continue
         params = sum(p.numel() for p in own)
-        rows.append({"layer": name or type(module).__name__, "type": type(module).__name__,
-                     "params": params, "tensors": len(own), "fp32_bytes": 4 * params,
-                     "uint16_bytes": 2 * params + QUANT_HEADER * len(own),
-                     "uint8_bytes": params + QUANT_HEADER * len(own)})
+        buffer_bytes = sum(b.numel() * b.element_size() for b in buffers)
+        rows.append({"layer": label, "type": type(module).__name__,
+                     "params": params, "tensors": len(own), "buffer_bytes": buffer_bytes,
+                     "fp32_bytes": 4 * params + buffer_bytes,
+                     "uint16_bytes": 2 * params + QUANT_HEADER * len(own) + buffer_bytes,
+                     "uint8_bytes": params + QUANT_HEADER * len(own) + buffer_bytes,
+                     "shared_with": ", ".join(shared)})
     total = sum(r["params"] for r in rows) or 1
     for r in rows:
         r["share"] = r["params"] / total
     return rows
+
+
+def storage_key(t: Tensor) -> tuple[int, int, tuple[int, ...], tuple[int, ...]]:
+    """The same key for tensors that are one storage viewed alike (tied weights)."""
+    return (t.untyped_storage().data_ptr(), int(t.storage_offset()), tuple(t.shape),
+            tuple(t.stride()))
+
+
+def untied_heads(model: nn.Module) -> list[tuple[str, str, int]]:
+    """(head, embedding, bytes) for each Linear whose weight has an Embedding's shape but
+    its own storage: an output head that could share the input embedding's weights."""
+    embeddings = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Embedding)]
+    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    out = []
+    for name, m in linears[-1:]:  # the output head: the last Linear
+        for ename, emb in embeddings:
+            if (tuple(m.weight.shape) == tuple(emb.weight.shape)
+                    and storage_key(m.weight) != storage_key(emb.weight)):
+                out.append((name, ename, 4 * m.weight.numel()))
+    return out
+
+
+def non_persistent_buffers(model: nn.Module) -> list[tuple[str, int]]:
+    """Buffers that are not saved (``register_buffer(..., persistent=False)``), with bytes."""
+    out = []
+    for mname, module in model.named_modules():
+        for bname, b in module.named_buffers(recurse=False):
+            if bname in module._non_persistent_buffers_set and b is not None:
+                out.append((f"{mname}.{bname}" if mname else bname,
+                            b.numel() * b.element_size()))
+    return out
 
 
 def separable_savings(model: nn.Module) -> list[dict[str, Any]]:
@@ -94,9 +147,9 @@ def _error(kind: str, ref: Tensor, out: Tensor, px: int) -> dict[str, float]:
     if kind == "landmarks":
         err = ((out - ref).reshape(len(ref), -1, 2) * px).norm(dim=-1)
         return {"error": float(err.mean()), "max_px": float(err.max())}
-    if kind == "classify":
-        agree = float((out.argmax(1) == ref.argmax(1)).float().mean())
-        prob = float((out.softmax(1) - ref.softmax(1)).abs().max())
+    if kind == "classify":  # classes on the last axis: (N, C) or per token (N, T, V)
+        agree = float((out.argmax(-1) == ref.argmax(-1)).float().mean())
+        prob = float((out.softmax(-1) - ref.softmax(-1)).abs().max())
         return {"error": 1.0 - agree, "top1_agreement": agree, "max_prob_change": prob}
     diff = (out - ref).abs()
     rel = float(diff.max() / ref.abs().max().clamp_min(1e-12))
@@ -111,16 +164,18 @@ def run(inputs: Inputs, options: SizeOptions, progress: Any = None) -> CheckResu
     rows = layer_table(model)
     params = sum(r["params"] for r in rows)
     tensors = sum(r["tensors"] for r in rows)
-    sizes = {"fp32_bytes": 4 * params, "uint16_bytes": 2 * params + QUANT_HEADER * tensors,
-             "uint8_bytes": params + QUANT_HEADER * tensors}
+    sizes = {k: sum(r[k] for r in rows) for k in ("fp32_bytes", "uint16_bytes", "uint8_bytes")}
+    buffer_bytes = sum(r["buffer_bytes"] for r in rows)
+    unsaved = non_persistent_buffers(model)
+    tied = [r for r in rows if r["shared_with"]]
     data = target.data
     x = data.x[:48]
     kind = ("landmarks" if target.task == "landmarks" else
-            "classify" if data.is_classification else "regression")
+            "classify" if data.is_classification or data.is_sequence else "regression")
     px = int(x.shape[-1]) if x.dim() == 4 else 1
     max_error = options.max_error if options.max_error is not None else DEFAULT_MAX_ERROR[kind]
     ref = _outputs(model, x)
-    if kind == "classify" and ref.dim() != 2:
+    if kind == "classify" and ref.dim() != 2 and not data.is_sequence:
         kind = "regression"
     errors = {dt: _error(kind, ref, _outputs(_quantized_copy(model, dt), x), px)
               for dt in ("uint16", "uint8")}
@@ -165,7 +220,28 @@ def run(inputs: Inputs, options: SizeOptions, progress: Any = None) -> CheckResu
             f"{savings[0]['layer']}: {savings[0]['params']:,} -> "
             f"{savings[0]['separable_params']:,} params)",
             "the article keeps a standard conv for the first layer only"))
+    untied = untied_heads(model)
+    if untied:
+        head, emb, nbytes = untied[0]
+        findings.append(Finding(
+            Severity.INFO, f"{head} has the shape of the embedding {emb} but weights of its "
+            f"own ({human_bytes(nbytes)} in fp32): language models usually tie them",
+            f"tie them ({head}.weight = {emb}.weight) unless you mean them apart; it saves "
+            f"{human_bytes(nbytes)}", location=head))
+    if tied:
+        findings.append(Finding(
+            Severity.INFO, "shared weights counted once: " + ", ".join(
+                f"{r['layer']} uses {r['shared_with']}'s" for r in tied[:4]), ""))
+    if buffer_bytes or unsaved:
+        findings.append(Finding(
+            Severity.INFO, f"persistent buffers: {human_bytes(buffer_bytes)} (saved, counted "
+            "in the size, never quantized)" + (
+                "; not saved (persistent=False): " + ", ".join(
+                    f"{n} ({human_bytes(b)})" for n, b in unsaved[:4]) if unsaved else ""),
+            ""))
     metrics: dict[str, Any] = {"params": params, "tensors": tensors, **sizes,
+                               "buffer_bytes": buffer_bytes,
+                               "non_persistent_buffer_bytes": sum(b for _, b in unsaved),
                                "max_size_bytes": budget, "precision": options.precision,
                                "error_kind": kind, "max_error": max_error,
                                "uint16_error": round(errors["uint16"]["error"], 6),

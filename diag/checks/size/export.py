@@ -24,8 +24,34 @@ SHARD_BYTES = 4 * 1024 * 1024
 _NP = {"uint8": "<u1", "uint16": "<u2", "float32": "<f4"}
 
 
-def _tensors(model: nn.Module) -> dict[str, Tensor]:
-    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+def _tensors(model: nn.Module) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """The state dict with each storage once, and the names that alias a kept one (tied
+    weights): safetensors refuses shared tensors, and saving them twice doubles the file."""
+    from diag.checks.size.check import storage_key
+
+    out: dict[str, Tensor] = {}
+    aliases: dict[str, str] = {}
+    seen: dict[Any, str] = {}
+    for k, v in model.state_dict().items():
+        key = storage_key(v)
+        if key in seen:
+            aliases[k] = seen[key]
+            continue
+        seen[key] = k
+        out[k] = v.detach().cpu().contiguous()
+    return out, aliases
+
+
+def with_aliases(tensors: dict[str, Tensor], aliases: Any, source: str) -> dict[str, Tensor]:
+    """``tensors`` with every alias name pointing at its kept tensor again."""
+    if not aliases:
+        return tensors
+    if not isinstance(aliases, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v in tensors
+            for k, v in aliases.items()):
+        raise DataError(f"{source}: diagAliases does not name kept tensors",
+                        hint="export the weights again")
+    return {**tensors, **{k: tensors[v] for k, v in aliases.items()}}
 
 
 def reference_name(model: nn.Module) -> str | None:
@@ -69,8 +95,10 @@ def load_folder(folder: str, input_size: int = 112) -> nn.Module:
 
         raw = read_regular(path, base, "weight file")
         try:
-            net = _safetensors_metadata(raw).get("diagNet")
-            tensors = load_bytes(raw)
+            meta = _safetensors_metadata(raw)
+            net = meta.get("diagNet")
+            tensors = with_aliases(load_bytes(raw), _json_or_none(meta.get("diagAliases")),
+                                   str(path))
         except (SafetensorError, ValueError, OSError) as exc:
             raise DataError(f"cannot read {path}: {exc}", hint="export it again") from None
     if not isinstance(net, str) or net not in REFERENCE_NETS:
@@ -87,7 +115,8 @@ def save_tfjs(model: nn.Module, folder: Path, precision: str | None,
     4 MB, tensors in state_dict order and layout, quantized with min and scale beside."""
     entries: list[dict[str, Any]] = []
     blob = bytearray()
-    for name, t in _tensors(model).items():
+    tensors, aliases = _tensors(model)
+    for name, t in tensors.items():
         arr = t.numpy().astype(np.float32)
         entry: dict[str, Any] = {"name": name, "shape": list(arr.shape), "dtype": "float32"}
         if precision in (None, "float32"):
@@ -107,6 +136,8 @@ def save_tfjs(model: nn.Module, folder: Path, precision: str | None,
     net = reference_name(model)
     if net is not None:
         doc["diagNet"] = net  # so `--model DIR` knows which net to build
+    if aliases:
+        doc["diagAliases"] = aliases  # tied weights: stored once, named again on load
     path = folder / "model.json"
     writer.write(path, json.dumps(doc, indent=1))
     return path
@@ -127,7 +158,16 @@ def load_tfjs(path: Path, root: Path | None = None, doc: Any = None) -> dict[str
     for i, group in enumerate(groups):
         for name, arr in decode_group(group, path, root, f"weightsManifest[{i}]").items():
             out[name] = torch.from_numpy(np.ascontiguousarray(arr))
-    return out
+    return with_aliases(out, doc.get("diagAliases"), str(path))
+
+
+def _json_or_none(text: Any) -> Any:
+    if not isinstance(text, str):
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise ValueError("diagAliases is not JSON") from None
 
 
 def _safetensors_metadata(raw: bytes) -> dict[str, Any]:
@@ -185,20 +225,23 @@ def export_and_verify(model: nn.Module, folder: str, x: Tensor, ref: Tensor, kin
         raise DataError(f"--export {folder}: model.safetensors is a folder",
                         hint="remove it, or export to another folder")
     net = reference_name(model)
+    tensors, aliases = _tensors(model)
+    meta = {**({"diagNet": net} if net else {}),
+            **({"diagAliases": json.dumps(aliases)} if aliases else {})}
     writer = _Writer()
     try:
         for d in (out, fp32_dir, q_dir):
             writer.mkdir(d)
-        writer.write(st_path, save_bytes(_tensors(model), metadata={"diagNet": net} if net
-                                         else None))
+        writer.write(st_path, save_bytes(tensors, metadata=meta or None))
         fp32_json = save_tfjs(model, fp32_dir, None, writer)
         q_json = save_tfjs(model, q_dir, precision, writer)
     except OSError as exc:
         writer.undo()
         raise DataError(f"--export {folder}: cannot write ({exc.strerror or exc})",
                         hint="pick a writable folder") from None
-    st_model = load_into(model, load_bytes(read_regular(st_path, out, "weight file")),
-                         str(st_path))
+    st_model = load_into(model, with_aliases(
+        load_bytes(read_regular(st_path, out, "weight file")), aliases, str(st_path)),
+        str(st_path))
     tf_fp32 = load_into(model, load_tfjs(fp32_json, out), "model.json")
     tf_q = load_into(model, load_tfjs(q_json, out), "model.json")
     in_memory_q = _outputs(_quantized_copy(model, precision), x)

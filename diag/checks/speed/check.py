@@ -481,6 +481,11 @@ def run(inputs: Inputs, options: SpeedOptions, progress: Any = None) -> CheckRes
                        knee_samples_per_s=round(knee["samples_per_s"], 1),
                        largest_fits=rows[-1]["batch"] if oom else None, oom_at=oom,
                        largest_tried=rows[-1]["batch"])
+        if not torch.is_floating_point(x) and x.dim() >= 2:  # token ids: tokens per second
+            per_sample = math.prod(x.shape[1:])
+            metrics.update(tokens_per_sample=per_sample,
+                           best_tokens_per_s=round(best["samples_per_s"] * per_sample, 1),
+                           knee_tokens_per_s=round(knee["samples_per_s"] * per_sample, 1))
         series = {"batch": [float(r["batch"]) for r in rows],
                   "samples_per_s": [round(r["samples_per_s"], 2) for r in rows],
                   "step_ms": [round(1000 * r["step_s"], 3) for r in rows],
@@ -607,9 +612,11 @@ def run(inputs: Inputs, options: SpeedOptions, progress: Any = None) -> CheckRes
     if bad:
         summary = bad[0].message
     elif "best_batch" in metrics:
+        tokens = (f", {metrics['best_tokens_per_s']:g} tokens/s" if "best_tokens_per_s" in
+                  metrics else "")
         summary = (f"best batch {metrics['best_batch']} ({metrics['best_samples_per_s']:g} "
-                   f"samples/s on {device}), knee {metrics['knee_batch']}; no loading or "
-                   "sync bottleneck found")
+                   f"samples/s{tokens} on {device}), knee {metrics['knee_batch']}; no loading "
+                   "or sync bottleneck found")
     else:
         summary = findings[-1].message if findings else "nothing to time"
     if load.busy:

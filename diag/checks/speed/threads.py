@@ -32,14 +32,22 @@ class Load:
     """The 1-minute load average (None where the platform has none)."""
     cores: int
 
+    others: int | None = None
+    """Runnable tasks of other processes (/proc/loadavg), the median of a few reads."""
+
     @property
     def busy(self) -> bool:
+        """Another process wants a core diag's threads would use (a quarter of the cores,
+        at least one), or the probe thread did not get a core of its own."""
         return self.cpu_share < BUSY_SHARE or (
-            self.load_average is not None and self.load_average > self.cores + 0.5)
+            self.others is not None and self.others >= max(1, self.cores // 4))
 
     def describe(self) -> str:
         la = (f", 1-minute load average {self.load_average:.2f}"
               if self.load_average is not None else "")
+        if self.others:
+            la += f", {self.others} runnable task{'s' if self.others > 1 else ''} of other " \
+                  "processes"
         return (f"a probe thread got {self.cpu_share:.0%} of a core{la} on {self.cores} "
                 f"core{'s' if self.cores > 1 else ''}")
 
@@ -56,7 +64,9 @@ def measure_load(cores: int, seconds: float = PROBE_S) -> Load:
         load: float | None = os.getloadavg()[0]
     except (AttributeError, OSError):  # pragma: no cover - not POSIX
         load = None
-    return Load(min(1.0, cpu / wall) if wall > 0 else 1.0, load, cores)
+    from diag.run.threads import others_running
+
+    return Load(min(1.0, cpu / wall) if wall > 0 else 1.0, load, cores, others_running())
 
 
 def thread_sweep(step: Callable[[], None], cores: int, warmup: int, timed: int

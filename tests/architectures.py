@@ -1,0 +1,236 @@
+"""Real architectures built in the tests (no downloads; the registry's torchvision build does
+not load against the CPU torch here, so the ResNet is written out as torchvision's), with
+their data, and the planted bugs of each family next to the healthy twin."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+VOCAB, CONTEXT = 128, 16
+
+
+# --- a small GPT: causal self-attention, tied embedding and head ----------------------------
+class Block(nn.Module):
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        t = x.shape[1]
+        mask = torch.triu(torch.ones(t, t, dtype=torch.bool, device=x.device), diagonal=1)
+        h = self.ln1(x)
+        x = x + self.attn(h, h, h, attn_mask=mask, need_weights=False)[0]
+        return x + self.mlp(self.ln2(x))
+
+
+class TinyGPT(nn.Module):
+    """GPT-2's shape at 1.3 M parameters: token and position embeddings, pre-LN blocks, a
+    head tied to the token embedding; the positions are a persistent buffer."""
+
+    def __init__(self, dim: int = 128, layers: int = 4, heads: int = 4, tied: bool = True
+                 ) -> None:
+        super().__init__()
+        self.tok = nn.Embedding(VOCAB, dim)
+        self.pos = nn.Parameter(torch.zeros(CONTEXT, dim))
+        self.blocks = nn.ModuleList(Block(dim, heads) for _ in range(layers))
+        self.ln = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, VOCAB, bias=False)
+        if tied:
+            self.head.weight = self.tok.weight
+        nn.init.normal_(self.tok.weight, std=0.02)
+        nn.init.normal_(self.pos, std=0.02)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        x = self.tok(ids) + self.pos[: ids.shape[1]]
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.ln(x))  # (B, T, V)
+
+
+def untied_gpt() -> nn.Module:
+    """The planted "untied head that should be tied": the same net with a head of its own."""
+    return TinyGPT(tied=False)
+
+
+def sequence_data(n: int = 64, pad: bool = False) -> tuple[Tensor, Tensor]:
+    """Token ids and next-token targets of a learnable sequence task (each sequence counts
+    up from a random start, mod VOCAB); with ``pad``, the last quarter of every sequence is
+    padding whose targets are -100 (cross-entropy's ignore_index)."""
+    g = torch.Generator().manual_seed(0)
+    start = torch.randint(0, VOCAB, (n, 1), generator=g)
+    seq = (start + torch.arange(CONTEXT + 1)) % VOCAB
+    x, y = seq[:, :-1].clone(), seq[:, 1:].clone()
+    if pad:
+        x[:, -CONTEXT // 4:] = 0
+        y[:, -CONTEXT // 4:] = -100
+    return x, y
+
+
+def padded_sequence_data() -> tuple[Tensor, Tensor]:
+    return sequence_data(pad=True)
+
+
+def loss_ignoring_padding(pred: Tensor, target: Tensor) -> Tensor:
+    return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), target.reshape(-1),
+                           ignore_index=-100)
+
+
+def loss_counting_padding(pred: Tensor, target: Tensor) -> Tensor:
+    """The planted bug: padding's targets (0 here) are trained on like real tokens."""
+    return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), target.clamp_min(0).reshape(-1))
+
+
+# --- an LSTM language model that carries its hidden state across batches ---------------------
+class LSTMLM(nn.Module):
+    def __init__(self, detach: bool = True) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(VOCAB, 64)
+        self.lstm = nn.LSTM(64, 64, batch_first=True)
+        self.head = nn.Linear(64, VOCAB)
+        self.detach = detach
+        self.state: tuple[Tensor, Tensor] | None = None
+
+    def forward(self, ids: Tensor) -> Tensor:
+        state = self.state
+        if state is not None and state[0].shape[1] != ids.shape[0]:
+            state = None
+        out, state = self.lstm(self.emb(ids), state)
+        # truncated BPTT: the carried state must be detached, or every batch's graph stays
+        self.state = (state[0].detach(), state[1].detach()) if self.detach else state
+        return self.head(out)
+
+
+def lstm_step_factory(detach: bool) -> object:
+    """Streaming evaluation of an LSTM LM over consecutive chunks, the state carried from
+    chunk to chunk (as truncated BPTT and streaming inference do). Without .detach() the
+    state keeps every earlier chunk's graph alive: the graph grows every step."""
+
+    def factory() -> object:
+        torch.manual_seed(0)
+        model = LSTMLM(detach=detach)
+        x, y = sequence_data(8)
+        log: list[float] = []
+
+        def step() -> None:
+            loss = loss_ignoring_padding(model(x), y)
+            log.append(loss.item())
+
+        return step
+
+    return factory
+
+
+lstm_carries_graph = lstm_step_factory(detach=False)
+lstm_detached = lstm_step_factory(detach=True)
+
+
+# --- a Transformer encoder classifier ---------------------------------------------------------
+class EncoderClassifier(nn.Module):
+    def __init__(self, classes: int = 4) -> None:
+        super().__init__()
+        self.tok = nn.Embedding(VOCAB, 64)
+        layer = nn.TransformerEncoderLayer(64, 4, 128, batch_first=True, dropout=0.0)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(64, classes)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return self.head(self.encoder(self.tok(ids)).mean(1))
+
+
+def token_class_data(n: int = 64) -> tuple[Tensor, Tensor]:
+    """The class is the first token's residue mod 4."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, VOCAB, (n, CONTEXT), generator=g)
+    return x, x[:, 0] % 4
+
+
+# --- a ResNet as torchvision writes it (BasicBlock), small ----------------------------------
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.down = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                   nn.BatchNorm2d(cout)) if stride != 1 or cin != cout
+                     else nn.Identity())
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + self.down(x))
+
+
+class ResNet(nn.Module):
+    """torchvision's resnet18 layout (stem, four stages of BasicBlocks, pooled head), at a
+    width and depth that train on CPU in a test: widths 16-128, one block per stage."""
+
+    def __init__(self, classes: int = 4, width: int = 16) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False),
+                                  nn.BatchNorm2d(width), nn.ReLU())
+        stages, cin = [], width
+        for i in range(4):
+            cout = width * 2**i
+            stages.append(BasicBlock(cin, cout, 1 if i == 0 else 2))
+            cin = cout
+        self.stages = nn.Sequential(*stages)
+        self.head = nn.Linear(cin, classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.stages(self.stem(x)).mean((2, 3)))
+
+
+def image_class_data(n: int = 48) -> tuple[Tensor, Tensor]:
+    """Standardised 32x32 images whose class is the brightest quadrant."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(n, 3, 32, 32, generator=g)
+    y = torch.randint(0, 4, (n,), generator=g)
+    for i in range(n):
+        r, c = divmod(int(y[i]), 2)
+        x[i, :, r * 16:(r + 1) * 16, c * 16:(c + 1) * 16] += 1.5
+    return x, y
+
+
+# --- models with what size must count right ---------------------------------------------------
+class BufferedModel(nn.Module):
+    """A persistent 4.2 MB positional table (a buffer, saved) and a non-persistent cache."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(16, 4)
+        self.register_buffer("table", torch.randn(1024, 1024))  # 4.19 MB, persistent
+        self.register_buffer("cache", torch.zeros(256, 256), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(x) + self.table[0, :4] * 0
+
+
+def table_data() -> tuple[Tensor, Tensor]:
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(32, 16, generator=g)
+    return x, x[:, :4] * 2
+
+
+def gpt_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def expected_ln_vocab() -> float:
+    return math.log(VOCAB)
+
+
+def zero_padded_sequence_data() -> tuple[Tensor, Tensor]:
+    """The planted bug: padding's targets left as token 0 instead of -100, so the loss
+    trains on them like real tokens (the twin: padded_sequence_data)."""
+    x, y = sequence_data(pad=True)
+    return x, y.clamp_min(0)

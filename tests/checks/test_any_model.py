@@ -1,0 +1,147 @@
+"""Models nobody here wrote the checks for: token-id language models (a GPT with a tied head,
+an LSTM that carries its state), a Transformer encoder classifier and a ResNet, built in
+tests/architectures.py; size that counts what is saved; and each family's planted bug next
+to its healthy twin."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from diag import checks
+from diag.result import Severity, Status
+
+import architectures as a
+from clirun import diag
+
+ARCH = Path(a.__file__).resolve()
+
+
+def _warn(r: object) -> list[str]:
+    return [f.message for f in r.findings  # type: ignore[attr-defined]
+            if f.severity in (Severity.WARN, Severity.FAIL)]
+
+
+# --- size: what is saved ----------------------------------------------------------------------
+def _payload(path: Path) -> int:
+    raw = path.read_bytes()
+    return len(raw) - 8 - int.from_bytes(raw[:8], "little")
+
+
+@pytest.mark.parametrize("make", [a.TinyGPT, a.untied_gpt, a.BufferedModel],
+                         ids=["tied-gpt", "untied-gpt", "buffered"])
+def test_size_reports_the_bytes_the_safetensors_file_holds(make: object,
+                                                           tmp_path: Path) -> None:
+    data = a.table_data() if make is a.BufferedModel else a.sequence_data(16)
+    r = checks.size(model=make, data=data, max_size="64MB", export=str(tmp_path / "w"))
+    assert r.metrics["fp32_bytes"] == _payload(tmp_path / "w" / "model.safetensors")
+    assert r.metrics["safetensors_bitwise_equal"] and r.metrics["tfjs_fp32_bitwise_equal"]
+    model = make()  # type: ignore[operator]
+    assert r.metrics["params"] == sum(p.numel() for p in model.parameters())  # unique
+
+
+def test_tied_weights_are_counted_once_and_an_untied_head_is_named() -> None:
+    tied = checks.size(model=a.TinyGPT, data=a.sequence_data(16), max_size="64MB")
+    untied = checks.size(model=a.untied_gpt, data=a.sequence_data(16), max_size="64MB")
+    assert untied.metrics["params"] - tied.metrics["params"] == a.VOCAB * 128
+    assert any("shared weights counted once: head uses tok's" in f.message
+               for f in tied.findings)
+    assert any(f.message.startswith("head has the shape of the embedding tok")
+               for f in untied.findings)
+    assert not any("has the shape of the embedding" in f.message for f in tied.findings)
+
+
+def test_persistent_buffers_count_and_non_persistent_ones_are_listed() -> None:
+    r = checks.size(model=a.BufferedModel, data=a.table_data(), max_size="64MB")
+    assert r.metrics["buffer_bytes"] == 1024 * 1024 * 4
+    assert r.metrics["fp32_bytes"] == 4 * (16 * 4 + 4) + 1024 * 1024 * 4
+    assert r.metrics["non_persistent_buffer_bytes"] == 256 * 256 * 4
+    assert any("not saved (persistent=False): cache" in f.message for f in r.findings)
+
+
+def test_the_browser_nets_size_is_still_their_safetensors_payload(tmp_path: Path) -> None:
+    r = checks.size(export=str(tmp_path / "w"))
+    assert r.metrics["fp32_bytes"] == 308_896 == _payload(tmp_path / "w" / "model.safetensors")
+
+
+# --- token ids through every check -------------------------------------------------------------
+def test_a_gpt_on_token_ids_passes_every_check(tmp_path: Path) -> None:
+    cfg = tmp_path / "diag.toml"
+    cfg.write_text(f'[tool.diag]\nmodel = "{ARCH}:TinyGPT"\ndata = "{ARCH}:sequence_data"\n'
+                   'skip = ["preprocess", "loss-grad"]\n[tool.diag.size]\nmax_size = "8MB"\n'
+                   "[tool.diag.lr-schedule]\nepochs = 10\n[tool.diag.speed]\nmax_batch = 8\n")
+    r = diag("check", "--config", str(cfg), "--format", "json", "--no-plots", "--out",
+             str(tmp_path / "o"))
+    checks_by_name = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
+    bad = {n: c["summary"] for n, c in checks_by_name.items() if c["status"] in ("fail",
+                                                                                  "error")}
+    assert not bad and r.returncode in (0,), (bad, r.stderr)
+    assert checks_by_name["speed"]["metrics"]["tokens_per_sample"] == a.CONTEXT
+    assert checks_by_name["speed"]["metrics"]["best_tokens_per_s"] > 0
+
+
+def test_loss_at_init_is_compared_with_ln_v() -> None:
+    r = checks.init(model=a.TinyGPT, data=a.sequence_data())
+    assert r.status == Status.PASS, r.summary
+    assert r.metrics["expected_loss"] == pytest.approx(math.log(a.VOCAB), rel=0.01)
+    o = checks.overfit(model=a.TinyGPT, data=a.sequence_data(), max_steps=200)
+    assert o.status == Status.PASS, o.summary
+    assert o.metrics["expected_initial_loss"] == pytest.approx(math.log(a.VOCAB), rel=1e-3)
+
+
+def test_token_data_is_aligned_by_its_token_counts() -> None:
+    r = checks.data(data=a.sequence_data())
+    assert r.metrics["alignment_ratio"] < 0.7 and r.status == Status.PASS, r.summary
+    x, y = a.sequence_data()
+    shuffled = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(3))]
+    assert checks.data(data=(x, shuffled)).metrics["alignment_ratio"] > 0.7
+
+
+def test_token_ids_are_not_judged_as_unstandardised_inputs() -> None:
+    r = checks.data(data=a.token_class_data())
+    assert not any("standardised" in m for m in _warn(r))
+
+
+# --- planted bugs and their twins -------------------------------------------------------------
+def test_padding_trained_on_as_a_token_is_found_and_ignore_index_passes() -> None:
+    bad = checks.data(data=a.zero_padded_sequence_data())
+    assert any(m.startswith("sequence targets end in runs of id 0 in 100% of sequences")
+               for m in _warn(bad)), bad.findings
+    good = checks.data(data=a.padded_sequence_data())
+    assert not any("padding" in m for m in _warn(good))
+    o = checks.overfit(model=a.TinyGPT, data=a.padded_sequence_data(), max_steps=200)
+    assert o.status == Status.PASS, o.summary  # -100 targets are ignored by the default loss
+
+
+def test_an_lstm_carrying_its_graph_across_batches_leaks_and_detach_fixes_it() -> None:
+    leak = checks.leaks(a.lstm_carries_graph, iterations=12)
+    assert leak.status == Status.FAIL, leak.summary
+    clean = checks.leaks(a.lstm_detached, iterations=12)
+    assert clean.status == Status.PASS, clean.summary
+
+
+def test_an_encoder_classifier_and_a_resnet_pass() -> None:
+    for model, data in ((a.EncoderClassifier, a.token_class_data()),
+                        (a.ResNet, a.image_class_data())):
+        for r in (checks.init(model=model, data=data),
+                  checks.overfit(model=model, data=data, max_steps=300),
+                  checks.data(data=data, model=model),
+                  checks.size(model=model, data=data, max_size="8MB")):
+            assert r.status in (Status.PASS, Status.WARN), (model.__name__, r.name, r.summary)
+            assert not [m for m in _warn(r) if "fail" in m.lower()], (r.name, _warn(r))
+
+
+def test_a_regression_target_of_shape_n_1_is_not_landmark_points() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 8, generator=g)
+    y = 5 + 3 * x[:, :1]  # (N, 1), far outside 0..1
+
+    def loader() -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [(x[i:i + 8], y[i:i + 8]) for i in range(0, 32, 8)]
+
+    r = checks.data(loader=loader)
+    assert not any("points outside the image" in m for m in _warn(r))
