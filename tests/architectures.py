@@ -234,3 +234,91 @@ def zero_padded_sequence_data() -> tuple[Tensor, Tensor]:
     trains on them like real tokens (the twin: padded_sequence_data)."""
     x, y = sequence_data(pad=True)
     return x, y.clamp_min(0)
+
+
+# --- Hugging Face style: dict samples, ModelOutput, a model that computes its own loss ---------
+class DictSamples(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """Token classification samples as a Hugging Face Dataset gives them."""
+
+    def __init__(self, mask_padding: bool = True) -> None:
+        self.x, self.y = token_class_data()
+        self.mask_padding = mask_padding
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        mask = torch.ones(CONTEXT, dtype=torch.long)
+        mask[-2:] = 0 if self.mask_padding else 1
+        return {"input_ids": self.x[i], "attention_mask": mask, "labels": self.y[i]}
+
+
+def tiny_bert() -> nn.Module:
+    """BertForSequenceClassification from a tiny config: nothing downloaded."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    return BertForSequenceClassification(BertConfig(
+        vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=128, max_position_embeddings=CONTEXT * 2, num_labels=4,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+
+
+class DictOutputClassifier(nn.Module):
+    """Returns a dict, as many research models do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tok = nn.Embedding(VOCAB, 32)
+        self.head = nn.Linear(32, 4)
+
+    def forward(self, ids: Tensor) -> dict[str, Tensor]:
+        h = self.tok(ids).mean(1)
+        return {"hidden": h, "logits": self.head(h)}
+
+
+class TupleOutputClassifier(DictOutputClassifier):
+    def forward(self, ids: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        out = super().forward(ids)
+        return out["logits"], out["hidden"]
+
+
+class MixedSamples(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """What diag cannot pack: integer ids beside float features of another shape."""
+
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        return {"input_ids": torch.arange(CONTEXT), "extra": torch.randn(3),
+                "labels": torch.tensor(i % 2)}
+
+
+class OwnLossLM(nn.Module):
+    """Computes its own loss when given labels, shifting them as a causal LM does
+    (Hugging Face's *ForCausalLM convention: labels = input_ids)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tok = nn.Embedding(VOCAB, 64)
+        self.rnn = nn.GRU(64, 64, batch_first=True)
+        self.head = nn.Linear(64, VOCAB)
+
+    def forward(self, input_ids: Tensor, labels: Tensor | None = None) -> dict[str, Tensor]:
+        logits = self.head(self.rnn(self.tok(input_ids))[0])
+        out = {"logits": logits}
+        if labels is not None:
+            out["loss"] = F.cross_entropy(logits[:, :-1].reshape(-1, VOCAB),
+                                          labels[:, 1:].reshape(-1))
+        return out
+
+
+class LMSamples(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    def __init__(self) -> None:
+        self.x = sequence_data()[0]
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        return {"input_ids": self.x[i], "labels": self.x[i]}

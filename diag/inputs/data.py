@@ -25,12 +25,16 @@ class TensorData:
     """Where the data came from, for reports."""
     is_image: bool = True
     """True when ``x`` is (N, C, H, W) images (the prediction plot draws them)."""
+    fields: tuple[str, ...] = ()
+    """Dict samples: the model's argument names of ``x``'s packed fields (``x[:, i]`` is
+    ``fields[i]``; see ``diag.inputs.batches``); empty: ``x`` is the model's one input."""
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
     def subset(self, indices: torch.Tensor) -> TensorData:
-        return TensorData(self.x[indices], self.y[indices], self.source, self.is_image)
+        return TensorData(self.x[indices], self.y[indices], self.source, self.is_image,
+                          self.fields)
 
     @property
     def is_classification(self) -> bool:
@@ -210,6 +214,14 @@ def _dataset_to_data(ds: Any, spec: str, check_finite: bool = True) -> TensorDat
                          hint="implement __len__ (iterable datasets are not supported)") from None
     xs, ys = [], []
     try:
+        if n and isinstance(ds[0], dict):  # Hugging Face style samples
+            from dataclasses import replace
+
+            from diag.inputs.batches import pack
+
+            x, y, fields = pack([ds[i] for i in range(n)], f"--data {spec}")
+            return replace(arrays_to_data(x, y, source=spec, check_finite=check_finite),
+                           is_image=False, fields=fields)
         for i in range(n):
             item = ds[i]
             if not isinstance(item, tuple | list) or len(item) < 2:

@@ -247,6 +247,7 @@ def build_target(
     else:
         factory, model_name = _model_factory(model, seed, input_size)
         default_model = False
+        factory = _adapting(factory, tensor_data.fields)
 
     loss_fn: LossFn
     if loss is not None:
@@ -259,7 +260,23 @@ def build_target(
         loss_fn, loss_name = sequence_loss, "token_cross_entropy"
     else:
         loss_fn, loss_name = landmark_loss, "mse"
+    if "labels" in tensor_data.fields and loss is None:  # the model computes its own loss
+        from diag.inputs.batches import OWN_LOSS, loss_or_own
+
+        loss_fn, loss_name = loss_or_own(loss_fn), OWN_LOSS
     return Target(factory, model_name, tensor_data, loss_fn, loss_name, task, default_model)
+
+
+def _adapting(factory: Callable[[], nn.Module], fields: tuple[str, ...]
+              ) -> Callable[[], nn.Module]:
+    """Models that take dict fields, or give a ModelOutput, a dict or a tuple: adapted so
+    every check calls ``model(x)`` and gets the prediction (``diag.inputs.batches``)."""
+    from diag.inputs.batches import adapt
+
+    def make() -> nn.Module:
+        return adapt(factory(), fields)
+
+    return make
 
 
 _SHAPE_WORDS = ("shape", "size", "dimension", "match", "expected", "target", "broadcast")

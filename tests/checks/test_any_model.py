@@ -145,3 +145,85 @@ def test_a_regression_target_of_shape_n_1_is_not_landmark_points() -> None:
 
     r = checks.data(loader=loader)
     assert not any("points outside the image" in m for m in _warn(r))
+
+
+# --- dict batches and model outputs -------------------------------------------------------------
+def test_a_hugging_face_bert_on_dict_samples_passes_and_uses_its_own_loss(tmp_path: Path
+                                                                           ) -> None:
+    pytest.importorskip("transformers")
+    cfg = tmp_path / "diag.toml"
+    cfg.write_text(f'[tool.diag]\nmodel = "{ARCH}:tiny_bert"\ndata = "{ARCH}:DictSamples"\n'
+                   'select = ["init", "overfit", "size", "leaks"]\n'
+                   '[tool.diag.size]\nmax_size = "8MB"\n[tool.diag.overfit]\nlr = 0.003\n')
+    r = diag("check", "--config", str(cfg), "--format", "json", "--no-plots", "--out",
+             str(tmp_path / "o"))
+    doc = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
+    assert r.returncode == 0, {n: c["summary"] for n, c in doc.items()}
+    assert doc["init"]["metrics"]["expected_loss"] == pytest.approx(math.log(4), rel=0.01)
+
+
+def test_the_model_is_called_with_the_fields_by_name() -> None:
+    from diag.inputs.target import build_target
+
+    target = build_target(model=a.tiny_bert if _has_transformers() else a.TinyGPT,
+                          data=a.DictSamples() if _has_transformers() else a.sequence_data())
+    if not _has_transformers():
+        pytest.skip("transformers is not installed")
+    # per-sample labels beside per-token ids are not packed: diag's own cross-entropy
+    assert target.data.fields == ("input_ids", "attention_mask")
+    assert target.data.x.shape == (64, 2, a.CONTEXT) and target.loss_name == "cross_entropy"
+    model = target.make_model()
+    pred = model(target.data.x[:2])
+    assert pred.shape == (2, 4)  # the logits of SequenceClassifierOutput
+    assert type(model).__name__ == "BertForSequenceClassification"
+
+
+def test_a_model_that_computes_its_own_loss_is_used_as_it_is() -> None:
+    """A causal LM whose loss shifts the labels itself (as Hugging Face's do): diag's loss
+    must be the model's, not a cross-entropy of unshifted labels."""
+    from diag.inputs.target import build_target
+
+    target = build_target(model=a.OwnLossLM, data=a.LMSamples())
+    assert target.data.fields == ("input_ids", "labels")
+    assert target.loss_name == "the model's own loss"
+    model = target.make_model()
+    pred = model(target.data.x[:4])
+    loss = target.loss_fn(pred, target.data.y[:4])
+    x, y = target.data.x[:4, 0], target.data.y[:4]
+    shifted = torch.nn.functional.cross_entropy(pred[:, :-1].reshape(-1, a.VOCAB),
+                                                y[:, 1:].reshape(-1))
+    assert torch.allclose(loss, shifted) and x.shape == (4, a.CONTEXT)
+    r = checks.overfit(model=a.OwnLossLM, data=a.LMSamples(), max_steps=300)
+    assert r.status == Status.PASS, r.summary
+
+
+def _has_transformers() -> bool:
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("model", [a.DictOutputClassifier, a.TupleOutputClassifier],
+                         ids=["dict", "tuple"])
+def test_dict_and_tuple_outputs_are_read(model: object) -> None:
+    r = checks.overfit(model=model, data=a.token_class_data(), max_steps=300, lr=0.01)
+    assert r.status == Status.PASS, r.summary
+    assert checks.init(model=model, data=a.token_class_data()).status == Status.PASS
+
+
+def test_dict_samples_diag_cannot_pack_are_one_line(tmp_path: Path) -> None:
+    r = diag("overfit", "--model", f"{ARCH}:DictOutputClassifier", "--data",
+             f"{ARCH}:MixedSamples", "--out", str(tmp_path))
+    assert r.returncode == 2
+    assert "cannot be packed side by side" in r.stderr and "extra" in r.stderr
+
+
+def test_a_loader_of_hugging_face_dicts_is_read() -> None:
+    def loader() -> object:
+        return torch.utils.data.DataLoader(a.DictSamples(), batch_size=8, shuffle=True,
+                                           generator=torch.Generator().manual_seed(0))
+
+    r = checks.data(loader=loader)
+    assert r.status in (Status.PASS, Status.WARN) and r.metrics["classes"] == 4, r.summary

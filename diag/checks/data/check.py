@@ -33,7 +33,8 @@ NAME = "data"
 SHUFFLES = 200
 ORDER_Z = 5.0
 IMBALANCE_WARN = 10.0
-_X_KEYS = ("x", "input", "inputs", "image", "images", "data", "features")
+_X_KEYS = ("x", "input", "inputs", "input_ids", "image", "images", "pixel_values", "data",
+           "features")
 _Y_KEYS = ("y", "target", "targets", "label", "labels")
 
 
