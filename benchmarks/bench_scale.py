@@ -64,8 +64,11 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
 '''
 
 
-def run(code: str) -> tuple[float, float]:
-    """(seconds, peak RSS in MB) of a fresh process running ``code``."""
+def run(code: str) -> tuple[float, float, float]:
+    """(seconds, peak RSS in MB, the check's own seconds from its JSON, else NaN) of a fresh
+    process running ``code``."""
+    import json
+
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT)
@@ -75,7 +78,11 @@ def run(code: str) -> tuple[float, float]:
     except (ValueError, IndexError):
         print(proc.stderr[-2000:], file=sys.stderr)
         rss = float("nan")
-    return wall, rss
+    try:
+        check = float(json.loads(proc.stdout)["checks"][0]["duration_s"])
+    except (ValueError, KeyError, IndexError):
+        check = float("nan")
+    return wall, rss, check
 
 
 def main() -> None:
@@ -87,7 +94,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     from architectures import ResNet
 
-    table: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    table: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
             folder = Path(tmp) / size
@@ -96,8 +103,8 @@ def main() -> None:
                                                             width=WIDTHS[size]))
             params = sum(p.numel() for p in ResNet(10, WIDTHS[size]).parameters())
             spec = ["--model", f"{folder}/models.py:model", "--data",
-                    f"{folder}/models.py:data", "--no-plots", "--quiet", "--out",
-                    str(folder / "out")]
+                    f"{folder}/models.py:data", "--no-plots", "--quiet", "--format", "json",
+                    "--out", str(folder / "out")]
             runs = {
                 "plain step x30": PLAIN.format(folder=str(folder), steps=30),
                 "init": DIAG.format(argv=["init", *spec]),
@@ -109,16 +116,19 @@ def main() -> None:
             for _ in range(args.repeats):
                 for name, code in runs.items():
                     results[name].append(run(code))
-    print(f"median of {args.repeats} interleaved rounds; seconds / peak RSS (MB)")
+    print(f"median of {args.repeats} interleaved rounds; whole process seconds (the check's "
+          "own seconds) / peak RSS (MB)")
     names = list(next(iter(table.values())))
-    print(f"{'model':18}" + "".join(f"{n:>24}" for n in names))
+    print(f"{'model':18}" + "".join(f"{n:>30}" for n in names))
     for model, results in table.items():
         cells = []
         for n in names:
             wall = statistics.median(r[0] for r in results[n])
             rss = statistics.median(r[1] for r in results[n])
-            cells.append(f"{wall:9.1f} s {rss:7.0f} MB")
-        print(f"{model:18}" + "".join(f"{c:>24}" for c in cells))
+            own = statistics.median(r[2] for r in results[n])
+            cells.append(f"{wall:7.1f} s ({own:5.1f}) {rss:6.0f} MB" if own == own
+                         else f"{wall:7.1f} s         {rss:6.0f} MB")
+        print(f"{model:18}" + "".join(f"{c:>30}" for c in cells))
         plain_rss = statistics.median(r[1] for r in results["plain step x30"])
         worst = max(statistics.median(r[1] for r in results[n]) for n in names[1:])
         print(f"{'':18}peak RSS: diag's worst {worst / plain_rss:.2f}x the plain step's "

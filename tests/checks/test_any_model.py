@@ -69,19 +69,37 @@ def test_the_browser_nets_size_is_still_their_safetensors_payload(tmp_path: Path
 
 
 # --- token ids through every check -------------------------------------------------------------
-def test_a_gpt_on_token_ids_passes_every_check(tmp_path: Path) -> None:
+FAMILIES = {
+    "gpt": ("TinyGPT", "sequence_data"),
+    "lstm-lm": ("LSTMLM", "sequence_data"),
+    "encoder-classifier": ("EncoderClassifier", "token_class_data"),
+    "resnet": ("ResNet", "image_class_data"),
+    "bert": ("tiny_bert", "DictSamples"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_every_check_passes_on_each_healthy_family(family: str, tmp_path: Path) -> None:
+    """`diag check` (every check but preprocess, which needs a pipeline) on each real
+    architecture: nothing fails or errors. The data check may warn that its linear probe
+    cannot see a signal (the encoder's class is the first token's residue), never more."""
+    if family == "bert":
+        pytest.importorskip("transformers")
+    model, data = FAMILIES[family]
     cfg = tmp_path / "diag.toml"
-    cfg.write_text(f'[tool.diag]\nmodel = "{ARCH}:TinyGPT"\ndata = "{ARCH}:sequence_data"\n'
-                   'skip = ["preprocess", "loss-grad"]\n[tool.diag.size]\nmax_size = "8MB"\n'
-                   "[tool.diag.lr-schedule]\nepochs = 10\n[tool.diag.speed]\nmax_batch = 8\n")
+    cfg.write_text(f'[tool.diag]\nmodel = "{ARCH}:{model}"\ndata = "{ARCH}:{data}"\n'
+                   'skip = ["preprocess"]\n[tool.diag.size]\nmax_size = "8MB"\n'
+                   "[tool.diag.lr-schedule]\nepochs = 10\n[tool.diag.speed]\nmax_batch = 8\n"
+                   "[tool.diag.overfit]\nlr = 0.003\n")
     r = diag("check", "--config", str(cfg), "--format", "json", "--no-plots", "--out",
              str(tmp_path / "o"))
-    checks_by_name = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
-    bad = {n: c["summary"] for n, c in checks_by_name.items() if c["status"] in ("fail",
-                                                                                  "error")}
-    assert not bad and r.returncode in (0,), (bad, r.stderr)
-    assert checks_by_name["speed"]["metrics"]["tokens_per_sample"] == a.CONTEXT
-    assert checks_by_name["speed"]["metrics"]["best_tokens_per_s"] > 0
+    by_name = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
+    bad = {n: c["summary"] for n, c in by_name.items() if c["status"] in ("fail", "error")}
+    assert not bad and r.returncode == 0, (bad, r.stderr)
+    if family in ("gpt", "lstm-lm"):
+        assert by_name["speed"]["metrics"]["tokens_per_sample"] == a.CONTEXT
+        assert by_name["speed"]["metrics"]["best_tokens_per_s"] > 0
 
 
 def test_loss_at_init_is_compared_with_ln_v() -> None:
