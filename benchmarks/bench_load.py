@@ -22,15 +22,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def hog(stop: object) -> None:
-    import torch
-
-    torch.set_num_threads(1)
-    a = torch.randn(256, 256)
-    while not stop.is_set():  # type: ignore[attr-defined]
-        a = (a @ a).clamp_(-1, 1)
+from bench_threads import hog  # noqa: E402  (the same hog process as the thread table's)
 
 
 def run(args: list[str], out: str) -> tuple[float, str]:
