@@ -26,8 +26,8 @@ from diag.inputs.history.core import (
 )
 from diag.inputs.history.csvlog import _fast_columns
 
-__all__ = ["INDEX_COLUMNS", "MIN_POINTS", "History", "Log", "_fast_columns", "columns",
-           "load_history", "load_log", "load_pair", "paired_validation"]
+__all__ = ["INDEX_COLUMNS", "MIN_POINTS", "History", "Log", "_fast_columns", "load_history",
+           "load_log", "load_pair"]
 
 
 def _looks_like_csv(head: str) -> bool:
@@ -135,20 +135,3 @@ def load_pair(path: str, metric: str = "loss", val_metric: str | None = None,
         if val_metric is not None:
             raise
         return train, None  # a validation series too short to judge: the training one alone
-
-
-def paired_validation(path: str, metric: str) -> str | None:
-    """The validation series that goes with ``metric`` in a log, if any."""
-    try:
-        val = load_pair(path, metric)[1]
-    except DataError:
-        return None
-    return val.metric if val is not None else None
-
-
-def columns(path: str) -> list[str]:
-    """The series a log holds (empty when unreadable: the loader reports that)."""
-    try:
-        return load_log(path).names()
-    except DataError:
-        return []

@@ -57,10 +57,6 @@ def header_of(path: str) -> tuple[list[str], list[str], str]:
     return names, raw, delimiter
 
 
-def columns(path: str) -> list[str]:
-    return [n for n in header_of(path)[0] if n]
-
-
 def read(path: str, metric: str, lr_column: str | None = None, val_metric: str | None = None
          ) -> Log:
     """The metric, its validation twin, the LR and the index of a CSV log, as a Log."""
