@@ -192,18 +192,25 @@ def run(inputs: Inputs, options: SizeOptions, progress: Any = None) -> CheckResu
     kind = ("landmarks" if target.task == "landmarks" else
             "classify" if data.is_classification or data.is_sequence else "regression")
     px = int(x.shape[-1]) if x.dim() == 4 else 1
-    max_error = options.max_error if options.max_error is not None else DEFAULT_MAX_ERROR[kind]
-    ref = _outputs(model, x)
+    # a forward may keep state (an LSTM LM's carried hidden state): every comparison starts
+    # from this copy of the model as built, never from one that has already run
+    snapshot = copy.deepcopy(model)
+    ref = _outputs(copy.deepcopy(snapshot), x)
     if kind == "classify" and ref.dim() != 2 and not data.is_sequence:
         kind = "regression"
-    errors = {dt: _error(kind, ref, _outputs(_quantized_copy(model, dt), x), px)
+    max_error = options.max_error if options.max_error is not None else DEFAULT_MAX_ERROR[kind]
+    errors = {dt: _error(kind, ref, _outputs(_quantized_copy(snapshot, dt), x), px)
               for dt in ("uint16", "uint8")}
     # which layer hurts most when it alone is quantized (uint8): one pass per layer
     # the ranking of layers needs fewer samples than the verdict: a forward per layer on 8
     # (a 25 M ResNet: 25 forwards of 32 samples were 14 of the check's 17 s)
-    few, ref_few = x[:LAYER_SAMPLES], ref[:LAYER_SAMPLES]
+    few = x[:LAYER_SAMPLES]
+    stateful = not torch.equal(_outputs(model, few), _outputs(model, few))
+    ref_few = _outputs(copy.deepcopy(snapshot), few) if stateful else ref[:LAYER_SAMPLES]
     per_layer = {r["layer"]: _error(kind, ref_few, _outputs_with_layer_quantized(
-        model, r["layer"] if r["layer"] != type(model).__name__ else "", few), px)["error"]
+        # a stateful model is copied per layer (slower); else quantized in place and restored
+        copy.deepcopy(snapshot) if stateful else model,
+        r["layer"] if r["layer"] != type(model).__name__ else "", few), px)["error"]
         for r in rows}
     worst = max(per_layer, key=per_layer.__getitem__) if per_layer else ""
     savings = separable_savings(model)
@@ -230,6 +237,11 @@ def run(inputs: Inputs, options: SizeOptions, progress: Any = None) -> CheckResu
             f"keep {worst} at higher precision (it alone costs {per_layer[worst]:.3g} "
             f"{unit} in uint8)" + ("; ship uint16" if errors["uint16"]["error"] <= max_error
                                   else ""), location=worst))
+    if stateful:
+        findings.append(Finding(
+            Severity.INFO, "the forward keeps state between calls (two eval calls on the same "
+            "input differ): each comparison here starts from a copy of the model as built",
+            "if it should not carry state in eval (a hidden state kept on self), reset it"))
     largest = sorted(rows, key=lambda r: r["params"], reverse=True)[:3]
     findings.append(Finding(
         Severity.INFO, "largest layers: " + ", ".join(
@@ -266,6 +278,7 @@ def run(inputs: Inputs, options: SizeOptions, progress: Any = None) -> CheckResu
                                "non_persistent_buffer_bytes": sum(b for _, b in unsaved),
                                "max_size_bytes": budget, "precision": options.precision,
                                "error_kind": kind, "max_error": max_error,
+                               "stateful_forward": stateful,
                                "uint16_error": round(errors["uint16"]["error"], 6),
                                "uint8_error": round(errors["uint8"]["error"], 6),
                                "worst_layer": worst,
@@ -280,7 +293,7 @@ def run(inputs: Inputs, options: SizeOptions, progress: Any = None) -> CheckResu
         from diag.checks.size.export import export_and_verify
 
         try:
-            metrics.update(export_and_verify(model, options.export, x, ref, kind,
+            metrics.update(export_and_verify(snapshot, options.export, x, ref, kind,
                                              options.precision))
         except OSError as exc:
             raise UsageError(f"--export {options.export}: cannot write ({exc.strerror})",
