@@ -190,6 +190,33 @@ class ResNet(nn.Module):
         return self.head(self.stages(self.stem(x)).mean((2, 3)))
 
 
+class FrozenBNResNet(ResNet):
+    """Fine-tuning with the BatchNorm layers frozen. ``frozen_right``: requires_grad=False
+    and bn.eval(), so their running statistics are used (torchvision's FrozenBatchNorm2d
+    does the same). The planted bug: frozen by requires_grad only, and train() keeps them in
+    train mode even under model.eval(), so inference normalises each batch by its own
+    statistics, and a batch of 1 by one image's (or fails where the map is 1x1)."""
+
+    def __init__(self, frozen_right: bool = True) -> None:
+        super().__init__()
+        self.frozen_right = frozen_right
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.requires_grad_(False)
+        self.train()
+
+    def train(self, mode: bool = True) -> FrozenBNResNet:
+        super().train(mode)
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.train(not getattr(self, "frozen_right", True))
+        return self
+
+
+def frozen_bn_resnet_bug() -> nn.Module:
+    return FrozenBNResNet(frozen_right=False)
+
+
 def image_class_data(n: int = 48) -> tuple[Tensor, Tensor]:
     """Standardised 32x32 images whose class is the brightest quadrant."""
     g = torch.Generator().manual_seed(2)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import Tensor, nn
 
 from diag import checks
 from diag.result import Severity, Status
@@ -78,6 +79,52 @@ def test_size_compares_a_stateful_model_from_the_same_start(tmp_path: Path) -> N
     plain = checks.size(model=a.TinyGPT, data=a.sequence_data(), max_size="8MB")
     assert plain.metrics["stateful_forward"] is False
     assert not any("keeps state" in f.message for f in plain.findings)
+
+
+def test_init_fails_batchnorm_frozen_in_train_mode_and_passes_the_twin() -> None:
+    """The planted bug: BatchNorm frozen by requires_grad only and kept in train mode under
+    model.eval(); one image at inference is normalised by its own statistics."""
+    bug = checks.init(model=a.frozen_bn_resnet_bug, data=a.image_class_data())
+    assert bug.status == Status.FAIL
+    assert bug.metrics["eval_batch_independent"] is False
+    assert "depends on its batch" in bug.summary and "stem.1" in bug.summary
+    assert "bn.eval()" in bug.findings[0].hint and bug.findings[0].location == "stem.1"
+    twin = checks.init(model=a.FrozenBNResNet, data=a.image_class_data())
+    assert twin.status == Status.PASS, twin.summary
+    assert twin.metrics["eval_batch_independent"] is True
+
+
+class _Squeezer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(16, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(x).squeeze()  # a batch of 1 loses its batch axis
+
+
+class _Similarity(nn.Module):
+    """(N, N) scores of each sample against each: batch-wide by design."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(16, 8)
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = self.fc(x)
+        return z @ z.T
+
+
+def test_init_eval_batch_check_says_what_it_cannot_tell() -> None:
+    x = torch.randn(32, 16, generator=torch.Generator().manual_seed(0))
+    sq = checks.init(model=_Squeezer, data=(x, torch.randn(32)), loss=nn.MSELoss())
+    assert sq.status == Status.WARN and "squeeze()" in sq.summary
+    sim = checks.init(model=_Similarity, data=(x, torch.randn(32)),
+                      loss=lambda pred, target: pred.pow(2).mean())
+    assert sim.metrics["eval_batch_independent"] is None
+    assert not any("batch" in f.message for f in sim.findings if f.severity != Severity.INFO)
+    lstm = checks.init(model=a.LSTMLM, data=a.sequence_data())  # state carried: cannot tell
+    assert lstm.metrics["eval_batch_independent"] is None and lstm.status == Status.PASS
 
 
 def test_the_browser_nets_size_is_still_their_safetensors_payload(tmp_path: Path) -> None:

@@ -67,14 +67,17 @@ def test_the_three_doors_give_the_same_numbers(name: str, tmp_path: Path) -> Non
 
     api = API[name](seed=5, **kwargs).to_dict()  # type: ignore[operator]
 
-    assert single["status"] == expected.value, single["summary"]
     if name in TIMED:
+        # speed's verdict may rest on timings (a thread count 1.25x faster on a quiet
+        # machine, a batch under half the knee): pass or warn, never fail, at any speed
+        for doc in (single, via_check, api):
+            assert doc["status"] in (Status.PASS.value, Status.WARN.value), doc["summary"]
         for other in (via_check, api):
-            assert other["status"] == single["status"]
             assert set(other["metrics"]) == set(single["metrics"])
             assert other["series"]["batch"] == single["series"]["batch"] == [1.0, 2.0, 4.0]
             assert other["series"]["saved_bytes"] == single["series"]["saved_bytes"]
         return
+    assert single["status"] == expected.value, single["summary"]
     for other in (via_check, api):
         assert other["status"] == single["status"]
         assert other["metrics"] == single["metrics"]

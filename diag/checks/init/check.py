@@ -10,6 +10,7 @@ next to the weight norm.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from dataclasses import dataclass
@@ -274,8 +275,92 @@ def run(inputs: Inputs, options: InitOptions, progress: Any = None) -> CheckResu
             "grad_norm": gnorm, "weight_norm": wnorm,
             "grad_ratio": gnorm / wnorm if wnorm > 0 else 0.0})
     trainable = sum(1 for p in model.parameters() if p.requires_grad)
-    return _judge(rows, float(loss.detach()), uninformed, pred, yb, target, skips, options,
-                  trainable)
+    result = _judge(rows, float(loss.detach()), uninformed, pred, yb, target, skips, options,
+                    trainable)
+    mixing, independent = _eval_batch_mixing(model, xb)
+    # None: cannot tell (a batch of one, or a forward that is random or keeps state in eval)
+    metrics = {**result.metrics, "eval_batch_independent": independent}
+    if mixing is None:
+        return dataclasses.replace(result, metrics=metrics)
+    status = (Status.FAIL if Status.FAIL in (result.status, Status(mixing.severity.value))
+              else Status.WARN)
+    return dataclasses.replace(result, status=status, summary=mixing.message,
+                               findings=(mixing, *result.findings), metrics=metrics)
+
+
+# float32 sums in another order (a batch of 1 vs 4 picks other GEMM kernels) move outputs by
+# about 1e-6 of their scale; a sample normalised by its batch's statistics moves by O(1)
+MIXING_RTOL = 1e-3
+
+
+def _eval_batch_mixing(model: nn.Module, xb: Tensor) -> tuple[Finding | None, bool | None]:
+    """In eval mode a sample's prediction must not depend on the rest of its batch: the
+    same samples as a batch of 4 and one at a time. BatchNorm kept in train mode (frozen by
+    requires_grad only, or a train() override) normalises each batch by its own statistics,
+    and a batch of 1 by one sample's: at inference the predictions are not the model's."""
+    k = min(4, len(xb))
+    if k < 2 or not isinstance(xb, Tensor):
+        return None, None
+    model.eval()
+    try:
+        with torch.no_grad():
+            first = model(xb[:k])
+            again = model(xb[:k])
+            if not (isinstance(first, Tensor) and isinstance(again, Tensor)
+                    and torch.equal(first, again)):
+                return None, None  # random or stateful in eval: cannot tell mixing
+            error = ""
+            try:
+                outs: list[Any] = [model(xb[i:i + 1]) for i in range(k)]
+            except USER_ERRORS as exc:
+                outs, error = [], f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+    except USER_ERRORS:
+        return None, None  # the forward's own errors are reported by the forward above
+    finally:
+        model.train()
+    bn = [n for n, m in model.named_modules()
+          if isinstance(m, nn.modules.batchnorm._NormBase) and _stays_training(model, m)]
+    cause = (f"{len(bn)} BatchNorm layers stay in train mode after model.eval() ("
+             + ", ".join(bn[:3]) + (", ..." if len(bn) > 3 else "") + ")") if bn else ""
+    fix = ("let eval() reach the BatchNorm layers: freezing them takes bn.eval() as well as "
+           "requires_grad=False, re-applied after every model.train()" if bn else
+           "find the layer that reads across the batch (BatchNorm in train mode, a batch-wide "
+           "statistic in forward) and keep it per sample in eval")
+    where = bn[0] if bn else ""
+    if not outs:
+        return Finding(Severity.FAIL if bn else Severity.WARN, "in eval mode a batch of 1 "
+                       "raises ("
+                       + error[:120] + ")" + (f": {cause}" if cause else ""), fix,
+                       location=where), False
+    odd = next((o for o in outs if not isinstance(o, Tensor)
+                or o.shape != (1, *first.shape[1:])), None)
+    if (isinstance(odd, Tensor) and odd.dim() == first.dim() >= 2 and first.shape[1] == k
+            and odd.shape[1] == 1):
+        return None, None  # sample against sample ((N, N) logits, in-batch negatives)
+    if odd is not None:
+        return Finding(Severity.WARN, "in eval mode a batch of 1 returns "
+                       + (f"shape {tuple(odd.shape)}" if isinstance(odd, Tensor) else
+                          f"a {type(odd).__name__}")
+                       + f", a batch of {k} {tuple(first.shape)}: a squeeze() that drops "
+                       "the batch axis?",
+                       "squeeze only named axes (x.squeeze(-1)) so one sample keeps its "
+                       "batch axis", location=where), False
+    alone = torch.cat(outs)
+    scale = float(first.detach().float().abs().max())
+    change = float((alone.float() - first.float()).abs().max())
+    if change <= MIXING_RTOL * max(scale, 1e-12):
+        return None, True
+    return Finding(Severity.FAIL, f"in eval mode a sample's prediction depends on its batch: "
+                   f"alone it moves by {change:.3g} (outputs up to {scale:.3g})"
+                   + (f": {cause}" if cause else ""), fix, location=where), False
+
+
+def _stays_training(model: nn.Module, module: nn.Module) -> bool:
+    model.eval()
+    try:
+        return module.training
+    finally:
+        model.train()
 
 
 def _broken(rows: list[dict[str, Any]], loss: float, pred: Tensor,
