@@ -282,10 +282,12 @@ def run(inputs: Inputs, options: InitOptions, progress: Any = None) -> CheckResu
     metrics = {**result.metrics, "eval_batch_independent": independent}
     if mixing is None:
         return dataclasses.replace(result, metrics=metrics)
-    status = (Status.FAIL if Status.FAIL in (result.status, Status(mixing.severity.value))
-              else Status.WARN)
-    return dataclasses.replace(result, status=status, summary=mixing.message,
-                               findings=(mixing, *result.findings), metrics=metrics)
+    if result.status == Status.FAIL:  # the first failure stays the summary
+        return dataclasses.replace(result, findings=(*result.findings, mixing),
+                                   metrics=metrics)
+    return dataclasses.replace(result, status=Status(mixing.severity.value),
+                               summary=mixing.message, findings=(mixing, *result.findings),
+                               metrics=metrics)
 
 
 # float32 sums in another order (a batch of 1 vs 4 picks other GEMM kernels) move outputs by
@@ -307,7 +309,7 @@ def _eval_batch_mixing(model: nn.Module, xb: Tensor) -> tuple[Finding | None, bo
             first = model(xb[:k])
             again = model(xb[:k])
             if not (isinstance(first, Tensor) and isinstance(again, Tensor)
-                    and torch.equal(first, again)):
+                    and bool(first.isfinite().all()) and torch.equal(first, again)):
                 return None, None  # random or stateful in eval: cannot tell mixing
             error = ""
             try:
