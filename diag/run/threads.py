@@ -54,12 +54,17 @@ class Threads:
     """``--threads``, ``OMP_NUM_THREADS=4``, ``torch.set_num_threads``, or ``rule: ...``."""
 
 
+def _affinity() -> int:
+    """CPUs this process may be scheduled on (torch's default thread count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 def available_cores() -> int:
     """CPUs this process may run on: its affinity, capped by a cgroup v2 CPU quota."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
+    cores = _affinity()
     try:
         with open("/sys/fs/cgroup/cpu.max") as fh:
             quota, period = fh.read().split()[:2]
@@ -94,40 +99,40 @@ def user_choice() -> Threads | None:
         value = os.environ.get(var, "").strip()
         if value:
             return Threads(None, f"{var}={value}")
-    try:
-        default = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        default = os.cpu_count() or 1
-    if torch.get_num_threads() != default:
+    if torch.get_num_threads() != _affinity():
         return Threads(None, f"torch.set_num_threads({torch.get_num_threads()})")
     return None
 
 
-def _step_time(step: Any, threads: int) -> float:
-    import torch
-
-    torch.set_num_threads(threads)
-    t0 = time.perf_counter()
-    step()
-    return time.perf_counter() - t0
-
-
-def measure(step: Any, cores: int, rounds: int = 3) -> tuple[float, float]:
-    """Median seconds of ``step()`` at 1 thread and at ``cores`` threads, interleaved round
-    by round after one warm-up each. torch's setting is restored."""
+def interleaved(step: Any, counts: list[int], warmup: int = 1, rounds: int = 3
+                ) -> dict[int, float]:
+    """Median seconds of ``step()`` at each intra-op thread count, interleaved round by
+    round after ``warmup`` steps at each, so that a change of load hits every count alike.
+    torch's setting is restored."""
     import torch
 
     before = torch.get_num_threads()
+    times: dict[int, list[float]] = {t: [] for t in counts}
     try:
-        _step_time(step, 1)
-        _step_time(step, cores)
-        one, many = [], []
+        for t in counts:
+            torch.set_num_threads(t)
+            for _ in range(warmup):
+                step()
         for _ in range(rounds):
-            one.append(_step_time(step, 1))
-            many.append(_step_time(step, cores))
+            for t in counts:
+                torch.set_num_threads(t)
+                t0 = time.perf_counter()
+                step()
+                times[t].append(time.perf_counter() - t0)
     finally:
         torch.set_num_threads(before)
-    return statistics.median(one), statistics.median(many)
+    return {t: statistics.median(v) for t, v in times.items()}
+
+
+def measure(step: Any, cores: int, rounds: int = 3) -> tuple[float, float]:
+    """Median seconds of ``step()`` at 1 thread and at ``cores`` threads (``cores`` > 1)."""
+    secs = interleaved(step, [1, cores], warmup=1, rounds=rounds)
+    return secs[1], secs[cores]
 
 
 def training_step(target: Any, seed: int) -> Any:

@@ -10,7 +10,6 @@ net runs 6 to 13x slower.
 from __future__ import annotations
 
 import os
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,27 +70,10 @@ def measure_load(cores: int, seconds: float = PROBE_S) -> Load:
 
 def thread_sweep(step: Callable[[], None], cores: int, warmup: int, timed: int
                  ) -> dict[int, float]:
-    """Median seconds per step at 1, 2, ... ``cores`` intra-op threads, interleaved round by
-    round so that a change of load hits every count alike. torch's setting is restored."""
-    import torch
+    """Median seconds per step at 1, 2, ... ``cores`` intra-op threads, interleaved."""
+    from diag.run.threads import interleaved
 
-    before = torch.get_num_threads()
-    counts = list(range(1, cores + 1))
-    times: dict[int, list[float]] = {t: [] for t in counts}
-    try:
-        for t in counts:
-            torch.set_num_threads(t)
-            for _ in range(warmup):
-                step()
-        for _ in range(timed):
-            for t in counts:
-                torch.set_num_threads(t)
-                t0 = time.perf_counter()
-                step()
-                times[t].append(time.perf_counter() - t0)
-    finally:
-        torch.set_num_threads(before)
-    return {t: statistics.median(v) for t, v in times.items()}
+    return interleaved(step, list(range(1, cores + 1)), warmup, timed)
 
 
 # --- DataLoader workers ----------------------------------------------------------------------
