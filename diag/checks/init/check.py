@@ -304,6 +304,9 @@ def _eval_batch_mixing(model: nn.Module, xb: Tensor) -> tuple[Finding | None, bo
     if k < 2 or not isinstance(xb, Tensor):
         return None, None
     model.eval()
+    # BatchNorm layers that model.eval() left in train mode
+    bn = [n for n, m in model.named_modules()
+          if isinstance(m, nn.modules.batchnorm._NormBase) and m.training]
     try:
         with torch.no_grad():
             first = model(xb[:k])
@@ -320,8 +323,6 @@ def _eval_batch_mixing(model: nn.Module, xb: Tensor) -> tuple[Finding | None, bo
         return None, None  # the forward's own errors are reported by the forward above
     finally:
         model.train()
-    bn = [n for n, m in model.named_modules()
-          if isinstance(m, nn.modules.batchnorm._NormBase) and _stays_training(model, m)]
     cause = (f"{len(bn)} BatchNorm layers stay in train mode after model.eval() ("
              + ", ".join(bn[:3]) + (", ..." if len(bn) > 3 else "") + ")") if bn else ""
     fix = ("let eval() reach the BatchNorm layers: freezing them takes bn.eval() as well as "
@@ -355,14 +356,6 @@ def _eval_batch_mixing(model: nn.Module, xb: Tensor) -> tuple[Finding | None, bo
     return Finding(Severity.FAIL, f"in eval mode a sample's prediction depends on its batch: "
                    f"alone it moves by {change:.3g} (outputs up to {scale:.3g})"
                    + (f": {cause}" if cause else ""), fix, location=where), False
-
-
-def _stays_training(model: nn.Module, module: nn.Module) -> bool:
-    model.eval()
-    try:
-        return module.training
-    finally:
-        model.train()
 
 
 def _broken(rows: list[dict[str, Any]], loss: float, pred: Tensor,
