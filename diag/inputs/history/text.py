@@ -24,9 +24,11 @@ SHAPES: dict[str, re.Pattern[str]] = {
     # PyTorch's MNIST example: "Train Epoch: 2 [640/60000 (1%)]\tLoss: 0.31"
     "pytorch-example": re.compile(rf"Train Epoch: (?P<epoch>\d+) \[(?P<seen>\d+)/(?P<total>\d+)"
                                   rf".*?Loss: (?P<loss>{_NUM})", re.I),
-    # llm.c / nanoGPT: "step 12/5000 | train loss 3.21 | lr 6e-4", "iter 12: loss 3.21"
+    # llm.c / nanoGPT: "step 12/5000 | train loss 3.21 | lr 6e-4", "iter 12: loss 3.21",
+    # Karpathy's lecture GPT: "step 500: train loss 2.04, val loss 2.05"
     "llm.c": re.compile(rf"\b(?:step|iter)\s+(?P<step>\d+)(?:/\d+)?\s*[|:]\s*(?:train )?"
                         rf"loss[:= ]\s*(?P<loss>{_NUM})"
+                        rf"(?:.*?\b(?:val|valid|eval)[ _]loss[:= ]\s*(?P<val_loss>{_NUM}))?"
                         rf"(?:.*?\blr[:= ]\s*(?P<lr>{_NUM}))?", re.I),
     # "Epoch 3/50 ... loss: 0.41", "Epoch [3/50] Train Loss: 0.41, Valid Loss: 0.5"
     "epoch-line": re.compile(rf"\bEpoch\s*\[?\s*(?P<epoch>\d+)\s*(?:/\s*\d+)?\s*\]?[^\n]*?"
