@@ -355,6 +355,10 @@ def lr_schedule(
     pattern: Annotated[str | None, typer.Option(
         "--pattern", metavar="REGEX", help="With --history a text log: its line shape, a regex "
         "with named groups step or epoch, loss, and optional lr and val_loss.")] = None,
+    kind: Annotated[str, typer.Option(
+        "--kind", metavar="auto|train|val", help="What the metric is: a validation curve is "
+        "judged for overfitting (best epoch, stop there), never told to lower the LR; auto: "
+        "val*, valid*, eval*, test* names are validation.")] = "auto",
     model: ModelSpec = None,
     data: DataSpec = None,
     loss: LossSpec = None,
@@ -397,7 +401,8 @@ def lr_schedule(
                              hint="give a training metric, and optionally a validation one")
         options = {"epochs": epochs, "lr": lr, "range_test": range_test, "verify": verify,
                    "metric": metrics[0], "val_metric": metrics[1] if len(metrics) == 2
-                   else None, "lr_column": lr_column, "run": run, "pattern": pattern}
+                   else None, "lr_column": lr_column, "run": run, "pattern": pattern,
+                   "kind": kind}
         return _one_check("lr-schedule", Sources(history=history, model=model, data=data,
                                                  loss=loss), options,
                           _run_options(out, fmt, quiet, no_plots, verbose), seed=seed,

@@ -85,16 +85,18 @@ def lr_schedule(history: Sequence[float] | str | None = None, *, model: Any = No
                 data: Any = None, loss: Any = None, epochs: int = 30, lr: float | None = None,
                 verify: bool = False, range_test: bool = False, metric: str = "loss",
                 val_metric: str | None = None, lr_column: str | None = None,
-                run: str | None = None, pattern: str | None = None, seed: int = 0,
+                run: str | None = None, pattern: str | None = None, kind: str = "auto",
+                seed: int = 0,
                 threads: int | None = None, task: str = "landmarks", input_size: int = 48
                 ) -> CheckResult:
     """Diagnose a loss curve: a list of numbers, a CSV/JSON file, or (None) a training run.
     From a file, ``val_metric`` (default: ``val_<metric>`` when present) is judged for
-    overfitting against the training curve; ``lr_column`` names the LR column."""
+    overfitting against the training curve; ``lr_column`` names the LR column; ``kind``
+    ("auto", "train", "val") says whether ``metric`` is a validation curve."""
     return _run("lr-schedule", {"epochs": epochs, "lr": lr, "verify": verify,
                                 "range_test": range_test, "metric": metric,
                                 "val_metric": val_metric, "lr_column": lr_column,
-                                "run": run, "pattern": pattern},
+                                "run": run, "pattern": pattern, "kind": kind},
                 seed=seed, threads=threads,
                 task=task, input_size=input_size, history=history, model=model,
                 data=data, loss=loss)

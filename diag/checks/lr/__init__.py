@@ -34,6 +34,10 @@ class LrOptions:
                              "(its folder name; default: the newest).")
     pattern: str | None = option(None, "A text log's line shape: a regex with named groups "
                                  "step or epoch, loss, and optional lr and val_loss.")
+    kind: str = option("auto", "What the metric is: a training curve, a validation curve "
+                       "(a rise is overfitting, not a reason to lower the LR), or auto (val*, "
+                       "valid*, eval*, test* names are validation).",
+                       choices=("auto", "train", "val"))
     batch_size: int = option(12, internal=True)
     seed: int = 0
 

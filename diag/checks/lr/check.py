@@ -15,10 +15,13 @@ from typing import Any
 
 from diag.checks.lr import LrOptions
 from diag.checks.lr.detect import (
+    LR_FLOOR,
+    SHORT,
     diagnose,
     envelope,
     reduce_on_plateau_steps,
     suggest_range_lr,
+    validation_rise,
 )
 from diag.errors import USER_ERRORS, UsageError, user_code_error
 from diag.inputs import Inputs
@@ -47,7 +50,8 @@ def run_history(history: History, options: LrOptions, validation: History | None
     from the same file, also where validation bottoms out while training falls."""
     result = _described(analyse(history.values, history.index, history.index_name,
                                  history.lr, options.lr, source=history.source,
-                                 metric=history.metric), history, validation)
+                                 metric=history.metric, kind=options.kind), history,
+                        validation)
     if validation is None:
         return result
     val = analyse(validation.values, validation.index, validation.index_name, validation.lr,
@@ -109,14 +113,16 @@ def _looks_like_validation(metric: str) -> bool:
 def analyse(values: list[float], index: list[float], index_name: str, lrs: list[float] | None,
             lr: float | None, source: str = "", initial: float | None = None,
             metric: str = "loss", train: list[float] | None = None,
-            train_index: list[float] | None = None) -> CheckResult:
+            train_index: list[float] | None = None, kind: str = "auto") -> CheckResult:
     """Detectors, verdict and recommendation for one curve (pure: no training).
 
     ``initial``: the loss before any training step, when known (training mode). ``train``:
     the training curve, when ``values`` is a validation curve (e.g. ``val_loss``): then a
-    rise is overfitting, judged against the validation's best, not divergence.
+    rise is overfitting, judged against the validation's best, not divergence. ``kind``:
+    "val" or "train" says what ``values`` is; "auto" reads it from the metric's name.
     """
-    validation = train is not None or _looks_like_validation(metric)
+    validation = train is not None or kind == "val" or (
+        kind == "auto" and _looks_like_validation(metric))
     d = diagnose(values, initial=initial, lrs=lrs, validation=validation)
 
     def label(p: int | None) -> float | None:
@@ -170,13 +176,23 @@ def analyse(values: list[float], index: list[float], index_name: str, lrs: list[
         tail = sorted(values[-max(3, d.window // 2):])
         final = tail[len(tail) // 2]
         findings.append(Finding(
-            Severity.WARN, f"overfitting: the {metric} bottoms out at {unit} "
-            f"{label(overfit_at)} ({best:.4g}) and then rises {100 * (final / best - 1):.0f}% "
+            Severity.WARN, f"overfitting: the {metric} is best at {unit} "
+            f"{label(overfit_at)} ({best:.4g}) and then rises {100 * (final / best - 1):.0f}%, "
+            "more than its noise, "
             + ("while the training loss keeps falling" if train is not None else
-               "(no training curve given to compare)"),
-            f"stop at {unit} {label(overfit_at)} (early stopping / keep that checkpoint); more "
-            "data, augmentation or regularisation to go further; a lower LR will not fix it",
-            location=f"{unit} {label(overfit_at)}"))
+               "(a validation curve; no training curve given to compare)"),
+            f"best {unit} {label(overfit_at)}: stop there (early stopping / keep that "
+            "checkpoint) or regularise (more data, augmentation, weight decay, dropout); a "
+            "lower LR will not fix it", location=f"{unit} {label(overfit_at)}"))
+    elif validation and d.nonfinite_at is None and finite:
+        rise = validation_rise(values)
+        if rise is not None:
+            at, fraction = rise
+            findings.append(Finding(
+                Severity.INFO, f"the {metric} ends {100 * fraction:.0f}% above its best "
+                f"({unit} {label(at)}), within its noise: too early to call it overfitting",
+                "log more epochs (or evaluate on more samples) to decide",
+                location=f"{unit} {label(at)}"))
     if d.no_learning and d.nonfinite_at is None and d.divergence_start is None:
         findings.append(Finding(
             Severity.FAIL, f"no learning: the loss never leaves its starting level "
@@ -192,6 +208,23 @@ def analyse(values: list[float], index: list[float], index_name: str, lrs: list[
         point = point if point is not None else d.oscillation_start
     plateau = (d.plateau_start is not None and not d.no_learning and overfit_at is None
                and d.divergence_start is None and d.nonfinite_at is None)
+    collapsed = (d.lr_collapse is not None and d.nonfinite_at is None
+                 and d.divergence_start is None and d.tail not in ("improving", "slow"))
+    if collapsed and d.lr_collapse is not None:
+        low = lr_at(d.lr_collapse)
+        since = (f"; the loss has been flat since {unit} {label(d.plateau_start)}"
+                 f"{at_lr(d.plateau_start)}" if plateau and d.plateau_start is not None
+                 else "")
+        findings.append(Finding(
+            Severity.WARN, f"LR collapse: the LR collapsed to {low:.3g} by {unit} "
+            f"{label(d.lr_collapse)} (is the scheduler stepped per batch instead of per "
+            f"epoch?){since}",
+            "step the scheduler once per epoch, or lengthen its step size / raise its floor "
+            "(eta_min); lowering the LR further cannot help",
+            location=f"{unit} {label(d.lr_collapse)}"))
+        plateau = False
+        if point is None:
+            point = d.plateau_start if d.plateau_start is not None else d.lr_collapse
     if plateau and d.plateau_start is not None:
         current_lr = lr_at(d.plateau_start)
         first_lr = lr_at(d.analysis_start)
@@ -231,14 +264,22 @@ def analyse(values: list[float], index: list[float], index_name: str, lrs: list[
         findings.append(Finding(
             Severity.INFO, f"still improving: {-100 * d.improvement:.2g}% over the last "
             f"{points(d.improvement_window)}", "train longer"))
-    if len(values) < 15:
+    if (d.tail == "unsure" and not collapsed and d.plateau_start is None and not validation
+            and not any(f.severity in (Severity.FAIL, Severity.WARN) for f in findings)):
+        findings.append(Finding(
+            Severity.INFO, f"too noisy to tell whether the {metric} still falls: over the "
+            f"last {points(d.improvement_window)} it moved {-100 * d.improvement:.2g}% of its "
+            "level, within its noise", "log more points (or a smoother metric) to decide"))
+    if len(values) < SHORT:
         findings.append(Finding(
             Severity.INFO, f"a short curve ({points(len(values))}): oscillation and plateaus "
             "are told apart from noise only roughly", "log more epochs for a firmer verdict"))
 
     current = lr_at(point) if point is not None else (lr_at(len(values) - 1))
     recommended = (current / 10 if point is not None and current and overfit_at is None
-                   else None)
+                   and not collapsed else None)
+    if recommended is not None and recommended < LR_FLOOR:
+        recommended = None  # never advise an LR that cannot train
     cuts = reduce_on_plateau_steps(values, lr=current or DEFAULT_LR)
     cut_labels = [index[c] for c in cuts]
     if point is not None:
@@ -250,7 +291,7 @@ def analyse(values: list[float], index: list[float], index_name: str, lrs: list[
             + (f", {first_cut - index[point]:g} {unit}s earlier" if first_cut is not None
                and first_cut > index[point] else ""),
             "ReduceLROnPlateau reacts to plateaus only, after its patience"))
-    if recommended is None and point is not None and overfit_at is None:
+    if recommended is None and point is not None and overfit_at is None and not collapsed:
         findings.append(Finding(Severity.INFO, "no learning rate known for this curve",
                                 "give the file an 'lr' column or pass --lr"))
 
@@ -269,6 +310,8 @@ def analyse(values: list[float], index: list[float], index_name: str, lrs: list[
         "nonfinite_at": label(d.nonfinite_at),
         "stall": [label(d.stall[0]), label(d.stall[1])] if d.stall else None,
         "still_improving": d.still_improving,
+        "trend": d.tail,
+        "lr_collapse": label(d.lr_collapse) if collapsed else None,
         "best_epoch_val": label(overfit_at) if validation and overfit_at is not None else (
             label(int(min(range(len(values)), key=lambda i: values[i]
                           if math.isfinite(values[i]) else math.inf)))
@@ -289,7 +332,14 @@ def analyse(values: list[float], index: list[float], index_name: str, lrs: list[
     if source:
         metrics["source"] = source
     top = next((f for f in findings if f.severity in (Severity.FAIL, Severity.WARN)), None)
-    if top is None:
+    if top is None and validation and finite:
+        early = next((f.message for f in findings if "too early to call" in f.message), None)
+        best_at = min(range(len(values)), key=lambda i: values[i]
+                      if math.isfinite(values[i]) else math.inf)
+        summary = early or (f"no overfitting: the {metric} goes from {values[0]:.4g} to "
+                            f"{values[-1]:.4g} over {points(len(values))}, best "
+                            f"{values[best_at]:.4g} at {unit} {label(best_at)}")
+    elif top is None:
         trend = (f"still improving ({-100 * d.improvement:.2g}% over the last "
                  f"{points(d.improvement_window)}: train longer)" if d.still_improving else
                  "no plateau, oscillation or divergence")

@@ -36,6 +36,11 @@ class CurveParams:
     """Divergence: the smoothed loss ends this fraction above its minimum (or more)."""
 
 
+SHORT = 20
+"""Curves with fewer points get their findings with a caveat (and no "no learning" when
+they move by more than a tenth of their level)."""
+
+
 def window(n: int) -> int:
     """Analysis window: a tenth of the curve, at least 5 points, at most 2,000."""
     return int(min(max(5, n // 10), 2000))
@@ -133,34 +138,20 @@ def _progress_tolerance(s: FloatArray, sigma: float, w: int) -> FloatArray:
 
 def detect_plateau(values: Curve, params: CurveParams = CurveParams(),
                    start: int = 0) -> int | None:
-    """First index (at or after ``start``) from which the loss makes no meaningful further
-    progress to the end of the curve, lasting at least a window.
+    """Where the plateau at the end of the curve begins (at or after ``start``), or None.
 
-    A flat stretch that the loss later leaves is not a plateau (see ``detect_stall``):
-    only a plateau at the current LR justifies lowering it. Progress is judged against
-    the curve's own noise (``_progress_tolerance``), from each point to the final level.
+    A statistical question (``trend``): from the onset to the end, the robust trend's pace
+    is confidently under 5 % of the level per run length, and no later stretch to the end
+    is still significantly improving. A flat stretch the loss later leaves is a stall, not
+    a plateau (``detect_stall``): only a plateau at the current LR justifies lowering it.
     """
+    from diag.checks.lr.trend import horizon_of, plateau_onset
+
     x, _ = _finite_prefix(values)
-    n = len(x)
-    if n - start < 5:
+    if len(x) - start < 5:
         return None
-    seg = x[start:]
-    w = window(len(seg))
-    s = smooth_robust(seg, w)
-    k = max(3, w)
-    end_level = float(np.mean(seg[-k:]))
-    tol = _progress_tolerance(s, _tail_noise(seg), w)
-    ok = (s - end_level) < tol
-    ok[len(seg) - k:] = True  # the final window is the end level itself
-    if ok.all():
-        first = 0
-    else:
-        first = int(np.flatnonzero(~ok)[-1]) + 1
-    # it must outlast the final window that defines the end level, by half a window, and
-    # cover a tenth of the run (2,000 flat steps at the end of 2 M are no plateau)
-    if len(seg) - first < max(k + max(2, w // 2), len(seg) // 10):
-        return None
-    return start + first
+    onset = plateau_onset(x[start:], horizon=horizon_of(len(x)))
+    return None if onset is None else start + onset
 
 
 def detect_stall(values: Curve, params: CurveParams = CurveParams(), start: int = 0,
@@ -205,22 +196,28 @@ def detect_stall(values: Curve, params: CurveParams = CurveParams(), start: int 
 
 
 def still_improving(values: Curve, start: int = 0) -> tuple[bool, float, int]:
-    """Is the loss still falling meaningfully over its last window? (yes/no, the fall as a
-    fraction of the level, the window in points)."""
+    """Is the loss still falling significantly over its last fifth (at least 5 points)?
+    (yes/no, the fall over that window as a fraction of the level, the window in points).
+    See ``trend``."""
+    verdict, fall, w = tail_trend(values, start)
+    return verdict in ("improving", "slow"), fall, w
+
+
+def tail_trend(values: Curve, start: int = 0) -> tuple[str, float, int]:
+    """The trend verdict of the last fifth of the curve from ``start`` ("improving", "slow",
+    "flat" or "unsure"), its fall over the window as a fraction of the level, and the
+    window."""
+    from diag.checks.lr.trend import fit, horizon_of
+
     x, _ = _finite_prefix(values)
     seg = x[start:]
     n = len(seg)
     if n < 5:
-        return False, 0.0, n
-    w = min(max(window(n), n // 5, 3), n)  # the last fifth: a trend, not the last wiggle
-    tail = seg[-w:]
-    t = np.arange(w, dtype=float)
-    slope = float(np.polyfit(t, tail, 1)[0])
-    fall = -slope * (w - 1)
-    level = abs(float(np.median(tail))) or 1e-12
-    s = smooth_robust(seg, window(n))
-    tol = float(_progress_tolerance(s[-1:], _tail_noise(seg), w)[0])
-    return fall > tol, fall / level, w
+        return "unsure", 0.0, n
+    w = min(max(n // 5, 5), n)
+    trend = fit(seg[-w:], horizon=horizon_of(len(x)))
+    fall = -trend.slope * (w - 1) / trend.scale
+    return trend.verdict, fall, w
 
 
 def detect_spikes(values: Curve, limit: int = 20) -> list[int]:
@@ -319,28 +316,70 @@ def detect_swings(values: Curve, params: CurveParams = CurveParams(), start: int
 
 def detect_overfitting(train: Sequence[float] | None, val: Sequence[float],
                        params: CurveParams = CurveParams()) -> int | None:
-    """Where validation bottoms out while training keeps falling: the index of the best
-    validation value when, after it, validation settles at least 10 % (and clearly above
-    its noise) above that best and training (when given) still improves. None otherwise."""
+    """Where a validation curve bottoms out before rising by more than its noise: the index
+    of its best value, or None.
+
+    The best level is the minimum of a moving median (a tenth of the curve, at least 5
+    points: the raw minimum of a noisy curve is biased low); the final level is the median
+    of the last fifth (at least 3 points). Overfitting when the final level is above the
+    best by more than the one-sided 95 % bound of their difference under the curve's own
+    noise, and by at least 5 % of the best, and the training curve (when given) is lower
+    at the end than at the validation's best. With a training curve, a rise of 5 % that the
+    validation's noise alone cannot confirm also counts when the gap between the two curves
+    widens significantly from the best on (its Theil-Sen trend, one-sided 95 %).
+    """
+    from diag.checks.lr.trend import fit, t_quantile
+
     v, _ = _finite_prefix(val)
     tr = _finite_prefix(train)[0] if train is not None else None
     n = min(len(v), len(tr)) if tr is not None else len(v)
     if n < 5:
         return None
     v = v[:n]
-    best = int(np.argmin(smooth_robust(v, 3)))
-    k = max(3, window(n) // 2)
-    if n - 1 - best < k:
+    w = max(5, (n // 10) | 1)
+    s = smooth_robust(v, w)
+    k = max(3, n // 5)
+    centre = int(np.argmin(s))
+    if centre >= n - k:
         return None
+    lo, hi = max(0, centre - w // 2), min(n, centre + w // 2 + 1)
+    best = lo + int(np.argmin(v[lo:hi]))
+    best_level = float(s[centre])
     final = float(np.median(v[-k:]))
-    best_value = float(np.min(v[max(0, best - 1):best + 2]))
-    sigma = noise_sigma(v)
-    rise = final - best_value
-    train_falls = tr is None or float(np.median(tr[max(0, best - 1):best + 2])) > float(
-        np.median(tr[n - k:n]))
-    if rise > max(0.1 * abs(best_value), 3 * sigma) and train_falls:
+    sigma = curvature_noise(v)
+    se = 1.2533 * sigma * math.sqrt(1 / k + 1 / w)  # two medians' standard errors
+    rise = final - best_level
+    train_falls = tr is None or float(np.median(tr[n - k:n])) < float(
+        np.median(tr[lo:hi]))
+    if rise <= 0.05 * abs(best_level) or not train_falls:
+        return None
+    if rise > t_quantile(k - 1) * se:
         return best
+    if tr is not None and n - best >= 5:
+        gap = fit(v[best:] - tr[best:n])
+        if gap.slope - gap.t * gap.se > 0:  # the gap widens, beyond its noise
+            return best
     return None
+
+
+def validation_rise(val: Sequence[float]) -> tuple[int, float] | None:
+    """(index of the best, rise of the final level over it as a fraction) when a validation
+    curve ends 5 % or more above its best, significant or not; None otherwise. The levels
+    are those of ``detect_overfitting``."""
+    v, _ = _finite_prefix(val)
+    n = len(v)
+    if n < 5:
+        return None
+    w = max(5, (n // 10) | 1)
+    s = smooth_robust(v, w)
+    k = max(3, n // 5)
+    centre = int(np.argmin(s))
+    if centre >= n - k:
+        return None
+    lo, hi = max(0, centre - w // 2), min(n, centre + w // 2 + 1)
+    best_level = float(s[centre])
+    fraction = (float(np.median(v[-k:])) - best_level) / max(abs(best_level), 1e-12)
+    return (lo + int(np.argmin(v[lo:hi])), fraction) if fraction >= 0.05 else None
 
 
 def detect_divergence(values: Curve, params: CurveParams = CurveParams()
@@ -355,9 +394,42 @@ def detect_divergence(values: Curve, params: CurveParams = CurveParams()
             if start is not None:
                 return start
         return first_bad
+    jump = detect_blow_up(x)
+    if jump is not None:  # where the loss left its best on the way there
+        rise = _rise_start(x, params) if n >= 10 else None
+        if rise is not None and rise <= jump:
+            return rise
+        best = float(np.min(x[:jump]))
+        near = np.flatnonzero(x[:jump] <= 1.2 * best)
+        return int(near[-1])
     if n < 10:
         return None
     return _rise_start(x, params)
+
+
+BLOW_UP = 5.0
+"""A jump to this many times the running best is a blow-up..."""
+RECOVERED = 2.0
+"""...unless the loss later comes back under this many times that best (a spike)."""
+
+
+def detect_blow_up(values: Curve) -> int | None:
+    """The first jump to ``BLOW_UP`` x the running best (of a positive loss, on a 5-point
+    moving median from 10 points on) that never comes back under ``RECOVERED`` x that best
+    for the rest of the run: divergence, however the loss wobbles afterwards. A spike that
+    recovers is not one (``detect_spikes``)."""
+    x, _ = _finite_prefix(values)
+    if len(x) < 3 or (x <= 0).any():
+        return None
+    if len(x) >= 10:  # the best of raw noisy points is a lucky draw, not a level
+        from numpy.lib.stride_tricks import sliding_window_view
+
+        x = np.median(sliding_window_view(np.pad(x, 2, mode="reflect"), 5), axis=1)
+    best = np.minimum.accumulate(x)
+    later_min = np.minimum.accumulate(x[::-1])[::-1]
+    hit = (x[1:] >= BLOW_UP * best[:-1]) & (later_min[1:] > RECOVERED * best[:-1])
+    found = np.flatnonzero(hit)
+    return int(found[0]) + 1 if found.size else None
 
 
 def _rise_start(x: FloatArray, params: CurveParams) -> int | None:
@@ -493,6 +565,10 @@ class CurveDiagnosis:
     """Where the last stretch of the LR schedule (after its last step drop) begins."""
     lr_steps: tuple[int, ...] = ()
     """Positions where the LR dropped in one step (by 1.5x or more)."""
+    lr_collapse: int | None = None
+    """Where the LR fell 1,000x below its peak, or under 1e-7, with most of the run left."""
+    tail: str = "unsure"
+    """The last fifth's trend verdict: improving, flat or unsure."""
 
 
 def lr_phases(lrs: Sequence[float] | None, n: int) -> tuple[int, tuple[int, ...], int]:
@@ -506,7 +582,12 @@ def lr_phases(lrs: Sequence[float] | None, n: int) -> tuple[int, tuple[int, ...]
         return 0, (), 0
     peak = int(np.argmax(lr))
     warm_end = peak if lr[0] < lr[peak] / 1.5 else 0
-    steps = tuple(int(i) + 1 for i in np.flatnonzero(lr[1:] <= lr[:-1] / 1.5) if i >= warm_end)
+    # a step: a drop by 1.5x or more right after two points at the same LR (a linear or
+    # cosine decay to zero also has large ratios near its end, but never a constant stretch)
+    held = np.zeros(n, dtype=bool)
+    held[2:] = np.abs(lr[1:-1] - lr[:-2]) <= 1e-6 * lr[:-2]
+    drops = np.flatnonzero(lr[1:] <= lr[:-1] / 1.5) + 1
+    steps = tuple(int(i) for i in drops if i - 1 >= warm_end and held[i])
     seg = steps[-1] if steps else warm_end
     return warm_end, steps, seg
 
@@ -525,6 +606,9 @@ def diagnose(values: Sequence[float], params: CurveParams = CurveParams(),
     x, first_bad = _finite_prefix(values)
     n = len(values)
     warm_end, steps, seg = lr_phases(lrs, n)
+    collapse = lr_collapse(lrs, n, warm_end)
+    if collapse is not None:  # per-batch decay: every "segment" is the LR running out
+        seg, steps = warm_end, ()
     seg = min(seg, max(len(x) - 1, 0))
     divergence = None
     if not validation:
@@ -548,10 +632,14 @@ def diagnose(values: Sequence[float], params: CurveParams = CurveParams(),
             oscillation = detect_swings(x, params, start=warm_end)
         if oscillation is not None and oscillation < warm_end:
             oscillation = None
-    improving, improvement, imp_w = still_improving(x, start=seg)
+    tail_verdict, improvement, imp_w = tail_trend(x, start=seg)
+    improving = tail_verdict in ("improving", "slow")  # still falling, significantly
     stall = None if validation else detect_stall(x, params, start=warm_end, stop=plateau,
                                                  steps=steps)
     flat = detect_no_learning(x, params) == 0
+    if flat and 0 < len(x) < SHORT:  # a short curve that moves is telling something
+        level = abs(float(np.median(x))) or 1e-12
+        flat = float(np.max(x) - np.min(x)) <= 0.1 * level
     rises = len(x) > 0 and float(np.median(x[-max(3, window(len(x)) // 2):])) > float(
         np.median(x[:3])) * (1 + params.div_rel_rise)
     return CurveDiagnosis(
@@ -569,7 +657,34 @@ def diagnose(values: Sequence[float], params: CurveParams = CurveParams(),
         analysis_start=warm_end,
         segment_start=seg,
         lr_steps=steps,
+        lr_collapse=collapse,
+        tail=tail_verdict,
     )
+
+
+COLLAPSE = 1000.0
+"""An LR this many times below its peak has stopped training..."""
+LR_FLOOR = 1e-7
+"""...and so has any LR under this; diag never recommends one."""
+
+
+def lr_collapse(lrs: Sequence[float] | None, n: int, start: int = 0) -> int | None:
+    """Where the logged LR first falls ``COLLAPSE`` x below its peak (from ``start``) or under
+    ``LR_FLOOR``, when that leaves a tenth of the run or more: a scheduler stepped per batch
+    instead of per epoch. A linear or cosine decay reaches such values in its last steps
+    only, and is no collapse."""
+    if lrs is None or len(lrs) != n or n == 0:
+        return None
+    lr = np.asarray(lrs, dtype=float)
+    if not np.isfinite(lr).all() or (lr < 0).any():
+        return None
+    peak = float(np.max(lr[start:])) if start < n else 0.0
+    if peak <= 0:
+        return None
+    low = np.flatnonzero((np.arange(n) >= start) & ((lr <= peak / COLLAPSE) | (lr < LR_FLOOR)))
+    if not low.size or low[0] > 0.9 * n:
+        return None
+    return int(low[0])
 
 
 def envelope(values: Sequence[float], max_points: int) -> list[int]:

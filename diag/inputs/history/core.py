@@ -17,6 +17,9 @@ import numpy as np
 from diag.errors import DataError
 
 MIN_POINTS = 10
+"""Points a column needs to be preferred over its twin (Lightning's _epoch / _step)."""
+MIN_CURVE = 5
+"""Points a curve needs at all (under 20, findings carry a short-curve caveat)."""
 INDEX_COLUMNS = ("epoch", "step", "iteration", "Step", "_step", "global_step")
 LR_NAMES = ("lr", "learning_rate", "learning-rate", "learningrate")
 LR_PREFIXES = ("lr-", "lr/", "lr_", "learning_rate/", "lr-adam", "train/lr")
@@ -197,9 +200,9 @@ def to_history(log: Log, metric: str, lr_column: str | None = None) -> History:
             at = np.searchsorted(lx, xs, side="right") - 1  # the last LR logged at or before
             lrs = lv[np.clip(at, 0, None)].tolist()
             used += f", the LR from {lr}"
-    if len(ys) < MIN_POINTS:
+    if len(ys) < MIN_CURVE:
         raise DataError(f"--history {log.source}: {name} has {len(ys)} points; the detectors "
-                        f"need at least {MIN_POINTS}", hint="log more epochs or steps")
+                        f"need at least {MIN_CURVE}", hint="log more epochs or steps")
     index: list[float] = (as_index(xs, log.source, log.x_name) if log.x_name != "index"
                           else list(range(len(ys))))
     return History(ys.tolist(), index, log.x_name, lrs, name, log.source, log.format, used,

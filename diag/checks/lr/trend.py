@@ -1,0 +1,200 @@
+"""Progress as a statistical question (numpy only).
+
+A stretch of a loss curve is summarised by a robust straight line: the Theil-Sen slope (the
+median of all pairwise slopes), with a standard error from the residuals' robust scale
+(1.4826 x their median absolute deviation) and the stretch's length. Its *pace* is the fall
+that slope gives over a tenth of the whole run (at least 5 points: ``horizon``), as a
+fraction of the level (the stretch's median):
+
+- **improving**: the fall is significantly above zero (one-sided test, level ``ALPHA``)
+  and its pace is at least ``PACE`` (1 % of the level per tenth of the run);
+- **flat** (a plateau): the fall is not significantly above zero, and it is small in
+  practice: even the optimistic end of its one-sided 95 % bound is under ``PACE``;
+- **slow**: significant but under ``PACE`` (a slow, steady fall: no plateau, no "lower the
+  LR"), or **unsure**: a pace of ``PACE`` or more that the noise cannot confirm; the report
+  says so.
+
+Curves longer than ``MAX_POINTS`` are judged on bucket means (the same line, less noise per
+point, the same standard error).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+ALPHA = 0.05
+"""One-sided significance level of every trend test."""
+PACE = 0.01
+"""Practical size: under 1 % of the level per tenth of the run is no meaningful progress."""
+MAX_POINTS = 256
+"""Theil-Sen is quadratic in the points: longer stretches are judged on bucket means."""
+_Z = 1.6448536269514722  # the standard normal's 95th percentile (ALPHA = 0.05, one-sided)
+
+
+def t_quantile(dof: int) -> float:
+    """Student's t 95th percentile (one-sided) for ``dof`` degrees of freedom, by the
+    Cornish-Fisher expansion around the normal's (within 1 % from dof 3 on)."""
+    if dof <= 0:
+        return math.inf
+    z = _Z
+    g1 = (z ** 3 + z) / 4
+    g2 = (5 * z ** 5 + 16 * z ** 3 + 3 * z) / 96
+    g3 = (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / 384
+    return z + g1 / dof + g2 / dof ** 2 + g3 / dof ** 3
+
+
+@dataclass(frozen=True)
+class Trend:
+    """A robust line through one stretch of a curve (positions in points of the curve)."""
+
+    slope: float
+    """Change per point (negative: falling)."""
+    se: float
+    """Standard error of the slope."""
+    points: int
+    """Points in the stretch (before any bucketing)."""
+    level: float
+    """The stretch's median, the scale of "practical"."""
+    horizon: int
+    """Points over which the pace is projected (a tenth of the whole run, at least 5)."""
+    t: float
+    """The one-sided critical value used (Student's t for the fit's degrees of freedom)."""
+
+    @property
+    def pace(self) -> float:
+        """Projected fall over ``horizon`` points, as a fraction of the level."""
+        return -self.slope * self.horizon / self.scale
+
+    @property
+    def pace_se(self) -> float:
+        return self.se * self.horizon / self.scale
+
+    @property
+    def scale(self) -> float:
+        return max(abs(self.level), 1e-12)
+
+    @property
+    def significant(self) -> bool:
+        """The fall is significantly above zero (one-sided)."""
+        return self.pace - self.t * self.pace_se > 0
+
+    @property
+    def improving(self) -> bool:
+        return self.significant and self.pace >= PACE
+
+    @property
+    def flat(self) -> bool:
+        return not self.significant and self.pace + self.t * self.pace_se < PACE
+
+    @property
+    def verdict(self) -> str:
+        if self.improving:
+            return "improving"
+        if self.flat:
+            return "flat"
+        return "slow" if self.significant else "unsure"
+
+
+def _bucketed(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, values), at most MAX_POINTS of them: bucket centres and means."""
+    n = len(x)
+    t = np.arange(n, dtype=float)
+    if n <= MAX_POINTS:
+        return t, x
+    edges = np.linspace(0, n, MAX_POINTS + 1).astype(int)
+    sums = np.add.reduceat(x, edges[:-1])
+    counts = np.diff(edges)
+    centres = (edges[:-1] + edges[1:] - 1) / 2
+    return centres, sums / counts
+
+
+def horizon_of(run: int) -> int:
+    """The pace's horizon for a run of ``run`` points: a tenth of it, at least 5 points."""
+    return max(5, run // 10)
+
+
+def fit(values: np.ndarray, horizon: int | None = None) -> Trend:
+    """The Theil-Sen line of ``values`` (finite numbers) and its uncertainty; ``horizon``
+    defaults to ``horizon_of(len(values))``."""
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    horizon = max(int(horizon or horizon_of(n)), 1)
+    level = float(np.median(x)) if n else 0.0
+    if n < 3:
+        return Trend(0.0, math.inf, n, level, horizon, math.inf)
+    t, y = _bucketed(x)
+    i, j = np.triu_indices(len(t), k=1)
+    slope = float(np.median((y[j] - y[i]) / (t[j] - t[i])))
+    resid = y - slope * t
+    resid = resid - np.median(resid)
+    sigma = 1.4826 * float(np.median(np.abs(resid)))
+    spread = float(np.sum((t - t.mean()) ** 2))
+    se = sigma / math.sqrt(spread) if spread > 0 else math.inf
+    return Trend(slope, se, n, level, horizon, t_quantile(len(t) - 2))
+
+
+def plateau_onset(values: np.ndarray, horizon: int | None = None, min_points: int = 5
+                  ) -> int | None:
+    """Where the plateau at the end of ``values`` begins, or None.
+
+    Every stretch from a candidate start to the end is fitted. The plateau starts at the
+    earliest candidate whose stretch is flat, later than the last candidate whose stretch
+    is still improving (the final stretch, a tenth of the curve and at least
+    ``min_points``, among them). A "slow" stretch does not hold the onset back: among 200
+    overlapping tests at the 5 % level, a few are significant by chance, and a slow but
+    significant fall is under the practical size anyway. Candidates: every point up to
+    200, else 200 evenly spaced.
+    """
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    shortest = max(min_points, math.ceil(0.1 * n))
+    if n < shortest or n < 3:
+        return None
+    horizon = horizon or horizon_of(n)
+    last = n - shortest
+    candidates = np.unique(np.linspace(0, last, min(last + 1, 200)).round().astype(int))
+    verdicts = {int(c): fit(x[c:], horizon).verdict for c in candidates}
+    improving = [c for c, v in verdicts.items() if v == "improving"]
+    after = max(improving) if improving else -1
+    flat = [c for c, v in verdicts.items() if v == "flat" and c > after]
+    if not flat:
+        return None
+    earliest = min(flat)
+    # The robust line tolerates a few falling points at the stretch's start, so the first
+    # flat stretch may begin before the bend: the onset is the change point of a two-piece
+    # line fitted from the last improving stretch on, when the rest from it is flat too.
+    bend = change_point(x, max(after, 0), last)
+    if bend is not None and bend > earliest and fit(x[bend:], horizon).flat:
+        return bend
+    return earliest
+
+
+def change_point(values: np.ndarray, lo: int, hi: int) -> int | None:
+    """The bend of the continuous two-piece line that fits ``values[lo:]`` best (least
+    squares on a 5-point moving median, so single spikes do not pull it), searched in
+    ``[lo + 2, hi]``; None when there is no room."""
+    from diag.checks.lr.detect import smooth_robust
+
+    x = np.asarray(values, dtype=float)[lo:]
+    n = len(x)
+    if hi - lo < 3 or n < 6:
+        return None
+    y = smooth_robust(x, 5)
+    t = np.arange(n, dtype=float)
+    if n > MAX_POINTS:
+        step = n / MAX_POINTS
+        keep = np.unique((np.arange(MAX_POINTS) * step).astype(int))
+        t, y = t[keep], y[keep]
+    taus = np.unique(np.linspace(2, hi - lo, min(hi - lo - 1, 200)).round().astype(int))
+    best, best_sse = None, math.inf
+    for tau in taus:
+        design = np.stack([np.ones_like(t), np.minimum(t - tau, 0), np.maximum(t - tau, 0)], 1)
+        _, sse, rank, _ = np.linalg.lstsq(design, y, rcond=None)
+        err = float(sse[0]) if sse.size else float(
+            np.sum((design @ np.linalg.lstsq(design, y, rcond=None)[0] - y) ** 2))
+        if rank == 3 and err < best_sse:
+            best, best_sse = int(tau), err
+    return None if best is None else lo + best

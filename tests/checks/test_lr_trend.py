@@ -1,0 +1,174 @@
+"""lr-schedule's statistical rules on the curves the held-out logs were missed on (issue 24):
+a noisy curve that still falls, plateaus found at their start, a validation curve given
+alone, a blow-up that never comes back, a short curve that swings, an LR that collapses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from diag.checks.lr import check as lr
+from diag.checks.lr.detect import LR_FLOOR, detect_plateau
+from diag.checks.lr.trend import fit, t_quantile
+from diag.result import Status
+
+
+def analyse(values: np.ndarray | list[float], lrs: list[float] | None = None,
+            metric: str = "loss", kind: str = "auto", unit: str = "epoch") -> lr.CheckResult:
+    return lr.analyse(list(map(float, values)), list(range(len(values))), unit, lrs, None,
+                      metric=metric, kind=kind)
+
+
+def noisy_fall(n: int, seed: int, ratio: float = 10.0) -> np.ndarray:
+    """Falls linearly by 30 % of its level over the last fifth, per-step noise ``ratio``
+    times the per-step decrease."""
+    rng = np.random.default_rng(seed)
+    end = 1.0
+    drop = 0.3 * end / (0.2 * n)  # per step: 30 % of the final level over the last fifth
+    x = end + drop * (n - 1 - np.arange(n))
+    return x + ratio * drop * rng.standard_normal(n)
+
+
+def test_the_t_quantile_matches_the_table() -> None:
+    for dof, table in ((3, 2.353), (5, 2.015), (10, 1.812), (30, 1.697), (1000, 1.646)):
+        assert t_quantile(dof) == pytest.approx(table, rel=0.01)
+
+
+def test_a_flat_line_is_flat_and_a_steady_fall_is_improving() -> None:
+    assert fit(np.full(50, 2.0)).verdict == "flat"
+    assert fit(np.linspace(2.0, 1.0, 50)).verdict == "improving"
+    rng = np.random.default_rng(0)
+    assert fit(1.0 + 0.05 * rng.standard_normal(400)).verdict == "flat"
+    # four noisy points cannot tell anything
+    assert fit(np.array([1.0, 0.7, 1.1, 0.8])).verdict == "unsure"
+
+
+def test_a_noisy_curve_that_still_falls_is_no_plateau() -> None:
+    """The synthetic curve the last round broke: 30 % over the last fifth, noise 10x the
+    per-step decrease."""
+    r = analyse(noisy_fall(500, 0), unit="step")
+    assert r.metrics["plateau_start"] is None, r.summary
+    assert r.metrics["still_improving"] is True and r.status == Status.PASS
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.integers(100, 3000), st.floats(1.0, 10.0))
+def test_hypothesis_a_noisy_fall_is_never_a_plateau(seed: int, n: int, ratio: float) -> None:
+    assert detect_plateau(noisy_fall(n, seed, ratio)) is None
+
+
+@pytest.mark.parametrize(("n", "tau", "lo", "hi"), [(50, 2.5, 5, 16), (35, 1.2, 2, 9)])
+def test_a_plateau_is_found_where_it_starts(n: int, tau: float, lo: int, hi: int) -> None:
+    """Flat from about epoch 7-15 of 50 (and 3-7 of 35); the last round said 22 (and 9)."""
+    rng = np.random.default_rng(1)
+    t = np.arange(n)
+    x = 0.5 + 1.5 * np.exp(-t / tau) + 0.01 * rng.standard_normal(n)
+    start = analyse(x).metrics["plateau_start"]
+    assert start is not None and lo <= start <= hi, start
+
+
+def test_a_per_step_plateau_is_found_near_its_start_despite_a_residual_drift() -> None:
+    """Flat from step ~600 (with a drift of 0.1 % of the level per thousand steps) of 3,500:
+    the last round said 3,149."""
+    rng = np.random.default_rng(2)
+    t = np.arange(3500)
+    x = 2.0 + 3.0 * np.exp(-t / 120) - 2e-6 * t + 0.08 * rng.standard_normal(3500)
+    start = analyse(x, unit="step").metrics["plateau_start"]
+    assert start is not None and 400 <= start <= 1500, start
+
+
+@pytest.mark.parametrize("factor", [2.0, 5.0])
+def test_a_validation_curve_alone_that_rises_is_overfitting_not_a_plateau(
+        factor: float) -> None:
+    rng = np.random.default_rng(3)
+    t = np.arange(40)
+    best = 0.4
+    v = np.where(t < 12, best + 1.2 * np.exp(-t / 3) - 1.2 * np.exp(-4),
+                 best + (factor - 1) * best * (t - 12) / 27)
+    v = v * (1 + 0.02 * rng.standard_normal(40))
+    for metric, kind in (("val_loss", "auto"), ("eval_loss", "auto"), ("loss", "val")):
+        r = analyse(v, metric=metric, kind=kind)
+        assert r.metrics["overfitting"] is True, (metric, kind, r.summary)
+        assert 8 <= r.metrics["best_epoch_val"] <= 15
+        assert r.metrics["plateau_start"] is None and r.metrics["recommended_lr"] is None
+        f = next(f for f in r.findings if "overfitting" in f.message)
+        assert "best epoch" in f.hint and "regularise" in f.hint
+        assert "lower the LR 10x" not in f.hint
+    # the same curve as a training curve is divergence
+    assert analyse(v, kind="train").metrics["divergence_start"] is not None
+
+
+def test_a_validation_curve_that_keeps_falling_is_no_overfitting() -> None:
+    v = 0.3 + np.exp(-np.arange(30) / 8)
+    r = analyse(v, metric="val_loss")
+    assert r.status == Status.PASS and r.metrics["overfitting"] is False
+    assert r.summary.startswith("no overfitting")
+
+
+def test_a_blow_up_that_never_recovers_is_divergence_not_oscillation() -> None:
+    rng = np.random.default_rng(4)
+    x = np.concatenate([0.2 + np.exp(-np.arange(300) / 60),
+                        3.0 + 0.4 * rng.standard_normal(200)])
+    r = analyse(np.abs(x), unit="step")
+    assert r.status == Status.FAIL, r.summary
+    assert r.metrics["divergence_start"] is not None
+    assert 290 <= r.metrics["divergence_start"] <= 300
+    assert r.metrics["oscillation_start"] is None
+
+
+def test_a_spike_that_recovers_stays_info() -> None:
+    x = list(0.2 + np.exp(-np.arange(100) / 30))
+    x[60] = 10.0
+    r = analyse(x)
+    assert r.metrics["divergence_start"] is None and r.metrics["spikes"] == [60]
+
+
+def test_a_short_swinging_curve_is_oscillation_with_a_caveat_not_no_learning() -> None:
+    values = [2.3, 1.9, 2.25, 1.8, 2.2, 1.85, 2.3, 1.8, 2.2, 1.9, 2.3, 1.8, 2.25, 1.85, 2.2]
+    r = analyse(values)
+    assert r.metrics["no_learning"] is False
+    assert r.metrics["oscillation_start"] is not None, r.summary
+    assert any("short curve" in f.message for f in r.findings)
+
+
+def test_a_short_stuck_curve_is_still_no_learning() -> None:
+    r = analyse([2.3026, 2.3031, 2.3024, 2.3029, 2.3027, 2.3025, 2.3030, 2.3026, 2.3028,
+                 2.3027, 2.3029, 2.3026])
+    assert r.metrics["no_learning"] is True and r.status == Status.FAIL
+
+
+def test_an_lr_collapsed_by_a_per_batch_scheduler_is_named_and_no_tiny_lr_advised() -> None:
+    """StepLR(step_size=10, gamma=0.5) stepped per batch: 0.1 halves every 10 steps, 1,000x
+    down by step 100; the loss is flat from about there."""
+    steps = np.arange(600)
+    lrs = list(0.1 * 0.5 ** (steps // 10))
+    progress = np.cumsum(lrs)  # what each step could still move
+    rng = np.random.default_rng(5)
+    x = 0.6 + 1.7 * np.exp(-progress / 0.4) + 0.005 * rng.standard_normal(600)
+    r = analyse(x, lrs, unit="step")
+    f = next(f for f in r.findings if f.message.startswith("LR collapse"))
+    assert "stepped per batch instead of per epoch" in f.message
+    assert 90 <= r.metrics["lr_collapse"] <= 110
+    assert r.metrics["recommended_lr"] is None
+    assert r.status == Status.WARN
+    assert "lower the LR 10x" not in " ".join(x.hint for x in r.findings)
+    assert "1.4e-48" not in r.summary and not any("e-4" in x.message and "recommended" in
+                                                   x.message for x in r.findings)
+
+
+def test_a_linear_decay_to_zero_is_no_collapse() -> None:
+    lrs = list(np.linspace(1e-3, 1e-3 / 5000, 200))
+    x = 0.5 + np.exp(-np.arange(200) / 40)
+    r = analyse(x, lrs)
+    assert r.metrics["lr_collapse"] is None
+    assert not any(f.message.startswith("LR collapse") for f in r.findings)
+
+
+def test_no_lr_under_the_floor_is_ever_recommended() -> None:
+    x = np.concatenate([1 + np.exp(-np.arange(30) / 4), np.full(30, 1.0)])
+    r = analyse(x, [5e-7] * 60)
+    assert r.metrics["plateau_start"] is not None
+    assert r.metrics["recommended_lr"] is None
+    assert LR_FLOOR == 1e-7
