@@ -1,9 +1,10 @@
 """Benchmark lr-schedule: the detectors on a 100,000-point history (budget 1 s), the LR
 range test against the same number of plain training steps (budget +10%), and the range
-test's suggestion against a small grid search (the LR with the lowest training loss after
-5 epochs) on real tables that ship inside scikit-learn (wine, breast cancer, diabetes) and
-on the browser net: distance in decades (target <= 0.5) and spread over 5 seeds (target
-<= 0.3 decades).
+test's candidate rules on eight tasks (benchmarks/lr_tasks.py) against each task's grid
+search (benchmarks/lr_grid.py, committed in benchmarks/data/lr_grid.json), beside
+torch-lr-finder on the same models and batches: median distance from the grid's best LR in
+decades (target <= 0.5), spread over 5 seeds (target <= 0.3), and the rule chosen by
+leave-one-task-out. Results are written to benchmarks/data/lr_bench.json.
 
 Run: pip install -e '.[bench]' && python benchmarks/bench_lr.py [--quick]
 """
@@ -11,10 +12,14 @@ Run: pip install -e '.[bench]' && python benchmarks/bench_lr.py [--quick]
 from __future__ import annotations
 
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main() -> None:
@@ -71,98 +76,149 @@ def main() -> None:
           f"{p:.3f} s of plain steps: {f / p:.3f}x (budget 1.10x)")
 
 
-def _tables() -> dict[str, tuple[Any, Any, str]]:
-    import torch
-    from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
+RULES = ("steepest", "valley", "min_tenth", "ensemble")
+"""The candidate rules, few and principled: the steepest fall of the smoothed loss (per
+decade of LR), where the smoothed loss enters its valley, a tenth of the LR at the smoothed
+minimum, and the geometric median of those three."""
 
-    out = {}
-    for name, loader, task in (("wine", load_wine, "classify"),
-                               ("breast_cancer", load_breast_cancer, "classify"),
-                               ("diabetes", load_diabetes, "regression")):
-        d = loader()
-        x = torch.tensor(d.data, dtype=torch.float32)
-        x = (x - x.mean(0)) / x.std(0)
-        y = torch.tensor(d.target)
-        y = ((y - y.mean()) / y.std()).float().unsqueeze(1) if task == "regression" \
-            else y.long()
-        out[name] = (x, y, task)
+
+def rule_answers(lrs: list[float], losses: list[float]) -> dict[str, float | None]:
+    """Each candidate rule's LR on one sweep (None: the rule declines)."""
+    from diag.checks.lr.detect import ema, steepest_lr, suggest_range_lr
+
+    valley = suggest_range_lr(lrs, losses)
+    if valley.lr is None and "never fell" in valley.reason:
+        return dict.fromkeys(RULES)
+    x = np.asarray(losses, float)
+    ok = np.isfinite(x)
+    smoothed = ema(x[ok], 0.98)
+    at_min = float(np.asarray(lrs, float)[ok][int(np.argmin(smoothed))]) / 10
+    answers: dict[str, float | None] = {"steepest": steepest_lr(lrs, losses),
+                                        "valley": valley.lr, "min_tenth": at_min}
+    found = [v for v in answers.values() if v]
+    answers["ensemble"] = (float(10 ** np.median(np.log10(found)))
+                           if found and np.log10(max(found) / min(found)) <= 1.0 else None)
+    return answers
+
+
+def torch_lr_finder_answer(history: dict[str, list[float]]) -> float | None:
+    """torch-lr-finder's own suggestion (its plot(suggest_lr=True)): the steepest gradient of
+    its smoothed loss per step, skipping the first 10 and last 5 points."""
+    lrs, losses = history["lr"][10:-5], history["loss"][10:-5]
+    if len(lrs) < 2:
+        return None
+    return float(lrs[int(np.argmin(np.gradient(np.asarray(losses))))])
+
+
+def sweeps(seeds: int = 5, num_iter: int = 100) -> dict[str, Any]:
+    """diag's sweep and torch-lr-finder's on every task and seed (same model init, same
+    batches), interleaved; each rule's answer, torch-lr-finder's, and the wall times."""
+    import torch
+    from lr_tasks import tasks
+    from torch_lr_finder import LRFinder
+
+    from diag.checks.lr.rangetest import range_test
+
+    out: dict[str, Any] = {}
+    for task in tasks():
+        rows = []
+        for seed in range(seeds):
+            model = task.make(seed)
+            opt = torch.optim.Adam(model.parameters(), lr=1e-7)
+            start = time.perf_counter()
+            rt = range_test(model, opt, task.batches(seed), task.loss, start_lr=1e-7,
+                            end_lr=10.0, num_iter=num_iter)
+            diag_time = time.perf_counter() - start
+            model = task.make(seed)
+            opt = torch.optim.Adam(model.parameters(), lr=1e-7)
+            finder = LRFinder(model, opt, task.loss, device="cpu")
+            start = time.perf_counter()
+            import contextlib
+            import io
+
+            with contextlib.redirect_stdout(io.StringIO()), \
+                    contextlib.redirect_stderr(io.StringIO()):
+                finder.range_test(task.loader(seed), start_lr=1e-7, end_lr=10.0,
+                                  num_iter=num_iter)
+                finder.reset()
+            tlf_time = time.perf_counter() - start
+            rows.append({"seed": seed, "rules": rule_answers(rt.lrs, rt.losses),
+                         "torch_lr_finder": torch_lr_finder_answer(finder.history),
+                         "diag_steps": len(rt.lrs), "diag_s": diag_time,
+                         "tlf_steps": len(finder.history["lr"]), "tlf_s": tlf_time})
+        out[task.name] = rows
     return out
 
 
-def suggestion_against_grid(seeds: int = 5, epochs: int = 5) -> None:
-    """The suggestion on each model/data pair, against a grid search of Adam LRs."""
+def score(answers: list[float | None], best: float) -> tuple[float, float, int]:
+    """(median distance from the grid's best in decades, spread over seeds in decades,
+    seeds with an answer); inf when a rule gave none."""
+    import math
+
+    found = [a for a in answers if a]
+    if not found:
+        return math.inf, math.inf, 0
+    dist = statistics.median(abs(math.log10(a / best)) for a in found)
+    return dist, math.log10(max(found) / min(found)), len(found)
+
+
+def suggestion_against_grid(seeds: int = 5) -> None:
+    """Each rule on each task against the committed grid truth, torch-lr-finder beside it,
+    and the rule chosen by leave-one-task-out."""
+    import json
     import math
 
     import torch
-    import torch.nn.functional as F
-    from torch import nn
 
-    from diag.checks.lr.detect import suggest_range_lr
-    from diag.checks.lr.rangetest import range_test
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    grid = json.loads((Path(__file__).resolve().parent / "data" / "lr_grid.json").read_text())
+    runs = sweeps(seeds)
+    table: dict[str, dict[str, tuple[float, float, int]]] = {}
+    for name, rows in runs.items():
+        best = grid["tasks"][name]["best_lr"]
+        table[name] = {rule: score([r["rules"][rule] for r in rows], best) for rule in RULES}
+        table[name]["torch-lr-finder"] = score([r["torch_lr_finder"] for r in rows], best)
+    print(f"range-test rules against the grid's best LR (Adam, {grid['epochs']} epochs, "
+          f"{len(grid['seeds'])} seeds), {seeds} sweeps each: median distance / spread "
+          "(decades)")
+    print(f"  {'task':22} {'grid best':>9} " + " ".join(f"{r:>16}" for r in
+                                                        (*RULES, "torch-lr-finder")))
+    for name, row in table.items():
+        best = grid["tasks"][name]["best_lr"]
+        cells = " ".join(f"{d:7.2f} / {s:5.2f} " if math.isfinite(d) else f"{'none':>16}"
+                         for d, s, _ in row.values())
+        print(f"  {name:22} {best:9.3g} {cells}")
 
-    def mlp(x: Any, y: Any, task: str, seed: int) -> nn.Module:
-        torch.manual_seed(seed)
-        out = int(y.max()) + 1 if task == "classify" else 1
-        return nn.Sequential(nn.Linear(x.shape[1], 64), nn.ReLU(), nn.Linear(64, 64),
-                             nn.ReLU(), nn.Linear(64, out))
+    def cost(rule: str, names: list[str]) -> float:
+        return statistics.mean(min(table[n][rule][0] + table[n][rule][1], 10.0) for n in names)
 
-    def batches(x: Any, y: Any, seed: int, bs: int = 32) -> Any:
-        g = torch.Generator().manual_seed(seed)
-        while True:
-            order = torch.randperm(len(x), generator=g)
-            for i in range(0, len(x) - bs + 1, bs):
-                idx = order[i:i + bs]
-                yield x[idx], y[idx]
-
-    pairs: dict[str, Any] = {}
-    for name, (x, y, task) in _tables().items():
-        loss = F.cross_entropy if task == "classify" else F.mse_loss
-        pairs[name] = (lambda s, x=x, y=y, t=task: mlp(x, y, t, s), x, y, loss)
-    from diag.inputs.target import build_target
-
-    t = build_target(input_size=48, samples=48)
-    pairs["browser net (held out)"] = (lambda s: t.make_model(), t.data.x, t.data.y, t.loss_fn)
-
-    print(f"range-test suggestion against a grid search (lowest training loss after {epochs} "
-          f"epochs, Adam), {seeds} seeds:")
-    for name, (make, x, y, loss_fn) in pairs.items():
-        grid: dict[float, float] = {}
-        for e in np.arange(-4, 0.01, 0.25):
-            lr = float(10 ** e)
-            vals = []
-            for seed in range(2):
-                model = make(seed)
-                opt = torch.optim.Adam(model.parameters(), lr=lr)
-                it = batches(x, y, seed)
-                for _ in range(epochs * max(len(x) // 32, 1)):
-                    xb, yb = next(it)
-                    opt.zero_grad()
-                    loss_fn(model(xb), yb).backward()
-                    opt.step()
-                with torch.no_grad():
-                    v = float(loss_fn(model(x), y))
-                vals.append(v if math.isfinite(v) else 1e9)
-            grid[lr] = statistics.mean(vals)
-        best = min(grid, key=grid.__getitem__)
-        found, reasons = [], []
-        for seed in range(seeds):
-            model = make(seed)
-            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-            rt = range_test(model, opt, batches(x, y, seed), loss_fn)
-            answer = suggest_range_lr(rt.lrs, rt.losses)
-            if answer.lr is None:
-                reasons.append(answer.reason)
-            else:
-                found.append(answer.lr)
-        if not found:
-            print(f"  {name:24} grid best {best:.3g}: no suggestion ({reasons[0]})")
-            continue
-        dist = [abs(math.log10(f / best)) for f in found]
-        spread = math.log10(max(found) / min(found))
-        print(f"  {name:24} grid best {best:.3g}; suggested {statistics.median(found):.3g} "
-              f"(median of {len(found)}), distance {statistics.median(dist):.2f} decades "
-              f"(max {max(dist):.2f}; target <= 0.5), spread {spread:.2f} decades "
-              f"(target <= 0.3)" + (f"; {len(reasons)} seeds without one" if reasons else ""))
+    names = list(table)
+    held: list[tuple[str, str, float, float]] = []
+    for out_task in names:
+        rest = [n for n in names if n != out_task]
+        chosen = min(RULES, key=lambda r: cost(r, rest))
+        d, s, _ = table[out_task][chosen]
+        held.append((out_task, chosen, d, s))
+    print("leave-one-task-out: the rule chosen on the other seven, scored on the eighth")
+    for out_task, chosen, d, s in held:
+        tlf = table[out_task]["torch-lr-finder"]
+        print(f"  {out_task:22} chose {chosen:10} distance {d:.2f}, spread {s:.2f} "
+              f"(torch-lr-finder {tlf[0]:.2f} / {tlf[1]:.2f})")
+    print(f"  mean over held-out tasks: distance "
+          f"{statistics.mean(min(h[2], 10) for h in held):.2f}, spread "
+          f"{statistics.mean(min(h[3], 10) for h in held):.2f} decades; chosen on all eight: "
+          f"{min(RULES, key=lambda r: cost(r, names))}")
+    per_step_diag = [r["diag_s"] / r["diag_steps"] for rows in runs.values() for r in rows]
+    per_step_tlf = [r["tlf_s"] / r["tlf_steps"] for rows in runs.values() for r in rows]
+    print(f"time per sweep step, median over all sweeps: diag {statistics.median(per_step_diag) * 1e3:.2f} ms, "
+          f"torch-lr-finder {statistics.median(per_step_tlf) * 1e3:.2f} ms "
+          f"({statistics.median(per_step_diag) / statistics.median(per_step_tlf):.2f}x; "
+          "budget 2x)")
+    out = Path(__file__).resolve().parent / "data" / "lr_bench.json"
+    out.write_text(json.dumps({"table": {n: {r: list(v) for r, v in row.items()}
+                                         for n, row in table.items()},
+                               "leave_one_task_out": held, "runs": runs}, indent=1,
+                              default=float) + "\n")
 
 
 if __name__ == "__main__":

@@ -54,9 +54,7 @@ def problems(key: str, result: Any) -> list[str]:
     out: list[str] = []
     if result.status.value not in label["status"]:
         out.append(f"status {result.status.value}, expected {'/'.join(label['status'])}")
-    for word in label.get("forbid", []):
-        if not FORBIDDEN[word](m):
-            out.append(f"{word} reported")
+    out.extend(f"{word} reported" for word in label.get("forbid", []) if not FORBIDDEN[word](m))
     plateau = m.get("plateau_start")
     if "plateau_not_before" in label and plateau is not None and (
             plateau < label["plateau_not_before"]):

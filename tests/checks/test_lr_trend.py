@@ -4,6 +4,8 @@ alone, a blow-up that never comes back, a short curve that swings, an LR that co
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -172,3 +174,19 @@ def test_no_lr_under_the_floor_is_ever_recommended() -> None:
     assert r.metrics["plateau_start"] is not None
     assert r.metrics["recommended_lr"] is None
     assert LR_FLOOR == 1e-7
+
+
+def test_kind_val_on_the_command_line(tmp_path: Path) -> None:
+    from clirun import diag
+
+    rows = ["epoch,holdout"] + [f"{e},{0.4 + abs(e - 10) * 0.05}" for e in range(30)]
+    path = tmp_path / "log.csv"
+    path.write_text("\n".join(rows) + "\n")
+    as_val = diag("lr-schedule", "--history", str(path), "--metric", "holdout", "--kind",
+                  "val", "--no-plots", "--out", str(tmp_path / "r"))
+    assert as_val.returncode == 0 and "overfitting" in as_val.stdout, as_val.stdout
+    as_train = diag("lr-schedule", "--history", str(path), "--metric", "holdout",
+                    "--no-plots", "--out", str(tmp_path / "r"))
+    assert "overfitting" not in as_train.stdout and as_train.returncode == 1
+    bad = diag("lr-schedule", "--history", str(path), "--kind", "validation")
+    assert bad.returncode == 2 and "kind" in (bad.stderr + bad.stdout)

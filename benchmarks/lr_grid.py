@@ -1,0 +1,54 @@
+"""The range-test benchmark's truth: for each task of benchmarks/lr_tasks.py, a grid search
+over Adam learning rates (10^-4 to 10^0 in quarter decades, 3 epochs, 2 seeds; the mean
+training loss afterwards). Computed once and committed as benchmarks/data/lr_grid.json.
+
+Run: pip install -e '.[bench]' && python benchmarks/lr_grid.py
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from lr_tasks import tasks, train_loss_after  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "data" / "lr_grid.json"
+EPOCHS, SEEDS = 3, (0, 1)
+EXPONENTS = np.arange(-4, 0.01, 0.25)
+
+
+def main() -> None:
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    result: dict[str, object] = {"epochs": EPOCHS, "seeds": list(SEEDS),
+                                 "optimizer": "Adam", "tasks": {}}
+    for task in tasks():
+        start = time.perf_counter()
+        grid = {}
+        for e in EXPONENTS:
+            lr = float(10 ** e)
+            grid[f"{lr:.6g}"] = statistics.mean(
+                train_loss_after(task, lr, seed, EPOCHS) for seed in SEEDS)
+        finite = {k: v for k, v in grid.items() if math.isfinite(v)}
+        best = min(finite, key=finite.__getitem__)
+        good = sorted(float(k) for k, v in finite.items() if v <= 2 * finite[best])
+        result["tasks"][task.name] = {  # type: ignore[index]
+            "best_lr": float(best), "best_loss": finite[best],
+            "within_2x_of_best_loss": [good[0], good[-1]],
+            "loss_by_lr": {k: (v if math.isfinite(v) else None) for k, v in grid.items()},
+            "batches_per_epoch": task.batches_per_epoch}
+        print(f"{task.name:22} best lr {float(best):.3g} (loss {finite[best]:.4g}); within 2x: "
+              f"{good[0]:.3g}-{good[-1]:.3g}  [{time.perf_counter() - start:.0f} s]", flush=True)
+    OUT.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""The range-test benchmark's tasks: eight model/data pairs, each built the same way for the
+grid search that gives its truth (benchmarks/lr_grid.py) and for the sweeps
+(benchmarks/bench_lr.py). Everything is generated in code or ships inside scikit-learn.
+
+A task is its data (x, y), a model factory (seed -> fresh model), a loss and a batch size.
+Batches come from a seeded DataLoader, so diag's sweep and torch-lr-finder's see the same
+batches in the same order for a seed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    x: Tensor
+    y: Tensor
+    make: Callable[[int], nn.Module]
+    loss: Callable[[Tensor, Tensor], Tensor]
+    batch_size: int = 32
+
+    def loader(self, seed: int) -> torch.utils.data.DataLoader[Any]:
+        g = torch.Generator().manual_seed(seed)
+        data = torch.utils.data.TensorDataset(self.x, self.y)
+        return torch.utils.data.DataLoader(data, batch_size=self.batch_size, shuffle=True,
+                                           drop_last=True, generator=g)
+
+    def batches(self, seed: int) -> Iterator[tuple[Tensor, Tensor]]:
+        loader = self.loader(seed)
+        while True:
+            yield from loader
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return max(len(self.x) // self.batch_size, 1)
+
+
+def _mlp(inputs: int, outputs: int, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(inputs, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
+                         nn.Linear(64, outputs))
+
+
+def _table(name: str, loader: Any, regression: bool, standardise_y: bool = True) -> Task:
+    d = loader()
+    x = torch.tensor(d.data, dtype=torch.float32)
+    x = (x - x.mean(0)) / x.std(0).clamp_min(1e-6)
+    if regression:
+        y = torch.tensor(d.target, dtype=torch.float32).reshape(len(x), -1)
+        if standardise_y:
+            y = (y - y.mean(0)) / y.std(0)
+        return Task(name, x, y, lambda s, i=x.shape[1], o=y.shape[1]: _mlp(i, o, s), F.mse_loss)
+    y = torch.tensor(d.target).long()
+    classes = int(y.max()) + 1
+    return Task(name, x, y, lambda s, i=x.shape[1]: _mlp(i, classes, s), F.cross_entropy)
+
+
+def _gpt(seed: int) -> nn.Module:
+    from architectures import TinyGPT
+
+    torch.manual_seed(seed)
+    return TinyGPT(dim=64, layers=2, heads=4)
+
+
+def _lm_loss(logits: Tensor, target: Tensor) -> Tensor:
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
+
+
+def _resnet(seed: int) -> nn.Module:
+    from architectures import ResNet
+
+    torch.manual_seed(seed)
+    return ResNet(classes=4, width=8)
+
+
+def tasks() -> list[Task]:
+    """The eight tasks, in a fixed order."""
+    from architectures import image_class_data, sequence_data
+    from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris, \
+        load_wine
+
+    from diag.inputs.target import build_target
+
+    face = build_target(input_size=48, samples=48)
+    ids, nxt = sequence_data(n=256)
+    images, labels = image_class_data(n=192)
+    return [
+        _table("wine", load_wine, regression=False),
+        _table("breast_cancer", load_breast_cancer, regression=False),
+        _table("iris", load_iris, regression=False),
+        _table("digits_mlp", load_digits, regression=False),
+        _table("diabetes_raw_targets", load_diabetes, regression=True, standardise_y=False),
+        Task("browser_net_faces", face.data.x, face.data.y, lambda s: face.make_model(),
+             face.loss_fn, batch_size=12),
+        Task("tiny_gpt_sequences", ids, nxt, _gpt, _lm_loss),
+        Task("resnet_images", images, labels, _resnet),
+    ]
+
+
+def train_loss_after(task: Task, lr: float, seed: int, epochs: int) -> float:
+    """The grid search's measure: Adam at ``lr`` for ``epochs`` epochs from the seed's
+    initial weights, then the loss on the whole training set (inf when it blew up)."""
+    import math
+
+    model = task.make(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    batches = task.batches(seed)
+    model.train()
+    for _ in range(epochs * task.batches_per_epoch):
+        xb, yb = next(batches)
+        opt.zero_grad(set_to_none=True)
+        task.loss(model(xb), yb).backward()
+        opt.step()
+    with torch.no_grad():  # train mode: BatchNorm's running statistics after a few steps
+        value = float(task.loss(model(task.x), task.y))  # are no measure of the weights
+    return value if math.isfinite(value) else math.inf
