@@ -87,11 +87,17 @@ def _resnet(seed: int) -> nn.Module:
 
 def tasks() -> list[Task]:
     """The eight tasks, in a fixed order."""
-    from architectures import image_class_data, sequence_data
-    from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris, \
-        load_wine
+    from sklearn.datasets import (
+        load_breast_cancer,
+        load_diabetes,
+        load_digits,
+        load_iris,
+        load_wine,
+    )
 
     from diag.inputs.target import build_target
+
+    from architectures import image_class_data, sequence_data
 
     face = build_target(input_size=48, samples=48)
     ids, nxt = sequence_data(n=256)
@@ -105,7 +111,7 @@ def tasks() -> list[Task]:
         Task("browser_net_faces", face.data.x, face.data.y, lambda s: face.make_model(),
              face.loss_fn, batch_size=12),
         Task("tiny_gpt_sequences", ids, nxt, _gpt, _lm_loss),
-        Task("resnet_images", images, labels, _resnet),
+        Task("resnet_images", images, labels, _resnet, F.cross_entropy),
     ]
 
 

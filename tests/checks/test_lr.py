@@ -451,3 +451,37 @@ def test_the_fast_and_the_careful_csv_readers_agree(tmp_path: Path) -> None:
     a, b = load_history(str(plain)), load_history(str(gappy))
     assert (a.values, a.index, a.lr) == (b.values, b.index, b.lr)
     assert a.index == list(range(40)) and a.lr is not None and a.lr[20] == 1e-4
+
+
+def test_the_range_answer_is_the_median_of_three_rules_and_declines_when_they_disagree(
+) -> None:
+    from diag.checks.lr.detect import range_rules, suggest_range_lr
+
+    lrs, losses = finder_curve(0, noise=0.02)
+    answer = suggest_range_lr(lrs, losses)
+    rules = range_rules(lrs, losses)
+    found = sorted(v for k, v in rules.items() if k != "_valley" and isinstance(v, float))
+    assert answer.lr == pytest.approx(found[1]) and dict(answer.rules).keys() == {
+        "steepest", "valley", "min_tenth"}
+    assert 3e-4 <= answer.lr <= 3e-2
+
+
+@pytest.mark.parametrize(("readings", "expected"), [
+    ((1e-6, 1e-3, 1.0), None),  # no two within a decade: say so, no number
+    ((1e-6, 1e-3, 5e-3), 1e-3),  # two agree: the median
+    ((2e-3, 1e-3, 5e-3), 2e-3),
+])
+def test_the_range_answer_declines_when_no_two_readings_agree(
+        monkeypatch: pytest.MonkeyPatch, readings: tuple[float, float, float],
+        expected: float | None) -> None:
+    from diag.checks.lr import detect
+
+    lrs, losses = finder_curve(0, noise=0.02)
+    valley = detect.valley_lr(lrs, losses)
+    fake = dict(zip(("steepest", "valley", "min_tenth"), readings, strict=True))
+    monkeypatch.setattr(detect, "range_rules", lambda *_: {**fake, "_valley": valley})
+    answer = detect.suggest_range_lr(lrs, losses)
+    if expected is None:
+        assert answer.lr is None and "disagree by more than a decade" in answer.reason
+    else:
+        assert answer.lr == pytest.approx(expected)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 from curve_labels import keys, problems, run
 
-
 KNOWN_MISSES = {  # wrong answers on tuning cases, kept visible rather than dropped
     "tomato_leaf_cnn_keras.csv+valalone": "alone, its 27 % rise is within its zigzag noise: "
     "diag says 'too early to call it overfitting' (paired with training it is overfitting)",

@@ -561,11 +561,11 @@ def _range(target: Any, options: LrOptions, metrics: dict[str, Any],
                                 f"{answer.reason}", "run `diag overfit` first if the loss "
                                 "never fell; use a larger batch for the sweep if it is noisy"))
     else:
+        rules = ", ".join(f"{name} {value:.2g}" for name, value in answer.rules)
         findings.append(Finding(
-            Severity.INFO, f"range test: suggested initial LR {suggestion:.3g} (where the "
-            f"loss enters its valley, before the LRs where training breaks); across "
-            f"smoothings it moves {spread:.2f} decades",
-            "start training at the suggested LR"))
+            Severity.INFO, f"range test: suggested initial LR {suggestion:.3g}, the median "
+            f"of three readings of the sweep ({rules}); the two nearest agree within "
+            f"{spread:.2f} decades", "start training at the suggested LR"))
     return {"range_lrs": rt.lrs, "range_losses": rt.losses,
             "range_smoothed": list(answer.smoothed),
             "range_suggestion": suggestion}

@@ -773,14 +773,60 @@ class RangeSuggestion:
     smoothed: tuple[float, ...] = ()
     """The loss as the suggestion saw it (the middle smoothing width; NaN where the sweep's
     loss was not finite), point for point with the sweep: what the plot draws."""
+    rules: tuple[tuple[str, float], ...] = ()
+    """Each rule's LR behind the answer (name, LR)."""
 
 
 def suggest_range_lr(lrs: Sequence[float], losses: Sequence[float]) -> RangeSuggestion:
+    """The range test's answer: the median of three rules on the same sweep, each a
+    different reading of where training works (``range_rules``): the steepest fall of the
+    smoothed loss, the entry into its valley, and a tenth of the LR at its minimum. Chosen
+    by leave-one-task-out on eight tasks against grid searches (benchmarks/bench_lr.py).
+
+    None, with the reason, when the loss never fell clearly, fell from the very first LRs,
+    or no two of the three rules agree within a decade (the median would be a guess).
+    ``spread`` is the distance in decades between the two rules nearest each other."""
+    rules = range_rules(lrs, losses)
+    valley = rules.pop("_valley")
+    assert isinstance(valley, RangeSuggestion)
+    if valley.lr is None and valley.reason.startswith(("the loss never fell", "only ",
+                                                       "the loss falls from the very")):
+        return valley
+    found = sorted(v for v in rules.values() if isinstance(v, float) and v > 0)
+    if len(found) < 2:
+        return RangeSuggestion(None, "fewer than two rules found an LR in the sweep",
+                               math.inf, valley.smoothed)
+    gaps = [math.log10(b / a) for a, b in zip(found, found[1:], strict=False)]
+    if min(gaps) > 1.0:
+        shown = ", ".join(f"{k} {v:.2g}" for k, v in rules.items() if isinstance(v, float))
+        return RangeSuggestion(None, f"the rules disagree by more than a decade ({shown})",
+                               min(gaps), valley.smoothed)
+    answer = float(10 ** np.median(np.log10(found)))
+    return RangeSuggestion(answer, "", min(gaps), valley.smoothed,
+                           tuple((k, v) for k, v in rules.items() if isinstance(v, float)))
+
+
+def range_rules(lrs: Sequence[float], losses: Sequence[float]
+                ) -> dict[str, float | None | RangeSuggestion]:
+    """Each rule's LR on one sweep: ``steepest`` (the steepest fall per decade of the
+    bias-corrected EMA of the loss, beta 0.98), ``valley`` (``valley_lr``), ``min_tenth`` (a
+    tenth of the LR at the smoothed minimum); ``_valley`` is the valley rule's full answer."""
+    valley = valley_lr(lrs, losses)
+    x = np.asarray(losses, float)
+    lr = np.asarray(lrs, float)
+    ok = np.isfinite(x)
+    min_tenth = None
+    if ok.sum() >= 5:
+        min_tenth = float(lr[ok][int(np.argmin(ema(x[ok], 0.98)))]) / 10
+    return {"steepest": steepest_lr(lrs, losses), "valley": valley.lr,
+            "min_tenth": min_tenth, "_valley": valley}
+
+
+def valley_lr(lrs: Sequence[float], losses: Sequence[float]) -> RangeSuggestion:
     """Where the sweep's smoothed loss first gets within 20 % (of its whole fall) of its
     minimum: the entry into the valley, before the LRs where training breaks. Median over a
     small ensemble of thresholds (15-25 %) and smoothing widths (0.7-1.5x), the width set by
-    the loss's own noise. On the wine, breast-cancer and diabetes tables (Adam, MLPs) it
-    lands 0.1-0.4 decades from a grid search's best LR (benchmarks/bench_lr.py).
+    the loss's own noise.
 
     None, with the reason, when the loss never fell clearly above its noise, fell from the
     very first LRs (start the sweep lower), or the answer moves over a decade."""
