@@ -78,6 +78,19 @@ class Flipped(BrowserPipeline):
         return super().preprocess_image(np.ascontiguousarray(image[:, ::-1]))  # BUG: mirror
 
 
+class Transposed(BrowserPipeline):
+    """BUG: height and width swapped (permute(2, 1, 0) where permute(2, 0, 1) was meant),
+    as in the reports of images that come out rotated and mirrored."""
+
+    def preprocess_image(self, image: np.ndarray) -> torch.Tensor:
+        return super().preprocess_image(image).transpose(1, 2).contiguous()
+
+
+class UpsideDown(BrowserPipeline):
+    def preprocess_image(self, image: np.ndarray) -> torch.Tensor:
+        return super().preprocess_image(np.ascontiguousarray(image[::-1]))  # BUG: vflip
+
+
 class RandomJitter(BrowserPipeline):
     def preprocess_image(self, image: np.ndarray) -> torch.Tensor:
         return super().preprocess_image(image) + 0.01 * torch.rand(1)  # BUG: augmentation

@@ -32,7 +32,9 @@ PLANTED = [
     ("PointsPaddedTopLeft", "points_agree", "from model_points"),
     ("PostprocessForgetsPadding", "round_trip", "padding offset"),
     ("SwappedXY", "points_agree", "x then y"),
-    ("Flipped", "spatial_integrity", "flipped"),
+    ("Flipped", "spatial_integrity", "flipped horizontally"),
+    ("Transposed", "spatial_integrity", "transposed (height and width swapped)"),
+    ("UpsideDown", "spatial_integrity", "flipped vertically"),
     ("RandomJitter", "determinism", "different outputs"),
 ]
 
@@ -81,3 +83,14 @@ def test_load_pipeline_default_and_class_spec(planted_path: str) -> None:
     assert isinstance(obj, BrowserPipeline) and "default" in source
     obj, _ = load_pipeline(planted_path.replace("planted.py", "pipelines.py") + ":Clean")
     assert type(obj).__name__ == "Clean" and obj.size == 112  # loaded as a file: its own module
+
+
+@pytest.mark.parametrize(("name", "says", "not_says"), [
+    ("Flipped", "flipped horizontally", "transposed"),
+    ("Transposed", "transposed", "flipped"),
+    ("UpsideDown", "flipped vertically", "horizontally"),
+])
+def test_a_flip_and_a_transpose_are_named_apart(name: str, says: str, not_says: str) -> None:
+    r = checks.preprocess(getattr(pipelines, name)(size=64))
+    f = next(f for f in r.findings if f.message.startswith("the image is"))
+    assert says in f.message and not_says not in f.message, f.message

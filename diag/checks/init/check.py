@@ -81,15 +81,21 @@ def _activation_stats(kind: str, out: Tensor,
         dead = float((units == 0).all(dim=1).float().mean())
     saturated = None
     if kind in _SATURATING:
-        low, high = bounds if bounds is not None else _SATURATING[kind]
-        if bounds is not None and low == 0:
-            low = None  # the bottom of a ReLU-like clamp is "dead", counted above
-        stuck = units >= high
-        if low is not None:
-            stuck_low = units <= low
-            saturated = float((stuck.all(dim=1) | stuck_low.all(dim=1)).float().mean())
-        else:
-            saturated = float(stuck.all(dim=1).float().mean())
+        # Saturated: the activation's local derivative is near zero (under 5 % of its
+        # largest) for most samples, at either end: a unit whose sign flips from sample to
+        # sample but sits at +-1 every time passes no gradient either.
+        if base == "tanh":
+            flat = (1 - units ** 2) < 0.05
+        elif base == "sigmoid":
+            flat = units * (1 - units) < 0.05 * 0.25
+        else:  # clamps: the derivative is 0 at the bounds
+            low, high = bounds if bounds is not None else _SATURATING[kind]
+            if bounds is not None and low == 0:
+                low = None  # the bottom of a ReLU-like clamp is "dead", counted above
+            flat = units >= high
+            if low is not None:
+                flat = flat | (units <= low)
+        saturated = float((flat.float().mean(dim=1) > 0.5).float().mean())
     return _Activation(base, float(out.mean()), float(out.std()) if out.numel() > 1 else 0.0,
                        float((out == 0).float().mean()), dead, saturated)
 
@@ -353,6 +359,21 @@ def _eval_batch_mixing(model: nn.Module, xb: Tensor) -> tuple[Finding | None, bo
     change = float((alone.float() - first.float()).abs().max())
     if change <= MIXING_RTOL * max(scale, 1e-12):
         return None, True
+    if not bn and torch.is_floating_point(xb):
+        # A chaotic net (saturated tanh stacks at a bad init) turns the rounding of another
+        # batch size into a large change: an input nudge of a few ulps does the same. That
+        # is numerical sensitivity, not mixing: say nothing either way.
+        model.eval()
+        try:
+            with torch.no_grad():
+                nudged = model(xb[:k] * (1 + 1e-6))
+        except USER_ERRORS:
+            nudged = None
+        finally:
+            model.train()
+        if isinstance(nudged, Tensor) and float(
+                (nudged.float() - first.float()).abs().max()) >= 0.1 * change:
+            return None, None
     return Finding(Severity.FAIL, f"in eval mode a sample's prediction depends on its batch: "
                    f"alone it moves by {change:.3g} (outputs up to {scale:.3g})"
                    + (f": {cause}" if cause else ""), fix, location=where), False
@@ -492,19 +513,28 @@ def _judge(rows: list[dict[str, Any]], loss: float, uninformed: float, pred: Ten
                 ("dead_fraction", "dead (zero for every sample)",
                  "a large negative bias or a too-large learning rate kills ReLUs: init the "
                  "biases to zero (the article), or use LeakyReLU"),
-                ("saturated_fraction", "saturated (stuck at the top or bottom for every "
-                 "sample)", "scale the inputs or the init down so the activation starts "
-                 "in its linear range; prefer ReLU (the article)")):
-            frac = r[key]
-            if frac is not None and frac > DEAD_LIMIT:
-                sev = Severity.FAIL if frac >= 1.0 else Severity.WARN
-                bias = (f"; its bias averages {r['bias_mean_abs']:.3g} in magnitude"
-                        if r["bias_mean_abs"] else "")
-                findings.append(Finding(
-                    sev, f"{frac:.0%} of the units after {r['layer']} ({r['activation']}) "
-                    f"are {word}{bias}" + ("; no gradient passes this layer" if frac >= 1.0
-                                          and key == "dead_fraction" else ""),
-                    fix, location=r["layer"]))
+                ("saturated_fraction", "saturated (the activation's derivative is near zero "
+                 "for most samples)", "scale the inputs or the init down (Glorot for tanh "
+                 "and sigmoid) so the activation starts in its linear range; prefer ReLU "
+                 "(the article)")):
+            if r is not rows[0]:
+                continue
+            hit = [q for q in rows if q[key] is not None and q[key] > DEAD_LIMIT]
+            if not hit:
+                continue
+            # one finding per kind, at the first layer where it starts
+            first, frac = hit[0], hit[0][key]
+            worst = max(q[key] for q in hit)
+            sev = Severity.FAIL if worst >= 1.0 else Severity.WARN
+            bias = (f"; its bias averages {first['bias_mean_abs']:.3g} in magnitude"
+                    if first["bias_mean_abs"] else "")
+            more = (f"; so are {len(hit) - 1} more layers after it (up to {worst:.0%})"
+                    if len(hit) > 1 else "")
+            findings.append(Finding(
+                sev, f"{frac:.0%} of the units after {first['layer']} "
+                f"({first['activation']}) are {word}{bias}{more}"
+                + ("; no gradient passes" if worst >= 1.0 and key == "dead_fraction" else ""),
+                fix, location=first["layer"]))
 
     classify = bool(target.is_classification) and pred.dim() == 2
     classes = int(pred.shape[1]) if classify else 0
@@ -512,12 +542,18 @@ def _judge(rows: list[dict[str, Any]], loss: float, uninformed: float, pred: Ten
     if math.isfinite(expected) and expected > 0 and loss > LOSS_FACTOR * expected:
         what = (f"ln({classes}) = {expected:.3g}, the loss of a uniform guess" if classify
                 else f"{expected:.3g}, the loss of predicting zeros")
+        grows = deep and signal_change > t  # the trouble starts early: the init, not the head
+        at = _starts(stds, names, shrinking=False) if grows else rows[-1]["layer"]
         findings.append(Finding(
             Severity.WARN, f"loss at init is {loss:.4g}, {loss / expected:.3g}x the expected "
             f"{what}: the outputs are too large at init"
-            + (" (the logits are confidently wrong)" if classify else ""),
-            "scale the last layer's weights down (e.g. x0.01 or zero init) and zero its bias",
-            location=rows[-1]["layer"]))
+            + (" (the logits are confidently wrong)" if classify else "")
+            + (f"; the signal grows x{signal_change:.3g} through the layers, from {at} on"
+               if grows else ""),
+            ("the init is too large for this depth: He (ReLU) or Glorot (tanh, linear) std "
+             "for each layer's fan-in" if grows else
+             "scale the last layer's weights down (e.g. x0.01 or zero init) and zero its "
+             "bias"), location=at))
     far = [r for r in rows if r["weight_std"] > 0 and min(
         abs(math.log(r["weight_std"] / r["glorot_std"])),
         abs(math.log(r["weight_std"] / r["he_std"]))) > math.log(SCHEME_FACTOR)]

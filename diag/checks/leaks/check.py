@@ -47,6 +47,18 @@ def _hook_counts(census: TensorCensus) -> dict[str, tuple[int, str]]:
             where = (f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}"
                      if code else "")
             counts[f"{type(obj).__name__}@{id(obj):x}"] = (len(hooks), where)
+        # hooks on the module's own tensors: param.register_hook(...) and
+        # register_post_accumulate_grad_hook(...) stay on the parameter for good
+        for pname, t in list(obj.named_parameters(recurse=False)) + list(
+                obj.named_buffers(recurse=False)):
+            own = [h for d in (getattr(t, "_backward_hooks", None),
+                               getattr(t, "_post_accumulate_grad_hooks", None)) if d
+                   for h in d.values()]
+            if own:
+                code = getattr(own[-1], "__code__", None)
+                where = (f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}"
+                         if code else "")
+                counts[f"{type(obj).__name__}.{pname} (tensor)@{id(t):x}"] = (len(own), where)
     module_mod = torch.nn.modules.module
     glob = sum(len(getattr(module_mod, n, {})) for n in (
         "_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks"))
@@ -228,7 +240,8 @@ def _judge(snaps: list[Snapshot], site_snaps: list[Snapshot], options: LeaksOpti
     if unseen_finding is not None:
         findings.append(unseen_finding)
 
-    leak = bool(leaking) or unseen_finding is not None
+    hooks = [f for f in findings if f.message.startswith(HOOKS_ADDED)]
+    leak = bool(leaking) or unseen_finding is not None or bool(hooks)
     metrics: dict[str, Any] = {"leak": leak, "iterations": options.iterations,
                                "warmup": w, "attribution_iterations": len(site_snaps)}
     for q in QUANTITIES:
@@ -245,6 +258,9 @@ def _judge(snaps: list[Snapshot], site_snaps: list[Snapshot], options: LeaksOpti
         rates = ", ".join(_rate(q, growth[q]) for q in leaking if q != "storages")
         where = f", biggest from {rows[0]['created_at']}" if rows else ""
         summary = f"leak: {rates} after warm-up{where}"
+    elif hooks:
+        summary = "leak: " + hooks[0].message + (f" at {hooks[0].location}"
+                                                 if hooks[0].location else "")
     else:
         summary = (f"no growth in tensors, storages, bytes or graph nodes over "
                    f"{options.iterations - w} iterations after {w} of warm-up "
@@ -322,19 +338,26 @@ def _hint(last: Any, tensors: Growth, nbytes: Growth, nodes: Growth) -> str:
             "maxlen=...)), store .item() / .cpu().numpy() summaries, or clear it")
 
 
+HOOKS_ADDED = "hooks pile up:"
+
+
 def _hook_findings(start: dict[str, tuple[int, str]], end: dict[str, tuple[int, str]],
                    post_iters: int) -> list[Finding]:
+    """Hooks counted per module and per parameter after warm-up and at the end: a count
+    that grows every iteration is a leak even when the hooks hold no tensor (each forward
+    or backward then runs one more hook, and gets slower)."""
     findings = []
     for key, (count, where) in end.items():
         before = start.get(key, (0, ""))[0]
         added = count - before
         if post_iters > 0 and added >= max(2, post_iters // 2):
-            module = key.split("@", 1)[0]
+            owner = key.split("@", 1)[0]
             findings.append(Finding(
-                Severity.FAIL, f"{added} hooks were added to {module} during "
-                f"{post_iters} iterations ({added / post_iters:.2g}/iter)",
+                Severity.FAIL, f"{HOOKS_ADDED} {added} hooks were added to {owner} during "
+                f"{post_iters} iterations ({added / post_iters:.2g}/iter; {count} now): "
+                "every forward or backward runs them all, so each step gets slower",
                 "register hooks once, or keep the handle and call handle.remove()",
-                location=where or module))
+                location=where or owner))
     return findings
 
 

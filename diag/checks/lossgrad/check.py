@@ -276,6 +276,7 @@ def check_batch_independence(call: _Caller, pred: Tensor, target: Tensor
     if g is None:
         return None, {}
     worst = (0.0, -1, -1)
+    shared = True  # every change so far is one common factor on the other samples' gradients
     for j in (0, n - 1):
         moved = pred.detach().clone()
         moved[j] = moved[j] * 1.7 + 0.3
@@ -289,7 +290,21 @@ def check_batch_independence(call: _Caller, pred: Tensor, target: Tensor
         rel = float(diff[k]) / scale
         if rel > worst[0]:
             worst = (rel, others[k], j)
-    info = {"batch_max_cross_influence": float(f"{worst[0]:.3g}")}
+        a, b = g[others].reshape(-1), g2[others].reshape(-1)
+        factor = float(a @ b) / max(float(a @ a), 1e-300)
+        if float((b - factor * a).abs().max()) / scale > 1e-6:
+            shared = False
+    info: dict[str, Any] = {"batch_max_cross_influence": float(f"{worst[0]:.3g}")}
+    if worst[0] > 1e-6 and shared:
+        info["batch_coupling"] = "shared_scalar"
+        return Finding(
+            Severity.INFO, f"the samples share one scalar factor: changing sample {worst[2]} "
+            "rescales every other sample's gradient by the same number (a loss taken as a "
+            "function of a batch mean or total, e.g. RMSE = sqrt(mean), or a normaliser over "
+            "the batch); each sample's gradient keeps its own direction",
+            "fine for training (the optimizer sees a rescaled step); the per-sample weight "
+            "changes with the batch, so batch size and LR interact a little",
+            location=f"samples {worst[2]} -> {worst[1]}"), info
     if worst[0] > 1e-6:
         return Finding(
             Severity.FAIL, f"samples are mixed: changing sample {worst[2]} changes the gradient "
@@ -403,7 +418,9 @@ def run_losses(losses: list[LossUnderTest], options: LossGradOptions,
     top = next((f for f in findings if f.severity in (Severity.ERROR, Severity.FAIL)), None)
     summary = (top.message if top else
                f"{names}: gradients correct, reach pred, finite at edge inputs, "
-               "batch-independent")
+               + ("per-sample gradients scaled by one shared factor" if any(
+                   v == "shared_scalar" for k, v in metrics.items()
+                   if k.endswith("batch_coupling")) else "batch-independent"))
     findings.sort(key=lambda f: ["error", "fail", "warn", "info"].index(f.severity.value))
     return CheckResult(NAME, status, summary, metrics=metrics, findings=tuple(findings))
 
@@ -488,7 +505,7 @@ def _check_one(lut: LossUnderTest, options: LossGradOptions
             findings.append(f)
         f, info = check_batch_independence(call, pred, target)
         metrics.update(info)
-        metrics["batch_independent"] = f is None
+        metrics["batch_independent"] = f is None or f.severity == Severity.INFO
         if f:
             findings.append(f)
     fs, info = check_invariances(call, pred, target, gen)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -63,12 +63,57 @@ class _Probe:
     grad_norms: dict[str, float]
     disconnected: bool = False
     """The loss has no autograd graph at all: nothing trainable shapes it."""
+    redundant_bias: list[str] = field(default_factory=list)
+    """Biases whose layer feeds a BatchNorm / InstanceNorm directly: the normalisation
+    subtracts the per-channel mean, so their gradient is zero by construction."""
+
+
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm1d,
+          nn.InstanceNorm2d, nn.InstanceNorm3d)
+
+
+class _BiasBeforeNorm:
+    """Forward hooks that see which biased layers' outputs go straight into a
+    normalisation layer in training mode (per-channel statistics over the batch)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.outputs: dict[int, str] = {}
+        self.found: list[str] = []
+        self.handles = []
+        for name, module in model.named_modules():
+            bias = getattr(module, "bias", None)
+            if isinstance(bias, nn.Parameter) and bias.requires_grad and not isinstance(
+                    module, _NORMS + (nn.LayerNorm, nn.GroupNorm)):
+                self.handles.append(module.register_forward_hook(
+                    lambda _m, _i, out, n=name: self._out(out, n)))
+            if isinstance(module, _NORMS):
+                self.handles.append(module.register_forward_pre_hook(
+                    lambda m, inputs: self._in(m, inputs)))
+
+    def _out(self, out: object, name: str) -> None:
+        if isinstance(out, Tensor):
+            self.outputs[id(out)] = name
+
+    def _in(self, module: nn.Module, inputs: tuple[object, ...]) -> None:
+        per_batch = module.training or not getattr(module, "track_running_stats", True)
+        if inputs and isinstance(inputs[0], Tensor) and per_batch:
+            name = self.outputs.get(id(inputs[0]))
+            if name is not None and f"{name}.bias" not in self.found:
+                self.found.append(f"{name}.bias" if name else "bias")
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
 
 
 def _first_step_probe(model: nn.Module, trainer: Trainer, xb: Tensor, yb: Tensor) -> _Probe:
     named = list(model.named_parameters())
     registered = {id(p) for _, p in named}
-    loss = _call("the loss", lambda: trainer.forward_loss(xb, yb))
+    spy = _BiasBeforeNorm(model)
+    try:
+        loss = _call("the loss", lambda: trainer.forward_loss(xb, yb))
+    finally:
+        spy.remove()
     if not isinstance(loss, Tensor) or loss.numel() != 1:
         raise UserCodeError("the loss did not return a scalar tensor",
                             hint="reduce the loss to one number (e.g. .mean())")
@@ -91,7 +136,10 @@ def _first_step_probe(model: nn.Module, trainer: Trainer, xb: Tensor, yb: Tensor
     zero = [n for n, p in named if p.grad is not None and not bool(p.grad.any())]
     norms = {n: float(p.grad.detach().norm()) for n, p in named if p.grad is not None}
     trainer.optimizer.zero_grad(set_to_none=True)
-    return _Probe(frozen, no_grad, zero, _shapes(fixed), _shapes(fresh), norms)
+    redundant = [n for n in spy.found if n in norms]
+    zero = [n for n in zero if n not in redundant]
+    return _Probe(frozen, no_grad, zero, _shapes(fixed), _shapes(fresh), norms,
+                  redundant_bias=redundant)
 
 
 def _shapes(tensors: list[Tensor]) -> list[tuple[str, int]]:
@@ -407,10 +455,19 @@ def _diagnose(*, passed: bool, probe: _Probe, unchanged: list[str], losses: list
             "create layers once in __init__ and only call them in forward()"))
     if probe.frozen:
         f.append(Finding(
-            cause if unchanged else Severity.INFO,
-            f"{len(probe.frozen)} parameter tensors are frozen (requires_grad=False)",
+            cause if unchanged and not passed else Severity.INFO,
+            f"{len(probe.frozen)} parameter tensors are frozen (requires_grad=False)"
+            + (": the rest memorised the subset without them (frozen on purpose?)" if passed
+               else ""),
             "unfreeze them (p.requires_grad_(True)) if they should learn",
             location=_group(probe.frozen)))
+    if probe.redundant_bias:
+        f.append(Finding(
+            Severity.INFO, f"redundant bias (BatchNorm follows): {len(probe.redundant_bias)} "
+            "bias tensors feed a normalisation layer that subtracts their per-channel mean, "
+            "so their gradient is zero by construction; not a vanishing gradient",
+            "bias=False on those layers saves the parameters",
+            location=_group(probe.redundant_bias)))
     if probe.no_grad:
         f.append(Finding(
             cause, f"{len(probe.no_grad)} parameter tensors never receive a gradient: their "
@@ -470,12 +527,13 @@ def _diagnose(*, passed: bool, probe: _Probe, unchanged: list[str], losses: list
             "look at the biases and init before those ReLUs, lower the learning rate, or use "
             "LeakyReLU", location=worst.name if worst else ""))
 
-    if probe.grad_norms:
-        values = [v for v in probe.grad_norms.values() if v > 0]
+    norms = {n: v for n, v in probe.grad_norms.items() if n not in probe.redundant_bias}
+    if norms:
+        values = [v for v in norms.values() if v > 0]
         if values and max(values) > 0:
-            lo_name = min(probe.grad_norms, key=probe.grad_norms.__getitem__)
-            hi_name = max(probe.grad_norms, key=probe.grad_norms.__getitem__)
-            lo, hi = probe.grad_norms[lo_name], probe.grad_norms[hi_name]
+            lo_name = min(norms, key=norms.__getitem__)
+            hi_name = max(norms, key=norms.__getitem__)
+            lo, hi = norms[lo_name], norms[hi_name]
             vanishing = 0 < lo < 1e-7 * hi
             # a run that memorised the subset has no gradient problem: some parameters get
             # ~0 by construction (a key bias under softmax, a bias before BatchNorm)

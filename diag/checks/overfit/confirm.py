@@ -114,6 +114,44 @@ def _log_of(make: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
     return build
 
 
+TARGET_SCALE = 10.0
+"""Regression targets whose mean or std exceeds this are far from the unit scale a default
+init produces: standardising them is tested."""
+
+
+def _logits_loss(name: str) -> bool:
+    """A loss that applies its own softmax / sigmoid (cross_entropy, BCEWithLogitsLoss),
+    not one that takes probabilities (binary_cross_entropy, BCELoss, nll_loss)."""
+    name = name.lower()
+    if "binary_cross_entropy" in name or name.startswith("bce"):
+        return "logits" in name
+    return "cross_entropy" in name or "crossentropy" in name
+
+
+class _LogitOf(nn.Module):
+    """The model with the logit of its outputs: sigmoid probabilities back to logits."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, *args: Any) -> Tensor:
+        out: Tensor = self.inner(*args).clamp(1e-6, 1 - 1e-6)
+        return torch.log(out) - torch.log1p(-out)
+
+
+def _logit_of(make: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        return _LogitOf(make())
+
+    return build
+
+
+def _standardised_y(data: TensorData) -> TensorData:
+    y = data.y.float()
+    return replace(data, y=(y - y.mean()) / y.std().clamp_min(1e-12))
+
+
 def _standardised(data: TensorData) -> TensorData:
     x = data.x.float()
     dims = [0, 2, 3] if x.dim() == 4 else [0]
@@ -147,16 +185,34 @@ def _hypotheses(*, target: Any, data: TensorData, model: nn.Module, probe_fresh:
             "with the list wrapped in nn.ModuleList",
             "hold sub-modules in nn.ModuleList / nn.ModuleDict",
             make_model=_with_module_lists(make))
-    if classify and pred is not None and pred.dim() == 2 and "cross_entropy" in str(
+    if classify and pred is not None and pred.dim() >= 2 and "cross_entropy" in str(
             target.loss_name) and bool((pred >= -1e-6).all()) and float(
             (pred.sum(dim=1) - 1).abs().max()) < 1e-3:
         add("double_softmax", "the model outputs probabilities (a softmax in forward()) and "
             "cross_entropy applies its own softmax: a double softmax",
             "with the log of the outputs as logits",
             "remove the softmax from forward(): cross_entropy expects logits",
-            make_model=_log_of(make))
-    if any(f.location == "output" and "cannot reach" in f.message for f in findings) or (
-            not classify and _without_last_activation(make) is not None and pred is not None
+            make_model=_without_last_activation(make) or _log_of(make))
+    elif pred is not None and _logits_loss(str(target.loss_name)) and pred.numel() > 1 and \
+            torch.is_floating_point(pred) and bool((pred >= -1e-6).all()) and bool(
+            (pred <= 1 + 1e-6).all()):
+        # probabilities (a sigmoid, or a softmax over another axis) into a loss that applies
+        # its own sigmoid / softmax: binary and multi-class, any output shape
+        binary = "logits" in str(target.loss_name).lower()
+        add("probabilities_into_logits_loss", "the model outputs probabilities in [0, 1] "
+            f"and {target.loss_name} expects logits (it applies its own "
+            f"{'sigmoid' if binary else 'softmax'})",
+            "with the last activation removed" if _without_last_activation(make) else
+            "with the outputs mapped back to logits",
+            "remove the sigmoid/softmax at the end of forward() (apply it only at inference)",
+            make_model=_without_last_activation(make) or (
+                _logit_of(make) if binary else _log_of(make)))
+    probabilities = any(h.name in ("probabilities_into_logits_loss", "double_softmax")
+                        for h in out)  # the same fix: not tested twice
+    if not probabilities and any(
+            f.location == "output" and "cannot reach" in f.message for f in findings) or (
+            not probabilities and not classify and _without_last_activation(make) is not None
+            and pred is not None
             and pred.shape == data.y.shape and bool(
                 (data.y < pred.min() - 1e-3).any() or (data.y > pred.max() + 1e-3).any())):
         fixed = _without_last_activation(make)
@@ -172,6 +228,16 @@ def _hypotheses(*, target: Any, data: TensorData, model: nn.Module, probe_fresh:
                 f"with the targets rescaled into [{lo:g}, {hi:g}]",
                 "remove the activation after the last layer, or rescale the targets",
                 new_data=_rescaled_targets(data, lo, hi))
+    if not classify and torch.is_floating_point(data.y) and data.y.numel() > 1:
+        y = data.y.float()
+        mean, std = float(y.mean()), float(y.std())
+        if max(abs(mean), std) > TARGET_SCALE:
+            add("target_scale", f"the regression targets are on a raw scale (mean {mean:.4g}, "
+                f"std {std:.4g}): the output layer starts near 0 and must grow "
+                f"{max(abs(mean), std):.3g}x, which Adam's steps of about the LR cannot do "
+                "in time", "with standardised targets",
+                "standardise the targets (y - mean) / std for training and map predictions "
+                "back (pred * std + mean), or scale the loss", new_data=_standardised_y(data))
     x = data.x.float()
     if torch.is_floating_point(data.x) and (float(x.abs().max()) > 20 or (
             float(x.std()) > 0 and abs(float(x.mean())) > 3 * float(x.std()))):
@@ -249,7 +315,8 @@ def confirm_causes(*, target: Any, data: TensorData, model: nn.Module, probe_fre
         out.append(Finding(
             Severity.FAIL, f"confirmed: {h.cause}: {h.fix}, the loss reaches "
             f"{run.final_loss:.3g} in {len(run.losses)} steps (target {goal:.3g})", h.hint,
-            location="output" if h.name in ("bounded_output", "double_softmax") else "",
+            location="output" if h.name in ("bounded_output", "double_softmax",
+                                            "probabilities_into_logits_loss") else "",
             rule="cause/" + h.name.replace("_", "-")))
     untestable = []
     if probe_fresh:

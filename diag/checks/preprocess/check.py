@@ -38,6 +38,44 @@ class _BadOutput(Exception):
         self.message, self.hint = message, hint
 
 
+
+_LAYOUTS = {
+    # (top-right marker's direction from top-left, bottom-left marker's direction)
+    (("x", 1), ("y", -1)): ("flipped vertically (upside down)",
+                            "an image read bottom-up or a flip(0) / cv2.flip(img, 0) left in "
+                            "the pipeline; flip the points with it or not at all"),
+    (("x", -1), ("y", 1)): ("flipped horizontally (mirrored left to right)",
+                            "a horizontal-flip augmentation left on for evaluation, or "
+                            "cv2.flip(img, 1) / x -> W - x on one side only"),
+    (("x", -1), ("y", -1)): ("rotated 180 degrees", "both axes reversed: an extra flip on "
+                             "each axis, or a rotate(180) left in the pipeline"),
+    (("y", 1), ("x", 1)): ("transposed (height and width swapped)",
+                           "HWC to CHW takes permute(2, 0, 1); permute(2, 1, 0) or "
+                           "transpose(0, 1) swaps the axes (and a view/reshape scrambles "
+                           "them); or the points swap x and y"),
+    (("y", 1), ("x", -1)): ("rotated 90 degrees clockwise", "an EXIF orientation or a "
+                            "rot90 applied to the image and not to the points"),
+    (("y", -1), ("x", 1)): ("rotated 90 degrees counter-clockwise", "an EXIF orientation or "
+                            "a rot90 applied to the image and not to the points"),
+    (("y", -1), ("x", -1)): ("transposed across the other diagonal (axes swapped and "
+                             "reversed)", "HWC to CHW takes permute(2, 0, 1); check the "
+                             "axis order and any flips"),
+}
+
+
+def _layout(right: tuple[float, float], down: tuple[float, float]) -> tuple[str, str]:
+    """Which of the flips, transposes and rotations maps the probe's top-right and
+    bottom-left markers (seen from its top-left one) where the tensor has them."""
+    def axis(v: tuple[float, float]) -> tuple[str, int]:
+        dx, dy = v
+        return ("x", 1 if dx > 0 else -1) if abs(dx) >= abs(dy) else ("y", 1 if dy > 0 else -1)
+
+    found = _LAYOUTS.get((axis(right), axis(down)))
+    if found is None:
+        return ("scrambled (the markers keep no consistent layout)",
+                "convert HWC to CHW with permute(2, 0, 1), not view/reshape; check flips")
+    return found
+
 def _points(value: Any, what: str) -> np.ndarray:
     """Points (N, 2) of floats, or _BadOutput naming what came back."""
     try:
@@ -239,11 +277,10 @@ def _run(pipeline: Any, options: PreprocessOptions, progress: Callable[[int, int
         ordered = ax < bx and ay < ly  # left stays left, top stays top
         upright = abs(ay - by) <= abs(bx - ax) and abs(ax - lx) <= abs(ly - ay)  # no transpose
         if compact >= 0.6 and not (ordered and upright):
-            fail("spatial_integrity", f"markers are flipped, transposed or scrambled in the "
-                 f"{h}x{w} "
-                 f"probe: top-left at ({ax:.1f}, {ay:.1f}), top-right at ({bx:.1f}, {by:.1f}),"
-                 f" bottom-left at ({lx:.1f}, {ly:.1f}) in the tensor",
-                 "convert HWC to CHW with permute(2, 0, 1) (not view/reshape); check flips",
+            what, fix = _layout((bx - ax, by - ay), (lx - ax, ly - ay))
+            fail("spatial_integrity", f"the image is {what} in the {h}x{w} probe: top-left "
+                 f"marker at ({ax:.1f}, {ay:.1f}), top-right at ({bx:.1f}, {by:.1f}), "
+                 f"bottom-left at ({lx:.1f}, {ly:.1f}) in the tensor", fix,
                  location=f"{h}x{w}")
         back = pipe.post(mp, (h, w))
         if back.shape == points.shape:
