@@ -15,6 +15,14 @@ USER_ERRORS: tuple[type[BaseException], ...] = (Exception, SystemExit)
 (argparse at import, an exit in forward). Never KeyboardInterrupt (Ctrl-C stops the run)."""
 
 
+class DiagWarning(UserWarning):
+    """What ``diag.watch`` reports while training runs (once per finding, when first seen)."""
+
+
+class WatchFailure(RuntimeError):
+    """``diag.watch(..., raise_on="fail")`` stops training with this on a failing finding."""
+
+
 class DiagError(Exception):
     """Base class: a message naming the problem and a hint naming the fix."""
 

@@ -190,3 +190,14 @@ def test_kind_val_on_the_command_line(tmp_path: Path) -> None:
     assert "overfitting" not in as_train.stdout and as_train.returncode == 1
     bad = diag("lr-schedule", "--history", str(path), "--kind", "validation")
     assert bad.returncode == 2 and "kind" in (bad.stderr + bad.stdout)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(40, 2000), st.floats(0.01, 0.5))
+def test_hypothesis_noise_around_a_level_is_never_an_alternation(seed: int, n: int,
+                                                                 noise: float) -> None:
+    from diag.checks.lr.detect import detect_oscillation
+
+    rng = np.random.default_rng(seed)
+    x = 1.0 + noise * rng.standard_normal(n)
+    assert detect_oscillation(np.abs(x)) is None

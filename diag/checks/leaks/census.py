@@ -183,6 +183,9 @@ class TensorCensus(TorchFunctionMode):
         """Phase one: tensors made since the last census, as (weakref, op); only those
         still alive at the census become records."""
         self._baseline_storage: list[tuple[weakref.ReferenceType[Tensor], int, int]] = []
+        self.pause_in_optimizer = True
+        """Step out of the mode inside optimizer.step() (cheaper). Off when the training
+        step itself runs there: Lightning and others pass a closure to optimizer.step()."""
 
     # The optimizer's step() is the busiest caller of torch functions (a dozen in-place ops
     # per parameter) and creates nothing but its lazy state, which the two gc scans of the
@@ -196,7 +199,8 @@ class TensorCensus(TorchFunctionMode):
         if not self._pushed:  # phase one by scans: nothing to intercept
             return self
         self._popped = False
-        hooks = getattr(optim, "register_optimizer_step_pre_hook", None)
+        hooks = (getattr(optim, "register_optimizer_step_pre_hook", None)
+                 if self.pause_in_optimizer else None)
         self._hooks = [] if hooks is None else [
             optim.register_optimizer_step_pre_hook(self._pause),
             optim.register_optimizer_step_post_hook(self._resume)]
@@ -248,7 +252,10 @@ class TensorCensus(TorchFunctionMode):
             young = gc.get_objects()
             try:
                 for obj in young:
-                    if not isinstance(obj, Tensor):
+                    try:
+                        if not isinstance(obj, Tensor):
+                            continue
+                    except ReferenceError:  # a weakref.proxy whose object died (dynamo)
                         continue
                     old = records.get(obj._cdata)
                     if old is not None and old.ref() is obj:
@@ -346,9 +353,12 @@ class TensorCensus(TorchFunctionMode):
                                    getattr(func, "__name__", str(func)), self.iteration,
                                    self._order)
 
-    def take(self, with_sites: bool | None = None, rss: bool = False) -> Snapshot:
+    def take(self, with_sites: bool | None = None, rss: bool = False, graph: bool = True
+             ) -> Snapshot:
         """Count what is alive now; per-site stats when ``with_sites`` (default: while
-        attributing), the process RSS when ``rss`` (a file read: only a few times a run)."""
+        attributing), the process RSS when ``rss`` (a file read: only a few times a run).
+        ``graph=False`` skips the walk of the autograd graphs (graph nodes and saved tensors
+        are not counted): the cheapest census, for every step of a watched loop."""
         if with_sites is None:
             with_sites = self.attribute
         if self._new:
@@ -412,7 +422,7 @@ class TensorCensus(TorchFunctionMode):
         # Newest roots first: a graph is credited to the tensor that keeps it alive now
         # (the running total), not to the intermediates inside it.
         roots.sort(key=lambda r: r[2], reverse=True)
-        for root, site, _ in roots:
+        for root, site, _ in roots if graph else ():
             stack = [root]
             credited = 0
             saved_new = 0
@@ -519,7 +529,15 @@ def live_objects(kind: type[T]) -> list[T]:
     """Every gc-tracked object of ``kind``: one full scan, for use a few times per run."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # isinstance() on deprecated torch attributes
-        return [o for o in gc.get_objects() if isinstance(o, kind)]
+        return [o for o in gc.get_objects() if _is(o, kind)]
+
+
+def _is(obj: object, kind: type) -> bool:
+    """isinstance() that a dead ``weakref.proxy`` (torch.compile keeps some) cannot break."""
+    try:
+        return isinstance(obj, kind)
+    except ReferenceError:
+        return False
 
 
 def naive_tensor_count() -> int:

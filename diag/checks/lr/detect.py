@@ -496,8 +496,10 @@ def detect_oscillation(values: Curve, params: CurveParams = CurveParams()
     for i in range(0, last + 1, stride):
         lag1 = lag1_if_oscillating(i)
         # it must persist: the window half a window later oscillates too (chance
-        # alternation in noise does not last)
-        if lag1 is None or lag1_if_oscillating(min(i + w // 2, last)) is None:
+        # alternation in noise does not last), and from there on the detrended curve's
+        # lag-1 autocorrelation is strongly negative beyond chance (noise: about 0)
+        if lag1 is None or lag1_if_oscillating(min(i + w // 2, last)) is None or \
+                not _alternates(x[i:]):
             continue
         d1 = np.diff(x[i : i + w])
         signs = np.sign(d1)
@@ -509,6 +511,21 @@ def detect_oscillation(values: Curve, params: CurveParams = CurveParams()
         big = np.flatnonzero(np.abs(d1) >= 0.5 * lag1)
         return int(i + big[0] + 1) if big.size else i
     return None
+
+
+def _alternates(seg: FloatArray) -> bool:
+    """Up, down, up...: the linearly detrended stretch's lag-1 autocorrelation is -0.5 or
+    below and significant (z = r * sqrt(n) <= -3; white noise gives r about 0 +- 1/sqrt(n))."""
+    m = len(seg)
+    if m < 9:
+        return False
+    t = np.arange(m, dtype=float)
+    r = seg - np.polyval(np.polyfit(t, seg, 1), t)
+    var = float(np.dot(r, r))
+    if var <= 0:
+        return False
+    rho = float(np.dot(r[:-1], r[1:])) / var
+    return rho <= -0.5 and rho * math.sqrt(m) <= -3.0
 
 
 def reduce_on_plateau_steps(values: Sequence[float], lr: float = 1e-3, factor: float = 0.1,

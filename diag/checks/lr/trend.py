@@ -30,6 +30,9 @@ ALPHA = 0.05
 PACE = 0.01
 """Practical size: under 1 % of the level per tenth of the run is no meaningful progress."""
 MAX_POINTS = 256
+CANDIDATES = 64
+"""Plateau onsets tried: every point of a short curve, else this many evenly spaced (the
+change point then places the onset between them)."""
 """Theil-Sen is quadratic in the points: longer stretches are judged on bucket means."""
 _Z = 1.6448536269514722  # the standard normal's 95th percentile (ALPHA = 0.05, one-sided)
 
@@ -143,10 +146,10 @@ def plateau_onset(values: np.ndarray, horizon: int | None = None, min_points: in
     Every stretch from a candidate start to the end is fitted. The plateau starts at the
     earliest candidate whose stretch is flat, later than the last candidate whose stretch
     is still improving (the final stretch, a tenth of the curve and at least
-    ``min_points``, among them). A "slow" stretch does not hold the onset back: among 200
+    ``min_points``, among them). A "slow" stretch does not hold the onset back: among the
     overlapping tests at the 5 % level, a few are significant by chance, and a slow but
     significant fall is under the practical size anyway. Candidates: every point up to
-    200, else 200 evenly spaced.
+    ``CANDIDATES``, else that many evenly spaced.
     """
     x = np.asarray(values, dtype=float)
     n = len(x)
@@ -155,7 +158,7 @@ def plateau_onset(values: np.ndarray, horizon: int | None = None, min_points: in
         return None
     horizon = horizon or horizon_of(n)
     last = n - shortest
-    candidates = np.unique(np.linspace(0, last, min(last + 1, 200)).round().astype(int))
+    candidates = np.unique(np.linspace(0, last, min(last + 1, CANDIDATES)).round().astype(int))
     verdicts = {int(c): fit(x[c:], horizon).verdict for c in candidates}
     improving = [c for c, v in verdicts.items() if v == "improving"]
     after = max(improving) if improving else -1

@@ -1,0 +1,124 @@
+"""Overhead of diag.watch inside a training loop: the same loop with and without the watch,
+interleaved (A B A B ...), median of 5 rounds each, on the browser net's loop and on a
+ResNet-18 step on CPU (torchvision's layout, written out: its registry build does not load
+here). The watch's curve diagnosis every K steps (every=50), its start (a scan of the live
+objects) and its end (the final diagnosis) are inside the timed part, so each round is a
+few hundred steps: a watch lives a whole training.
+
+Run: python benchmarks/bench_watch.py [--quick]
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def resnet18(classes: int = 10) -> nn.Module:
+    """torchvision's resnet18: a 7x7 stem, four stages of two BasicBlocks (64-512)."""
+
+    class Block(nn.Module):
+        def __init__(self, cin: int, cout: int, stride: int) -> None:
+            super().__init__()
+            self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.b1 = nn.BatchNorm2d(cout)
+            self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.b2 = nn.BatchNorm2d(cout)
+            self.down = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                       nn.BatchNorm2d(cout))
+                         if stride != 1 or cin != cout else nn.Identity())
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out = F.relu(self.b1(self.c1(x)))
+            return F.relu(self.b2(self.c2(out)) + self.down(x))
+
+    layers: list[nn.Module] = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64),
+                               nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
+    cin = 64
+    for i, cout in enumerate((64, 128, 256, 512)):
+        layers += [Block(cin, cout, 1 if i == 0 else 2), Block(cout, cout, 1)]
+        cin = cout
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, classes))
+
+
+def browser_loop() -> tuple[Callable[[Any], None], Any, Any]:
+    from diag.inputs.target import build_target
+
+    target = build_target(input_size=48, samples=48)
+    torch.manual_seed(0)
+    model = target.make_model()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x, y = target.data.x, target.data.y
+
+    def step(w: Any) -> None:
+        for i in range(0, 48, 12):
+            loss = target.loss_fn(model(x[i:i + 12]), y[i:i + 12])
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            if w is not None:
+                w.step(loss)
+
+    return step, model, opt
+
+
+def resnet_loop() -> tuple[Callable[[Any], None], Any, Any]:
+    torch.manual_seed(0)
+    model = resnet18()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x, y = torch.randn(8, 3, 64, 64), torch.randint(0, 10, (8,))
+
+    def step(w: Any) -> None:
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        if w is not None:
+            w.step(loss)
+
+    return step, model, opt
+
+
+def measure(name: str, make: Callable[[], tuple[Callable[[Any], None], Any, Any]],
+            steps: int, rounds: int) -> float:
+    import diag
+
+    step, model, opt = make()
+    step(None)  # warm-up: lazy optimizer state, allocator
+    plain, watched = [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step(None)
+        plain.append(time.perf_counter() - start)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            w = diag.watch(model, opt, out=None, every=50)
+            start = time.perf_counter()
+            with w:
+                for _ in range(steps):
+                    step(w)
+            watched.append(time.perf_counter() - start)
+    a, b = statistics.median(plain), statistics.median(watched)
+    print(f"{name:28} plain {a / steps * 1e3:8.2f} ms/loop, watched {b / steps * 1e3:8.2f} "
+          f"ms/loop: {b / a:.3f}x (median of {rounds}, interleaved)")
+    return b / a
+
+
+def main() -> None:
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    quick = "--quick" in sys.argv
+    measure("browser net (4 steps/loop)", browser_loop, 25 if quick else 150, 5)
+    measure("ResNet-18, 8x3x64x64, CPU", resnet_loop, 10 if quick else 60, 5)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,333 @@
+"""diag.watch inside a plain training loop: each planted bug next to its clean twin, and the
+promise that the watch never changes training."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import diag
+from diag.errors import UsageError
+from diag.result import Severity, Status
+
+
+def _problem() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 1))
+    x = torch.randn(256, 8)
+    return model, x, x @ torch.randn(8, 1)
+
+
+def _loop(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+          w: Any, steps: int = 120, keep: list[Any] | None = None,
+          sched: Any = None) -> None:
+    g = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        idx = torch.randint(0, len(x), (32,), generator=g)
+        loss = F.mse_loss(model(x[idx]), y[idx])
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        if sched is not None:
+            sched.step()
+        if keep is not None:
+            keep.append(loss)  # LEAK: each loss keeps its graph alive
+        if w is not None:
+            w.step(loss)
+
+
+def _watched(tmp_path: Path, **kw: Any) -> tuple[Any, list[warnings.WarningMessage]]:
+    model, x, y = _problem()
+    opt = kw.pop("opt", None) or torch.optim.Adam(model.parameters(), lr=1e-2)
+    loop_kw = {k: kw.pop(k) for k in ("keep", "sched", "steps") if k in kw}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with diag.watch(model, opt, out=tmp_path / "r", **kw) as w:
+            _loop(model, opt, x, y, w, **loop_kw)
+    return w, caught
+
+
+def test_a_clean_loop_passes_and_writes_the_report_files(tmp_path: Path) -> None:
+    w, caught = _watched(tmp_path)
+    assert w.result.status == Status.PASS, w.result.summary
+    assert not [c for c in caught if issubclass(c.category, diag.DiagWarning)]
+    assert w.result.metrics["steps"] == w.result.metrics["optimizer_steps"] == 120
+    for name in ("watch.json", "summary.md", "report.json", "watch_curve.png"):
+        assert (tmp_path / "r" / name).exists(), name
+    doc = json.loads((tmp_path / "r" / "watch.json").read_text())
+    assert doc["checks"][0]["name"] == "watch"
+
+
+def test_a_leak_in_the_loop_is_named_with_its_line_once(tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture
+                                                        ) -> None:
+    kept: list[Any] = []
+    with caplog.at_level(logging.WARNING, logger="diag.watch"):
+        w, caught = _watched(tmp_path, keep=kept)
+    assert w.result.status == Status.FAIL
+    leak = next(f for f in w.findings if f.message.startswith("leak"))
+    assert leak.location.startswith("test_watch.py:")
+    ours = [c for c in caught if issubclass(c.category, diag.DiagWarning)]
+    assert sum("leak" in str(c.message) for c in ours) == 1  # once, when first seen
+    assert any("leak" in r.getMessage() for r in caplog.records)
+
+
+def test_a_non_finite_gradient_names_the_step_and_the_parameter(tmp_path: Path) -> None:
+    model, x, y = _problem()
+    opt = torch.optim.SGD(model.parameters(), lr=1e6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with diag.watch(model, opt, out=None) as w:
+            _loop(model, opt, x, y, w, steps=30)
+    f = next(f for f in w.findings if "non-finite" in f.message)
+    assert f.severity == Severity.FAIL and "step" in f.message
+    assert f.location in ("0.weight", "0.bias", "2.weight", "2.bias") or "step" in f.location
+
+
+def test_raise_on_fail_stops_training(tmp_path: Path) -> None:
+    model, x, y = _problem()
+    opt = torch.optim.SGD(model.parameters(), lr=1e6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(diag.WatchFailure, match="non-finite"):
+            with diag.watch(model, opt, out=None, raise_on="fail") as w:
+                _loop(model, opt, x, y, w, steps=30)
+
+
+def test_the_watch_never_changes_training() -> None:
+    def train(watched: bool) -> dict[str, torch.Tensor]:
+        model, x, y = _problem()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        torch.manual_seed(123)  # the RNG stream the loop draws from must not move either
+        if watched:
+            with diag.watch(model, opt, out=None, every=10) as w:
+                _loop(model, opt, x, y, w, steps=60)
+                after = torch.rand(3)
+        else:
+            _loop(model, opt, x, y, None, steps=60)
+            after = torch.rand(3)
+        state = {k: v.clone() for k, v in model.state_dict().items()}
+        state["rng"] = after
+        state.update({f"opt.{i}.{k}": v.clone() for i, s in opt.state_dict()["state"].items()
+                      for k, v in s.items() if isinstance(v, torch.Tensor)})
+        return state
+
+    a, b = train(False), train(True)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_amp_skipped_steps_are_not_findings_and_steps_count_per_optimizer_step() -> None:
+    model, x, y = _problem()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-2)
+    scaler = torch.amp.GradScaler("cpu")
+    with diag.watch(model, opt, out=None) as w:
+        for i in range(12):
+            loss = F.mse_loss(model(x[:32]), y[:32])
+            scaler.scale(loss).backward()
+            if i == 5:  # an overflow, as fp16 gives: GradScaler skips this step
+                model[0].weight.grad[0, 0] = float("inf")
+            scaler.step(opt)
+            scaler.update()
+            opt.zero_grad()
+            w.step(loss)
+    assert not any("non-finite" in f.message for f in w.findings)
+    assert w.result.metrics["optimizer_steps"] == 11 and w.result.metrics["steps"] == 12
+
+
+def test_gradient_accumulation_counts_optimizer_steps() -> None:
+    model, x, y = _problem()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-2)
+    with diag.watch(model, opt, out=None) as w:
+        for i in range(40):
+            F.mse_loss(model(x[i:i + 8]), y[i:i + 8]).div(4).backward()
+            if (i + 1) % 4 == 0:
+                opt.step()
+                opt.zero_grad()
+                w.step(torch.tensor(1.0))
+    assert w.result.metrics["steps"] == w.result.metrics["optimizer_steps"] == 10
+
+
+@pytest.mark.parametrize("per_batch", [True, False])
+def test_an_lr_collapsed_by_a_per_batch_scheduler_is_found(tmp_path: Path,
+                                                           per_batch: bool) -> None:
+    model, x, y = _problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    # StepLR(step_size=10, gamma=0.5) meant per epoch, stepped per batch: 1,000x down by 100
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=10 if per_batch else 10_000,
+                                            gamma=0.5)
+    w, _ = _watched(tmp_path, opt=opt, sched=sched, steps=300)
+    found = [f for f in w.findings if f.message.startswith("LR collapse")]
+    assert bool(found) is per_batch, [f.message for f in w.findings]
+    if per_batch:
+        assert "per batch instead of per epoch" in found[0].message
+
+
+def test_a_dead_layer_is_found_and_its_live_twin_is_not() -> None:
+    for dead in (True, False):
+        model, x, y = _problem()
+        if dead:
+            with torch.no_grad():
+                model[0].bias.fill_(-100.0)  # every ReLU off for every sample
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with diag.watch(model, opt, out=None) as w:
+                _loop(model, opt, x, y, w, steps=40)
+        assert any(f.message.startswith("dead layer") for f in w.findings) is dead
+
+
+def test_validation_points_rising_are_overfitting_at_exit() -> None:
+    model, x, y = _problem()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with diag.watch(model, opt, out=None) as w:
+            _loop(model, opt, x, y, w, steps=30)
+            for epoch, v in enumerate([1.0, 0.7, 0.5, 0.45, 0.47, 0.6, 0.8, 1.0, 1.2, 1.4]):
+                w.val(v, step=epoch)
+    assert any("overfitting" in f.message for f in w.findings)
+
+
+def test_data_waits_are_measured_and_the_loader_is_given_back() -> None:
+    model, x, y = _problem()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-2)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32)
+    cls = type(loader)
+    with diag.watch(model, opt, out=None, loader=loader) as w:
+        for xb, yb in loader:
+            loss = F.mse_loss(model(xb), yb)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            w.step(loss)
+    assert type(loader) is cls
+    assert 0.0 <= w.result.metrics["data_wait_fraction"] <= 1.0
+    assert w.result.metrics["steps"] == 8
+
+
+@pytest.mark.parametrize(("args", "kwargs", "match"), [
+    (("not a model",), {}, "nn.Module"),
+    ((nn.Linear(2, 2), "adam"), {}, "optimizer"),
+    ((nn.Linear(2, 2),), {"every": 0}, "every"),
+    ((nn.Linear(2, 2),), {"raise_on": "sometimes"}, "raise_on"),
+])
+def test_bad_arguments_are_one_line_usage_errors(args: tuple[Any, ...],
+                                                 kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(UsageError, match=match):
+        diag.watch(*args, **kwargs)
+
+
+def test_importing_diag_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, diag; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "False"
+
+
+Factory = Callable[[], Any]
+
+
+def test_a_nan_from_log_of_zero_at_step_37_is_named_at_that_step() -> None:
+    for planted in (True, False):
+        model, x, y = _problem()
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with diag.watch(model, opt, out=None) as w:
+                for i in range(1, 51):
+                    p = torch.sigmoid(model(x[:32]))
+                    if planted and i == 37:
+                        p = p * 0  # a probability of exactly 0 reaches the log
+                    loss = -torch.log(p).mean() + F.mse_loss(p, torch.sigmoid(y[:32]))
+                    loss.backward()
+                    opt.step()
+                    opt.zero_grad()
+                    w.step(loss)
+        found = [f for f in w.findings if f.message.startswith("non-finite loss at step 37")]
+        assert bool(found) is planted, [f.message for f in w.findings]
+
+
+@pytest.mark.parametrize("stuck", [True, False])
+def test_a_plateau_is_reported_and_a_falling_loss_is_not(stuck: bool) -> None:
+    model, x, y = _problem()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-2)
+    g = torch.Generator().manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with diag.watch(model, opt, out=None, every=50) as w:
+            for i in range(200):
+                loss = F.mse_loss(model(x[:32]), y[:32])
+                loss.backward()
+                opt.step()
+                opt.zero_grad()
+                # the loop's logged value: what a stuck model logs, or a steady fall
+                shown = (1.0 if stuck and i > 40 else 2.0 - i / 100) + 0.01 * float(
+                    torch.randn(1, generator=g))
+                w.step(torch.tensor(shown))
+    assert any(f.message.startswith("plateau") for f in w.findings) is stuck
+
+
+@pytest.mark.parametrize("slow", [True, False])
+def test_a_slow_loader_is_found(slow: bool) -> None:
+    """Sleep-dominated on both sides, so no machine is fast or slow enough to flip it: the
+    slow loader sleeps 20 ms per batch, the twin's step does."""
+    import time
+
+    class Batches:
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def __iter__(self) -> Any:
+            for _ in range(self.n):
+                if slow:
+                    time.sleep(0.02)
+                yield torch.randn(4, 8), torch.randn(4, 1)
+
+    model, _, _ = _problem()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    loader = Batches(15)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with diag.watch(model, opt, out=None, loader=loader) as w:
+            for xb, yb in loader:
+                loss = F.mse_loss(model(xb), yb)
+                loss.backward()
+                opt.step()
+                opt.zero_grad()
+                if not slow:
+                    time.sleep(0.02)  # the work of the step
+                w.step(loss)
+    assert any("waits for data" in f.message for f in w.findings) is slow
+    assert type(loader) is Batches
+
+
+def test_a_compiled_model_is_watched_from_outside() -> None:
+    model, x, y = _problem()
+    compiled = torch.compile(model, backend="eager")
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    kept: list[Any] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with diag.watch(compiled, opt, out=None) as w:
+            for i in range(60):
+                loss = F.mse_loss(compiled(x[i:i + 32]), y[i:i + 32])
+                loss.backward()
+                opt.step()
+                opt.zero_grad()
+                kept.append(loss)  # LEAK, found through the compiled module too
+                w.step(loss)
+    assert w.result.metrics["optimizer_steps"] == 60
+    assert any(f.message.startswith("leak") for f in w.findings)
