@@ -57,8 +57,12 @@ VANISH = 1e-6
 """A layer whose relative gradient is this far below the largest layer's is vanishing."""
 MAX_CENSUS = 300
 """Census counts kept for the growth test (the warm-up's and the most recent ones)."""
-MID_RUN_POINTS = 200
+MID_RUN_POINTS = 100
 """The curve checks between exits see at most this many bucket means of the loss."""
+MIN_RATE = 0.5
+"""Live tensors must grow by this many per step (on average) to be a leak of the loop."""
+MIN_BYTES = 1024.0
+"""...or live bytes by this many per step."""
 GRAPH_EVERY = 10
 """The census walks the autograd graphs every this many steps (tensors: every step)."""
 WAIT_WARN = 0.5
@@ -117,13 +121,15 @@ class Watch:
         """Real optimizer steps seen by the pre-hook (AMP's skipped steps are not)."""
         self._use_census = census
         self._census: Any = None
-        self._snaps: list[Any] = []
+        self._counts: list[float] = []
+        self._bytes: list[float] = []
         self._graph_nodes: list[float] = []
         self._site_snaps: list[Any] = []
         self._attributing = 0
         self._leak_reported = False
         self._seen: set[str] = set()
-        self._names = {id(p): n for n, p in model.named_parameters()}
+        self._params = list(model.named_parameters())
+        """Taken once: walking the modules every step costs more than the read itself."""
         self._zero_run: dict[str, int] = {}
         self._norm_history: dict[int, list[float]] = {}
         self._group_key: tuple[str, ...] = ()
@@ -134,6 +140,7 @@ class Watch:
         self._loader_class: type | None = None
         self._wait = 0.0
         self._started = 0.0
+        self._ended = 0.0
         self._open = False
 
     # --- the context ----------------------------------------------------------------------
@@ -141,7 +148,6 @@ class Watch:
         if self._open:
             raise UsageError("this diag.watch is already running", hint="enter it once")
         self._open = True
-        self._started = time.perf_counter()
         if self._use_census:
             from diag.checks.leaks.census import TensorCensus
 
@@ -153,6 +159,7 @@ class Watch:
             self._handles.append(self.optimizer.register_step_pre_hook(self._before_step))
         if self.loader is not None:
             self._time_loader(self.loader)
+        self._started = time.perf_counter()  # the loop's time, without the census's start
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -167,6 +174,7 @@ class Watch:
         if not self._open:
             return self.result if self.result is not None else self._build()
         self._open = False
+        self._ended = time.perf_counter()
         for handle in self._handles:
             handle.remove()
         self._handles = []
@@ -243,8 +251,7 @@ class Watch:
         return [sorted(g) for g in groups if g]
 
     def _read_gradients(self) -> None:
-        named = [(n, p) for n, p in self.model.named_parameters()
-                 if p.requires_grad and p.grad is not None]
+        named = [(n, p) for n, p in self._params if p.grad is not None and p.requires_grad]
         if not named:
             return
         at = self.steps + 1 if self.optimizer is not None else self.steps
@@ -339,25 +346,43 @@ class Watch:
         # (a running `total += loss` grows the graph, not the tensor count)
         graph = self.steps % GRAPH_EVERY == 0
         snap = census.take(graph=graph)
-        self._snaps.append(_Counts(float(snap.tensors), float(snap.bytes)))
-        if len(self._snaps) > MAX_CENSUS:  # O(1) memory: the warm-up and the recent past
-            del self._snaps[self.warmup:self.warmup + len(self._snaps) - MAX_CENSUS]
+        # plain floats: nothing the gc tracks, so the next census scan stays short
+        self._counts.append(float(snap.tensors))
+        self._bytes.append(float(snap.bytes))
+        if len(self._counts) > MAX_CENSUS:  # O(1) memory: the warm-up and the recent past
+            cut = slice(self.warmup, self.warmup + len(self._counts) - MAX_CENSUS)
+            del self._counts[cut], self._bytes[cut]
         self.tensors.append(int(snap.tensors))
         if graph:
             self._graph_nodes.append(float(snap.graph_nodes))
-        if len(self._snaps) < self.warmup + 6 or not graph:
+        if len(self._counts) < self.warmup + 6 or not graph:
             return  # judged every GRAPH_EVERY steps, on the last MAX_CENSUS counts
-        counts = [float(s.tensors) for s in self._snaps]
-        nbytes = [float(s.bytes) for s in self._snaps]
+        counts, nbytes = self._counts, self._bytes
         graph_warmup = -(-self.warmup // GRAPH_EVERY)
-        if (persistent_growth(counts, self.warmup).growing
-                or persistent_growth(nbytes, self.warmup).growing
-                or (len(self._graph_nodes) >= graph_warmup + 4 and persistent_growth(
-                    self._graph_nodes, graph_warmup).growing)):
-            census.attribute = True  # phase two: creation sites for a few steps
-            census.pause_in_optimizer = False  # a closure may run the forward in step()
-            census.__enter__()
-            self._attributing = ATTRIBUTION_STEPS
+        tensors = persistent_growth(counts, self.warmup)
+        size = persistent_growth(nbytes, self.warmup)
+        nodes = (persistent_growth(self._graph_nodes, graph_warmup)
+                 if len(self._graph_nodes) >= graph_warmup + 4 else None)
+        # a leak of the loop grows every step; a framework's cache that gains a tensor now
+        # and then (an epoch's metric state) is no such thing
+        if not ((tensors.growing and tensors.per_iter >= MIN_RATE)
+                or (size.growing and size.per_iter >= MIN_BYTES)
+                or (nodes is not None and nodes.growing
+                    and nodes.per_iter >= MIN_RATE * GRAPH_EVERY)):
+            return
+        if _compiled(self.model):  # the mode must not run under dynamo: no sites then
+            self._leak_reported = True
+            self._report("leak", Finding(
+                Severity.FAIL, f"leak: live tensors grow +{tensors.per_iter:.3g}/step, "
+                f"+{size.per_iter:.3g} B/step (creation sites are not recorded around a "
+                "torch.compile'd model: watch the uncompiled model to get file:line)",
+                "look for tensors kept across steps (lists, dicts, attributes, closures)",
+                rule="tensor-growth"))
+            return
+        census.attribute = True  # phase two: creation sites for a few steps
+        census.pause_in_optimizer = False  # a closure may run the forward in step()
+        census.__enter__()
+        self._attributing = ATTRIBUTION_STEPS
 
     def _attribution_done(self) -> None:
         from diag.checks.leaks.check import _attribute
@@ -365,13 +390,13 @@ class Watch:
 
         self._leak_reported = True
         rows, found = _attribute(self._site_snaps, 0, lambda site: "")
-        growth = persistent_growth([float(s.tensors) for s in self._snaps], self.warmup)
+        growth = persistent_growth(self._counts, self.warmup)
         if found:
             for f in found:
                 self._report(f"leak:{f.location}", Finding(
                     Severity.FAIL, f"leak: {f.message} (since step {self.warmup})", f.hint,
                     location=f.location, rule="tensor-growth"))
-        elif growth.growing:
+        elif growth.growing and growth.per_iter >= MIN_RATE:
             self._report("leak", Finding(
                 Severity.FAIL, f"leak: live tensors grow +{growth.per_iter:.3g}/step with no "
                 "single creation site in your code", "look for tensors kept across steps "
@@ -401,7 +426,7 @@ class Watch:
                 if f.severity in (Severity.FAIL, Severity.WARN):
                     self._report("val:" + f.message.split(":", 1)[0], f)
         if final and self.loader is not None:
-            elapsed = time.perf_counter() - self._started
+            elapsed = (self._ended or time.perf_counter()) - self._started
             share = self._wait / elapsed if elapsed > 0 else 0.0
             if share > WAIT_WARN:
                 self._report("data_wait", Finding(
@@ -453,7 +478,8 @@ class Watch:
 
         order = {Severity.FAIL: 0, Severity.WARN: 1, Severity.INFO: 2, Severity.ERROR: -1}
         findings = sorted(self.findings, key=lambda f: order.get(f.severity, 3))
-        elapsed = time.perf_counter() - self._started if self._started else 0.0
+        elapsed = ((self._ended or time.perf_counter()) - self._started
+                   if self._started else 0.0)
         metrics: dict[str, Any] = {
             "steps": self.steps, "optimizer_steps": self.optimizer_steps,
             "loss_points": len(self.losses), "val_points": len(self.val_losses),
@@ -503,13 +529,6 @@ class Watch:
         write_summary([self.result], self.out)
 
 
-class _Counts:
-    __slots__ = ("tensors", "bytes")
-
-    def __init__(self, tensors: float, nbytes: float) -> None:
-        self.tensors, self.bytes = tensors, nbytes
-
-
 def _coarse(steps: list[int], values: list[float], lrs: list[float | None], points: int
             ) -> tuple[list[int], list[float], list[float | None]]:
     """At most ``points`` bucket means of the curve (each bucket's last step and LR; a
@@ -527,6 +546,11 @@ def _coarse(steps: list[int], values: list[float], lrs: list[float | None], poin
         out_v.append(sum(chunk) / len(chunk))
         out_l.append(lrs[b - 1])
     return out_s, out_v, out_l
+
+
+def _compiled(model: nn.Module) -> bool:
+    """A torch.compile'd module (or one holding one): dynamo must not meet our mode."""
+    return any(hasattr(m, "_orig_mod") for m in model.modules()) or hasattr(model, "_orig_mod")
 
 
 def _unwrap(optimizer: Any) -> Any:
