@@ -148,6 +148,16 @@ class Watch:
         if self._open:
             raise UsageError("this diag.watch is already running", hint="enter it once")
         self._open = True
+        # import now what the steps will use: modules imported after the census's start
+        # would be young objects that every step's scan walks again
+        import numpy.ma  # noqa: F401  (numpy imports it lazily: 1,300 objects)
+
+        import diag.checks.leaks.check
+        import diag.checks.leaks.detect
+        import diag.checks.lr.check
+        import diag.checks.lr.trend
+        import diag.report.files  # noqa: F401
+
         if self._use_census:
             from diag.checks.leaks.census import TensorCensus
 
