@@ -1,0 +1,338 @@
+"""diag's checks on planted bugs modelled on real reports, each next to its fixed twin.
+
+The expected verdicts and the split (pairs, not cases, are split; a third of the pairs held
+out with random.Random(26)) were committed with this file before it ran. A case is right
+when its status is among the expected ones and its findings say (or, for a twin, do not
+say) the expected words.
+
+    python benchmarks/score_cases.py [--verbose]
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+
+@dataclass(frozen=True)
+class Pair:
+    name: str
+    check: str
+    source: str
+    bug: Callable[[], Any]
+    twin: Callable[[], Any]
+    bug_status: tuple[str, ...]
+    bug_says: str
+    twin_status: tuple[str, ...]
+    twin_not_says: str
+
+
+def _table(n: int = 64, classes: int = 3) -> tuple[Tensor, Tensor]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 10, generator=g)
+    return x, (x @ torch.randn(10, classes, generator=g)).argmax(1)
+
+
+def _mlp(out: int = 3, last: nn.Module | None = None, bias: float = 0.0) -> Callable[[], Any]:
+    def make() -> nn.Module:
+        torch.manual_seed(0)
+        first = nn.Linear(10, 32)
+        if bias:
+            nn.init.constant_(first.bias, bias)
+        return nn.Sequential(first, nn.ReLU(), nn.Linear(32, out),
+                             *([last] if last is not None else []))
+    return make
+
+
+class _ListNet(nn.Module):
+    def __init__(self, module_list: bool) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        layers = [nn.Linear(10, 32), nn.Linear(32, 3)]
+        self.layers: Any = nn.ModuleList(layers) if module_list else layers
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers[1](F.relu(self.layers[0](x))) * self.scale
+
+
+def _conv_bn(bias: bool) -> Callable[[], nn.Module]:
+    def make() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=bias), nn.BatchNorm2d(8),
+                             nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+    return make
+
+
+def _stack(act: type[nn.Module], std: float, depth: int, width: int = 64,
+           bias: float = 0.0) -> Callable[[], nn.Module]:
+    def make() -> nn.Module:
+        torch.manual_seed(0)
+        layers: list[nn.Module] = []
+        for i in range(depth):
+            lin = nn.Linear(16 if i == 0 else width, width)
+            nn.init.normal_(lin.weight, std=std)
+            nn.init.constant_(lin.bias, bias)
+            layers += [lin, act()]
+        return nn.Sequential(*layers, nn.Linear(width, 4))
+    return make
+
+
+def _init_data() -> tuple[Tensor, Tensor]:
+    g = torch.Generator().manual_seed(3)
+    return torch.randn(64, 16, generator=g), torch.randint(0, 4, (64,), generator=g)
+
+
+def _regression(raw: bool) -> tuple[Tensor, Tensor]:
+    x, _ = _table()
+    y = (x @ torch.randn(10, 1, generator=torch.Generator().manual_seed(1))) * 1e5 + 3e5
+    return (x, y) if raw else (x, (y - y.mean()) / y.std())
+
+
+def _steps(kind: str) -> Callable[[], Callable[[], None]]:
+    def factory() -> Callable[[], None]:
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        x, y = torch.randn(32, 8), torch.randn(32, 1)
+        kept: list[Any] = []
+        total: list[Any] = [0.0]
+        if kind == "hook_once":
+            model[0].register_forward_hook(lambda m, i, o: None)
+
+        def step() -> None:
+            if kind == "hook_each":
+                model[0].register_forward_hook(lambda m, i, o: None)
+            opt.zero_grad()
+            loss = F.mse_loss(model(x), y)
+            loss.backward()
+            opt.step()
+            if kind == "append":
+                kept.append(loss)
+            elif kind == "append_item":
+                kept.append(loss.item())
+            elif kind == "sum":
+                total[0] = total[0] + loss
+            elif kind == "sum_item":
+                total[0] = total[0] + loss.item()
+        return step
+    return factory
+
+
+def log_softmax_batch(pred: Tensor, target: Tensor) -> Tensor:
+    return F.nll_loss(F.log_softmax(pred, dim=0), target)
+
+
+def log_softmax_classes(pred: Tensor, target: Tensor) -> Tensor:
+    return F.nll_loss(F.log_softmax(pred, dim=1), target)
+
+
+def argmax_accuracy_loss(pred: Tensor, target: Tensor) -> Tensor:
+    return 1 - (pred.argmax(1) == target).float().mean().requires_grad_()
+
+
+def rmse(pred: Tensor, target: Tensor) -> Tensor:
+    return torch.sqrt(((pred - target) ** 2).mean() + 1e-8)
+
+
+def batch_standardised_mse(pred: Tensor, target: Tensor) -> Tensor:
+    p = (pred - pred.mean(0)) / (pred.std(0) + 1e-6)
+    return ((p - target) ** 2).mean()
+
+
+def _data(kind: str) -> Callable[[], Any]:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from diag import checks
+
+    def run() -> Any:
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(256, 8, generator=g)
+        y = (x[:, :3].sum(1) > 0).long()
+        order = torch.argsort(y)
+        if kind in ("sorted", "shuffled"):
+            ds = TensorDataset(x[order], y[order])
+            return checks.data(data=(x[order], y[order]), loader=lambda: DataLoader(
+                ds, batch_size=16, shuffle=kind == "shuffled"))
+        if kind == "misaligned":
+            perm = torch.randperm(256, generator=torch.Generator().manual_seed(5))
+            return checks.data(data=(x, y[perm]))
+        if kind == "nan":
+            bad = x.clone()
+            bad[17, 2] = float("nan")
+            return checks.data(data=(bad, y))
+        return checks.data(data=(x, y))
+    return run
+
+
+def pairs() -> list[Pair]:
+    from diag import checks
+
+    import pipelines
+
+    def overfit(model: Any, data: Any = None, **kw: Any) -> Callable[[], Any]:
+        return lambda: checks.overfit(model=model, data=data if data is not None
+                                      else _table(), **kw)
+
+    return [
+        Pair("double_softmax", "overfit",
+             "runebook.dev torch.nn.functional.sigmoid guide ('a super common mistake')",
+             overfit(_mlp(3, nn.Softmax(dim=1)), max_steps=300, lr=0.01),
+             overfit(_mlp(3), max_steps=300, lr=0.01),
+             ("fail",), "softmax", ("pass",), "softmax"),
+        Pair("plain_list_layers", "overfit",
+             "engineermaxxing.com pytorch-internals lesson; runebook ModuleList page",
+             overfit(lambda: _ListNet(False), max_steps=300, lr=0.01),
+             overfit(lambda: _ListNet(True), max_steps=300, lr=0.01),
+             ("fail",), "ModuleList", ("pass",), "ModuleList"),
+        Pair("sigmoid_into_cross_entropy", "overfit",
+             "stackoverflow 55469311 (MNIST trained with Sigmoid fails while Softmax works)",
+             overfit(_mlp(3, nn.Sigmoid()), max_steps=300),
+             overfit(_mlp(3), max_steps=300),
+             ("fail",), "probabilities", ("pass", "fail"), "probabilities"),
+        Pair("raw_regression_targets", "overfit",
+             "discuss.pytorch.org/t/neural-network-could-not-learn-on-this-type-of-data-why/96648",
+             overfit(_mlp(1), _regression(True), max_steps=300),
+             overfit(_mlp(1), _regression(False), max_steps=300),
+             ("fail",), "raw scale", ("pass",), "raw scale"),
+        Pair("conv_bias_before_batchnorm", "overfit",
+             "discuss.pytorch.org/t/convolution-layers-no-bias-with-batchnorm/144863",
+             lambda: checks.overfit(model=_conv_bn(True), data=_images(), max_steps=300,
+                                    lr=0.01),
+             lambda: checks.overfit(model=_conv_bn(False), data=_images(), max_steps=300,
+                                    lr=0.01),
+             ("pass",), "redundant bias", ("pass",), "redundant bias"),
+        Pair("saturated_tanh", "init",
+             "community.deeplearning.ai weight-initialisation threads (tanh stuck at +-1)",
+             lambda: checks.init(model=_stack(nn.Tanh, 31 / 64 ** 0.5, 4), data=_init_data()),
+             lambda: checks.init(model=_stack(nn.Tanh, 1 / 64 ** 0.5, 4), data=_init_data()),
+             ("warn", "fail"), "saturated", ("pass",), "saturated"),
+        Pair("deep_relu_std_one", "init",
+             "PyTorch FAQ / He et al.: a deep ReLU net at weight std 1 overflows",
+             lambda: checks.init(model=_stack(nn.ReLU, 1.0, 30), data=_init_data()),
+             lambda: checks.init(model=_stack(nn.ReLU, (2 / 64) ** 0.5, 30),
+                                 data=_init_data()),
+             ("fail",), "He", ("pass",), "non-finite"),
+        Pair("dead_relu_bias", "init",
+             "community.deeplearning.ai/t/why-dont-weights-get-adjusted-when-initialized-to-0",
+             lambda: checks.init(model=_stack(nn.ReLU, (2 / 64) ** 0.5, 4, bias=-10.0),
+                                 data=_init_data()),
+             lambda: checks.init(model=_stack(nn.ReLU, (2 / 64) ** 0.5, 4), data=_init_data()),
+             ("warn", "fail"), "dead", ("pass",), "dead"),
+        Pair("unshuffled_sorted_loader", "data",
+             "PyTorch DataLoader docs (shuffle=False by default) and class-sorted folders",
+             _data("sorted"), _data("shuffled"), ("fail",), "not shuffled", ("pass",),
+             "not shuffled"),
+        Pair("labels_misaligned", "data",
+             "the 'shuffled inputs and labels separately' reports (numpy shuffle twice)",
+             _data("misaligned"), _data("clean"), ("fail", "warn"), "align", ("pass",),
+             "misaligned"),
+        Pair("nan_in_inputs", "data",
+             "the 'loss becomes NaN from the first batch' reports: a NaN in the features",
+             _data("nan"), _data("clean"), ("fail",), "NaN", ("pass",), "NaN"),
+        Pair("losses_appended", "leaks",
+             "PyTorch FAQ: 'Don't accumulate history across your training loop'",
+             lambda: checks.leaks(step=_steps("append")),
+             lambda: checks.leaks(step=_steps("append_item")),
+             ("fail",), "leak", ("pass",), "leak"),
+        Pair("running_total_tensor", "leaks",
+             "PyTorch FAQ: total_loss += loss accumulates the graph",
+             lambda: checks.leaks(step=_steps("sum")),
+             lambda: checks.leaks(step=_steps("sum_item")),
+             ("fail",), "leak", ("pass",), "leak"),
+        Pair("hook_every_step", "leaks",
+             "PyTorch docs: register_forward_hook returns a handle to remove()",
+             lambda: checks.leaks(step=_steps("hook_each")),
+             lambda: checks.leaks(step=_steps("hook_once")),
+             ("fail",), "hooks pile up", ("pass",), "hooks"),
+        Pair("log_softmax_over_batch", "loss-grad",
+             "the 'softmax over dim=0' reports (implicit dim choice warnings)",
+             lambda: checks.loss_grad(log_softmax_batch, pred_shape=(8, 5)),
+             lambda: checks.loss_grad(log_softmax_classes, pred_shape=(8, 5)),
+             ("fail",), "mixed", ("pass",), "mixed"),
+        Pair("argmax_in_loss", "loss-grad",
+             "the 'accuracy as a loss: element 0 does not require grad' reports",
+             lambda: checks.loss_grad(argmax_accuracy_loss, pred_shape=(8, 5)),
+             lambda: checks.loss_grad(log_softmax_classes, pred_shape=(8, 5)),
+             ("fail", "error"), "", ("pass",), "does not reach"),
+        Pair("batch_statistics_in_loss", "loss-grad",
+             "regression threads using RMSE; the twin here is RMSE (a shared scalar: info)",
+             lambda: checks.loss_grad(batch_standardised_mse, pred_shape=(8, 3)),
+             lambda: checks.loss_grad(rmse, pred_shape=(8, 3)),
+             ("fail",), "mixed", ("pass",), "mixed"),
+        Pair("view_not_permute", "preprocess",
+             "openillumi.com: (3, H, W) vs (H, W, 3), 'view() won't work'",
+             lambda: checks.preprocess(pipelines.ViewNotPermute(size=64)),
+             lambda: checks.preprocess(pipelines.BrowserPipeline(size=64)),
+             ("fail",), "", ("pass",), "the image is"),
+        Pair("mirrored_image", "preprocess",
+             "the 'augmentation left on in evaluation' reports: a horizontal flip",
+             lambda: checks.preprocess(pipelines.Flipped(size=64)),
+             lambda: checks.preprocess(pipelines.BrowserPipeline(size=64)),
+             ("fail",), "flipped horizontally", ("pass",), "flipped"),
+    ]
+
+
+def _images() -> tuple[Tensor, Tensor]:
+    import architectures
+
+    return architectures.image_class_data(48)
+
+
+def split(names: list[str]) -> tuple[list[str], list[str]]:
+    """(tuning pairs, held-out pairs): a third held out, drawn with random.Random(26)."""
+    held = sorted(random.Random(26).sample(sorted(names), len(names) // 3))
+    return [n for n in names if n not in held], held
+
+
+def judge(result: Any, statuses: tuple[str, ...], says: str, not_says: str) -> list[str]:
+    text = " | ".join([result.summary] + [f.message + " " + f.hint for f in result.findings])
+    out = []
+    if result.status.value not in statuses:
+        out.append(f"status {result.status.value}, expected {'/'.join(statuses)}")
+    if says and says.lower() not in text.lower():
+        out.append(f"does not say {says!r}")
+    if not_says and not_says.lower() in text.lower():
+        out.append(f"says {not_says!r}")
+    return out
+
+
+def main() -> None:
+    verbose = "--verbose" in sys.argv
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    all_pairs = pairs()
+    tune, held = split([p.name for p in all_pairs])
+    for part, names in (("tune", tune), ("heldout", held)):
+        right = total = 0
+        for p in all_pairs:
+            if p.name not in names:
+                continue
+            for role, run, statuses, says, not_says in (
+                    ("bug", p.bug, p.bug_status, p.bug_says, ""),
+                    ("twin", p.twin, p.twin_status, "", p.twin_not_says)):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    result = run()
+                wrong = judge(result, statuses, says, not_says)
+                total += 1
+                right += not wrong
+                if wrong or verbose:
+                    print(f"  {'ok ' if not wrong else 'BAD'} {p.check:10} {p.name} ({role}): "
+                          f"{result.status.value}: {result.summary[:100]}"
+                          + (f"\n      {'; '.join(wrong)}" if wrong else ""))
+        print(f"{part}: {right}/{total} = {right / max(total, 1):.0%}")
+
+
+if __name__ == "__main__":
+    main()
