@@ -3,7 +3,9 @@
 The expected verdicts and the split (pairs, not cases, are split; a third of the pairs held
 out with random.Random(26)) were committed with this file before it ran. A case is right
 when its status is among the expected ones and its findings say (or, for a twin, do not
-say) the expected words.
+say) the expected words. First run: tune 23/26, held-out 10/12. Three cases were then
+repaired as cases, not as verdicts: the two log_softmax losses had no target="index" (they
+raised on float targets), and the conv-BN pair was too small to memorise anything.
 
     python benchmarks/score_cases.py [--verbose]
 """
@@ -68,10 +70,14 @@ class _ListNet(nn.Module):
 
 
 def _conv_bn(bias: bool) -> Callable[[], nn.Module]:
+    """Two conv-BN-ReLU blocks (one, as first written here, cannot memorise the subset at
+    all, bias or not: a broken case, repaired after the first run)."""
     def make() -> nn.Module:
         torch.manual_seed(0)
-        return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=bias), nn.BatchNorm2d(8),
-                             nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+        return nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1, bias=bias), nn.BatchNorm2d(8), nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=1, bias=bias), nn.BatchNorm2d(8), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
     return make
 
 
@@ -258,13 +264,16 @@ def pairs() -> list[Pair]:
              ("fail",), "hooks pile up", ("pass",), "hooks"),
         Pair("log_softmax_over_batch", "loss-grad",
              "the 'softmax over dim=0' reports (implicit dim choice warnings)",
-             lambda: checks.loss_grad(log_softmax_batch, pred_shape=(8, 5)),
-             lambda: checks.loss_grad(log_softmax_classes, pred_shape=(8, 5)),
+             lambda: checks.loss_grad(log_softmax_batch, pred_shape=(8, 5), target="index"),
+             lambda: checks.loss_grad(log_softmax_classes, pred_shape=(8, 5),
+                                      target="index"),
              ("fail",), "mixed", ("pass",), "mixed"),
         Pair("argmax_in_loss", "loss-grad",
              "the 'accuracy as a loss: element 0 does not require grad' reports",
-             lambda: checks.loss_grad(argmax_accuracy_loss, pred_shape=(8, 5)),
-             lambda: checks.loss_grad(log_softmax_classes, pred_shape=(8, 5)),
+             lambda: checks.loss_grad(argmax_accuracy_loss, pred_shape=(8, 5),
+                                      target="index"),
+             lambda: checks.loss_grad(log_softmax_classes, pred_shape=(8, 5),
+                                      target="index"),
              ("fail", "error"), "", ("pass",), "does not reach"),
         Pair("batch_statistics_in_loss", "loss-grad",
              "regression threads using RMSE; the twin here is RMSE (a shared scalar: info)",
