@@ -336,16 +336,10 @@ def detect_overfitting(train: Sequence[float] | None, val: Sequence[float],
     if n < 5:
         return None
     v = v[:n]
-    w = max(5, (n // 10) | 1)
-    s = smooth_robust(v, w)
-    k = max(3, n // 5)
-    centre = int(np.argmin(s))
-    if centre >= n - k:
+    levels = _validation_levels(v)
+    if levels is None:
         return None
-    lo, hi = max(0, centre - w // 2), min(n, centre + w // 2 + 1)
-    best = lo + int(np.argmin(v[lo:hi]))
-    best_level = float(s[centre])
-    final = float(np.median(v[-k:]))
+    best, lo, hi, best_level, final, w, k = levels
     sigma = curvature_noise(v)
     se = 1.2533 * sigma * math.sqrt(1 / k + 1 / w)  # two medians' standard errors
     rise = final - best_level
@@ -367,9 +361,19 @@ def validation_rise(val: Sequence[float]) -> tuple[int, float] | None:
     curve ends 5 % or more above its best, significant or not; None otherwise. The levels
     are those of ``detect_overfitting``."""
     v, _ = _finite_prefix(val)
-    n = len(v)
-    if n < 5:
+    levels = _validation_levels(v) if len(v) >= 5 else None
+    if levels is None:
         return None
+    best, _lo, _hi, best_level, final, _w, _k = levels
+    fraction = (final - best_level) / max(abs(best_level), 1e-12)
+    return (best, fraction) if fraction >= 0.05 else None
+
+
+def _validation_levels(v: FloatArray) -> tuple[int, int, int, float, float, int, int] | None:
+    """A validation curve's best (raw index near the smoothed minimum, the window around it,
+    the smoothed minimum) and final level (median of the last fifth), with the window widths
+    (w, k); None when the minimum lies in the last fifth."""
+    n = len(v)
     w = max(5, (n // 10) | 1)
     s = smooth_robust(v, w)
     k = max(3, n // 5)
@@ -377,9 +381,8 @@ def validation_rise(val: Sequence[float]) -> tuple[int, float] | None:
     if centre >= n - k:
         return None
     lo, hi = max(0, centre - w // 2), min(n, centre + w // 2 + 1)
-    best_level = float(s[centre])
-    fraction = (float(np.median(v[-k:])) - best_level) / max(abs(best_level), 1e-12)
-    return (lo + int(np.argmin(v[lo:hi])), fraction) if fraction >= 0.05 else None
+    return (lo + int(np.argmin(v[lo:hi])), lo, hi, float(s[centre]),
+            float(np.median(v[-k:])), w, k)
 
 
 def detect_divergence(values: Curve, params: CurveParams = CurveParams()
