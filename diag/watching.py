@@ -355,7 +355,7 @@ class Watch:
         # every step: tensors and bytes; every GRAPH_EVERY steps also the autograd graphs
         # (a running `total += loss` grows the graph, not the tensor count)
         graph = self.steps % GRAPH_EVERY == 0
-        snap = census.take(graph=graph)
+        snap = census.take(graph=graph, baseline=False)  # what was alive before: no growth
         # plain floats: nothing the gc tracks, so the next census scan stays short
         self._counts.append(float(snap.tensors))
         self._bytes.append(float(snap.bytes))

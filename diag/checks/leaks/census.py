@@ -353,12 +353,13 @@ class TensorCensus(TorchFunctionMode):
                                    getattr(func, "__name__", str(func)), self.iteration,
                                    self._order)
 
-    def take(self, with_sites: bool | None = None, rss: bool = False, graph: bool = True
-             ) -> Snapshot:
+    def take(self, with_sites: bool | None = None, rss: bool = False, graph: bool = True,
+             baseline: bool = True) -> Snapshot:
         """Count what is alive now; per-site stats when ``with_sites`` (default: while
         attributing), the process RSS when ``rss`` (a file read: only a few times a run).
         ``graph=False`` skips the walk of the autograd graphs (graph nodes and saved tensors
-        are not counted): the cheapest census, for every step of a watched loop."""
+        are not counted) and ``baseline=False`` the tensors alive before ``begin()`` (they
+        cannot be a growth): the cheapest census, for every step of a watched loop."""
         if with_sites is None:
             with_sites = self.attribute
         if self._new:
@@ -408,7 +409,7 @@ class TensorCensus(TorchFunctionMode):
                               (rec.iteration, rec.seen is not False, rec.order)))
         for key in dead:
             del self.records[key]
-        for ref, skey, nbytes in self._baseline_storage:
+        for ref, skey, nbytes in self._baseline_storage if baseline else ():
             t = ref()
             if t is None or t._cdata in seen_tensors:
                 continue
