@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from diag.checks.lr.trend import median
+
 FloatArray = np.ndarray
 Curve = Sequence[float] | FloatArray
 """A curve: a list of numbers or a numpy array."""
@@ -481,10 +483,10 @@ def detect_oscillation(values: Curve, params: CurveParams = CurveParams()
         if i not in cache:
             seg = x[i : i + w]
             d1 = np.diff(seg)
-            lag1 = float(np.median(np.abs(d1)))
-            lag2 = float(np.median(np.abs(seg[2:] - seg[:-2])))
+            lag1 = median(np.abs(d1))
+            lag2 = median(np.abs(seg[2:] - seg[:-2]))
             nz = d1[d1 != 0]
-            level = abs(float(np.median(seg)))
+            level = abs(median(seg))
             ok = False
             if nz.size >= 3:
                 alternation = float(np.mean(np.sign(nz[1:]) != np.sign(nz[:-1])))
