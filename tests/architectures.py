@@ -228,6 +228,90 @@ def image_class_data(n: int = 48) -> tuple[Tensor, Tensor]:
     return x, y
 
 
+# --- MobileNetV3-Small as torchvision writes it (inverted residuals, SE, hardswish) ----------
+def _divisible(v: float, divisor: int = 8) -> int:
+    out = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return out + divisor if out < 0.9 * v else out
+
+
+class SqueezeExcitation(nn.Module):
+    def __init__(self, channels: int, squeeze: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, squeeze, 1)
+        self.fc2 = nn.Conv2d(squeeze, channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        s = F.adaptive_avg_pool2d(x, 1)
+        return x * F.hardsigmoid(self.fc2(F.relu(self.fc1(s))))
+
+
+def _conv_bn_act(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1,
+                 act: type[nn.Module] | None = nn.Hardswish) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups,
+                                         bias=False), nn.BatchNorm2d(cout, eps=0.001,
+                                                                     momentum=0.01)]
+    if act is not None:
+        layers.append(act())
+    return nn.Sequential(*layers)
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin: int, k: int, expanded: int, cout: int, se: bool, hs: bool,
+                 stride: int) -> None:
+        super().__init__()
+        act = nn.Hardswish if hs else nn.ReLU
+        layers: list[nn.Module] = []
+        if expanded != cin:
+            layers.append(_conv_bn_act(cin, expanded, 1, act=act))
+        layers.append(_conv_bn_act(expanded, expanded, k, stride, groups=expanded, act=act))
+        if se:
+            layers.append(SqueezeExcitation(expanded, _divisible(expanded // 4)))
+        layers.append(_conv_bn_act(expanded, cout, 1, act=None))
+        self.block = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: Tensor) -> Tensor:
+        out: Tensor = self.block(x)
+        return out + x if self.residual else out
+
+
+MOBILENET_V3_SMALL = [  # input, kernel, expanded, output, SE, hardswish, stride
+    (16, 3, 16, 16, True, False, 2), (16, 3, 72, 24, False, False, 2),
+    (24, 3, 88, 24, False, False, 1), (24, 5, 96, 40, True, True, 2),
+    (40, 5, 240, 40, True, True, 1), (40, 5, 240, 40, True, True, 1),
+    (40, 5, 120, 48, True, True, 1), (48, 5, 144, 48, True, True, 1),
+    (48, 5, 288, 96, True, True, 2), (96, 5, 576, 96, True, True, 1),
+    (96, 5, 576, 96, True, True, 1)]
+
+
+class MobileNetV3Small(nn.Module):
+    """torchvision's mobilenet_v3_small (weights=None): the same blocks, widths and init,
+    written out here because the registry's torchvision does not load against this torch."""
+
+    def __init__(self, classes: int = 4) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [_conv_bn_act(3, 16, 3, 2)]
+        layers += [InvertedResidual(*cfg) for cfg in MOBILENET_V3_SMALL]
+        layers.append(_conv_bn_act(96, 576, 1))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Linear(576, 1024), nn.Hardswish(),
+                                        nn.Dropout(0.2), nn.Linear(1024, classes))
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))
+
+
 # --- models with what size must count right ---------------------------------------------------
 class BufferedModel(nn.Module):
     """A persistent 4.2 MB positional table (a buffer, saved) and a non-persistent cache."""
