@@ -192,11 +192,9 @@ class Watch:
             self.loader.__class__ = self._loader_class
             self._loader_class = None
         if self._census is not None:
-            if self._attributing:
+            if self._attributing or not self._census.scanning:  # the mode is on: off once
                 self._census.__exit__(None, None, None)
-                self._attributing = 0
-            elif not self._census.scanning:
-                self._census.__exit__(None, None, None)
+            self._attributing = 0
             self._census.end()
         self._analyse_curve(final=True)
         self.result = self._build()
@@ -346,7 +344,8 @@ class Watch:
             self._site_snaps.append(census.take(with_sites=True))
             self._attributing -= 1
             if not self._attributing:
-                census.__exit__(None, None, None)
+                if census.scanning:  # without the gc freeze the mode was on all along
+                    census.__exit__(None, None, None)
                 census.attribute = False
                 self._attribution_done()
             return
@@ -391,7 +390,8 @@ class Watch:
             return
         census.attribute = True  # phase two: creation sites for a few steps
         census.pause_in_optimizer = False  # a closure may run the forward in step()
-        census.__enter__()
+        if census.scanning:  # without the gc freeze the mode is already on
+            census.__enter__()
         self._attributing = ATTRIBUTION_STEPS
 
     def _attribution_done(self) -> None:
