@@ -32,6 +32,12 @@ Progress = Callable[[int, int], None]
 StepFactory = Callable[[], Callable[[], object]]
 
 
+def _defined_at(hook: object) -> str:
+    """file:line where a hook function was written (a lambda: the registering line)."""
+    code = getattr(hook, "__code__", None)
+    return f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}" if code else ""
+
+
 def _hook_counts(census: TensorCensus) -> dict[str, tuple[int, str]]:
     """Forward/backward hooks per live module (gc scan; taken twice per run, not per step)."""
     import torch
@@ -43,10 +49,7 @@ def _hook_counts(census: TensorCensus) -> dict[str, tuple[int, str]]:
                              getattr(obj, "_backward_pre_hooks", {}))
                  for h in d.values()]
         if hooks:
-            code = getattr(hooks[-1], "__code__", None)
-            where = (f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}"
-                     if code else "")
-            counts[f"{type(obj).__name__}@{id(obj):x}"] = (len(hooks), where)
+            counts[f"{type(obj).__name__}@{id(obj):x}"] = (len(hooks), _defined_at(hooks[-1]))
         # hooks on the module's own tensors: param.register_hook(...) and
         # register_post_accumulate_grad_hook(...) stay on the parameter for good
         for pname, t in list(obj.named_parameters(recurse=False)) + list(
@@ -55,10 +58,8 @@ def _hook_counts(census: TensorCensus) -> dict[str, tuple[int, str]]:
                                getattr(t, "_post_accumulate_grad_hooks", None)) if d
                    for h in d.values()]
             if own:
-                code = getattr(own[-1], "__code__", None)
-                where = (f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}"
-                         if code else "")
-                counts[f"{type(obj).__name__}.{pname} (tensor)@{id(t):x}"] = (len(own), where)
+                counts[f"{type(obj).__name__}.{pname} (tensor)@{id(t):x}"] = (
+                    len(own), _defined_at(own[-1]))
     module_mod = torch.nn.modules.module
     glob = sum(len(getattr(module_mod, n, {})) for n in (
         "_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks"))
