@@ -69,35 +69,23 @@ class _ListNet(nn.Module):
         return self.layers[1](F.relu(self.layers[0](x))) * self.scale
 
 
-def _conv_bn(bias: bool) -> Callable[[], nn.Module]:
-    """Two conv-BN-ReLU blocks (one, as first written here, cannot memorise the subset at
+def _conv_bn_net(bias: bool) -> Callable[[], nn.Module]:
+    """Two conv-BN-ReLU blocks (one, as first written here, could not memorise the subset at
     all, bias or not: a broken case, repaired after the first run)."""
-    def make() -> nn.Module:
-        torch.manual_seed(0)
-        return nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1, bias=bias), nn.BatchNorm2d(8), nn.ReLU(),
-            nn.Conv2d(8, 8, 3, padding=1, bias=bias), nn.BatchNorm2d(8), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
-    return make
+    from architectures import conv_bn_net
+
+    return conv_bn_net(bias)
 
 
-def _stack(act: type[nn.Module], std: float, depth: int, width: int = 64,
-           bias: float = 0.0) -> Callable[[], nn.Module]:
-    def make() -> nn.Module:
-        torch.manual_seed(0)
-        layers: list[nn.Module] = []
-        for i in range(depth):
-            lin = nn.Linear(16 if i == 0 else width, width)
-            nn.init.normal_(lin.weight, std=std)
-            nn.init.constant_(lin.bias, bias)
-            layers += [lin, act()]
-        return nn.Sequential(*layers, nn.Linear(width, 4))
-    return make
+def _init_check(act: type[nn.Module], std: float, depth: int, width: int = 64,
+                bias: float = 0.0) -> Callable[[], Any]:
+    """`diag init` on a Linear stack of tests/init_nets.py, on random 4-class labels."""
+    from diag import checks
 
+    from init_nets import random_labels, stack
 
-def _init_data() -> tuple[Tensor, Tensor]:
-    g = torch.Generator().manual_seed(3)
-    return torch.randn(64, 16, generator=g), torch.randint(0, 4, (64,), generator=g)
+    return lambda: checks.init(model=stack(act, std, depth, width, bias),
+                               data=random_labels())
 
 
 def _regression(raw: bool) -> tuple[Tensor, Tensor]:
@@ -214,27 +202,25 @@ def pairs() -> list[Pair]:
              ("fail",), "raw scale", ("pass",), "raw scale"),
         Pair("conv_bias_before_batchnorm", "overfit",
              "discuss.pytorch.org/t/convolution-layers-no-bias-with-batchnorm/144863",
-             lambda: checks.overfit(model=_conv_bn(True), data=_images(), max_steps=300,
+             lambda: checks.overfit(model=_conv_bn_net(True), data=_images(), max_steps=300,
                                     lr=0.01),
-             lambda: checks.overfit(model=_conv_bn(False), data=_images(), max_steps=300,
+             lambda: checks.overfit(model=_conv_bn_net(False), data=_images(), max_steps=300,
                                     lr=0.01),
              ("pass",), "redundant bias", ("pass",), "redundant bias"),
         Pair("saturated_tanh", "init",
              "community.deeplearning.ai weight-initialisation threads (tanh stuck at +-1)",
-             lambda: checks.init(model=_stack(nn.Tanh, 31 / 64 ** 0.5, 4), data=_init_data()),
-             lambda: checks.init(model=_stack(nn.Tanh, 1 / 64 ** 0.5, 4), data=_init_data()),
+             _init_check(nn.Tanh, 31 / 64 ** 0.5, 4),
+             _init_check(nn.Tanh, 1 / 64 ** 0.5, 4),
              ("warn", "fail"), "saturated", ("pass",), "saturated"),
         Pair("deep_relu_std_one", "init",
              "PyTorch FAQ / He et al.: a deep ReLU net at weight std 1 overflows",
-             lambda: checks.init(model=_stack(nn.ReLU, 1.0, 30), data=_init_data()),
-             lambda: checks.init(model=_stack(nn.ReLU, (2 / 64) ** 0.5, 30),
-                                 data=_init_data()),
+             _init_check(nn.ReLU, 1.0, 30),
+             _init_check(nn.ReLU, (2 / 64) ** 0.5, 30),
              ("fail",), "He", ("pass",), "non-finite"),
         Pair("dead_relu_bias", "init",
              "community.deeplearning.ai/t/why-dont-weights-get-adjusted-when-initialized-to-0",
-             lambda: checks.init(model=_stack(nn.ReLU, (2 / 64) ** 0.5, 4, bias=-10.0),
-                                 data=_init_data()),
-             lambda: checks.init(model=_stack(nn.ReLU, (2 / 64) ** 0.5, 4), data=_init_data()),
+             _init_check(nn.ReLU, (2 / 64) ** 0.5, 4, bias=-10.0),
+             _init_check(nn.ReLU, (2 / 64) ** 0.5, 4),
              ("warn", "fail"), "dead", ("pass",), "dead"),
         Pair("unshuffled_sorted_loader", "data",
              "PyTorch DataLoader docs (shuffle=False by default) and class-sorted folders",

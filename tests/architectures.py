@@ -5,6 +5,7 @@ their data, and the planted bugs of each family next to the healthy twin."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -226,6 +227,18 @@ def image_class_data(n: int = 48) -> tuple[Tensor, Tensor]:
         r, c = divmod(int(y[i]), 2)
         x[i, :, r * 16:(r + 1) * 16, c * 16:(c + 1) * 16] += 1.5
     return x, y
+
+
+def conv_bn_net(bias: bool) -> Callable[[], nn.Module]:
+    """A factory of two conv-BatchNorm-ReLU blocks and a head (4 classes); ``bias``: the
+    convs keep a bias that the BatchNorm after them cancels (redundant, zero gradient)."""
+    def make() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1, bias=bias), nn.BatchNorm2d(8), nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=1, bias=bias), nn.BatchNorm2d(8), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+    return make
 
 
 # --- MobileNetV3-Small as torchvision writes it (inverted residuals, SE, hardswish) ----------

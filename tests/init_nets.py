@@ -3,6 +3,8 @@ of class data they all fit (16 features, 4 classes)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -98,3 +100,26 @@ def dead_relu() -> nn.Module:
 
 def live_relu() -> nn.Module:
     return Small(bias=0.0)
+
+
+def stack(act: type[nn.Module], std: float, depth: int, width: int = WIDTH,
+          bias: float = 0.0) -> Callable[[], nn.Module]:
+    """A factory of ``depth`` Linear+``act`` pairs (FEATURES in, CLASSES out) with weights
+    N(0, std) and a constant bias: the saturated, overflowing or dead stacks of the init
+    cases, and their healthy twins at Glorot / He std."""
+    def make() -> nn.Module:
+        torch.manual_seed(0)
+        layers: list[nn.Module] = []
+        for i in range(depth):
+            lin = nn.Linear(FEATURES if i == 0 else width, width)
+            nn.init.normal_(lin.weight, std=std)
+            nn.init.constant_(lin.bias, bias)
+            layers += [lin, act()]
+        return nn.Sequential(*layers, nn.Linear(width, CLASSES))
+    return make
+
+
+def random_labels(n: int = 64, seed: int = 3) -> tuple[Tensor, Tensor]:
+    """FEATURES standard-normal columns and CLASSES labels drawn at random."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, FEATURES, generator=g), torch.randint(0, CLASSES, (n,), generator=g)

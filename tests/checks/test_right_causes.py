@@ -16,6 +16,7 @@ from diag import checks
 from diag.result import Severity, Status
 
 import architectures as a
+import init_nets
 
 
 def _messages(r: object) -> str:
@@ -26,19 +27,9 @@ def _messages(r: object) -> str:
 # discuss.pytorch.org/t/convolution-layers-no-bias-with-batchnorm/144863 and
 # ai.stackexchange.com/questions/26525 ("bias gradient of layer before batch normalization
 # always zero"): the zero gradient is by construction, not a vanishing gradient.
-def _conv_bn(bias: bool) -> Callable[[], nn.Module]:
-    def make() -> nn.Module:
-        torch.manual_seed(0)
-        return nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1, bias=bias), nn.BatchNorm2d(8), nn.ReLU(),
-            nn.Conv2d(8, 8, 3, padding=1, bias=bias), nn.BatchNorm2d(8), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
-    return make
-
-
 @pytest.mark.parametrize("bias", [True, False])
 def test_a_conv_bias_before_batchnorm_is_redundant_not_vanishing(bias: bool) -> None:
-    r = checks.overfit(model=_conv_bn(bias), data=a.image_class_data(48), max_steps=300,
+    r = checks.overfit(model=a.conv_bn_net(bias), data=a.image_class_data(48), max_steps=300,
                        lr=0.01)
     assert r.status == Status.PASS, r.summary
     text = _messages(r)
@@ -132,29 +123,12 @@ def test_raw_regression_targets_are_confirmed_by_standardising_them() -> None:
 # Glorot & Bengio's saturated tanh stacks; the reports of "tanh network does not learn, all
 # activations at +-1". A pre-activation std around 31 flips sign from sample to sample but
 # sits at +-1 every time.
-def _tanh_net(std: float) -> Callable[[], nn.Module]:
-    def make() -> nn.Module:
-        torch.manual_seed(0)
-        layers: list[nn.Module] = []
-        for i in range(4):
-            lin = nn.Linear(16 if i == 0 else 128, 128)
-            nn.init.normal_(lin.weight, std=std)
-            nn.init.zeros_(lin.bias)
-            layers += [lin, nn.Tanh()]
-        return nn.Sequential(*layers, nn.Linear(128, 4))
-    return make
-
-
-def _init_data() -> tuple[Tensor, Tensor]:
-    g = torch.Generator().manual_seed(3)
-    return torch.randn(64, 16, generator=g), torch.randint(0, 4, (64,), generator=g)
-
-
 @pytest.mark.parametrize(("std", "saturated"), [(31 / 128 ** 0.5, True),  # pre-act std ~31
                                                 (1 / 128 ** 0.5, False)])  # Glorot-like
 def test_saturation_is_judged_by_the_derivative_at_the_first_layer(std: float,
                                                                    saturated: bool) -> None:
-    r = checks.init(model=_tanh_net(std), data=_init_data())
+    r = checks.init(model=init_nets.stack(nn.Tanh, std, 4, width=128),
+                    data=init_nets.random_labels())
     f = [f for f in r.findings if "saturated" in f.message]
     assert bool(f) is saturated, _messages(r)
     if saturated:
@@ -163,22 +137,9 @@ def test_saturation_is_judged_by_the_derivative_at_the_first_layer(std: float,
         assert r.status in (Status.WARN, Status.FAIL)
 
 
-def _deep_mlp(std: float) -> Callable[[], nn.Module]:
-    def make() -> nn.Module:
-        torch.manual_seed(0)
-        layers: list[nn.Module] = []
-        for i in range(30):
-            lin = nn.Linear(16 if i == 0 else 64, 64)
-            nn.init.normal_(lin.weight, std=std)
-            nn.init.zeros_(lin.bias)
-            layers += [lin, nn.ReLU()]
-        return nn.Sequential(*layers, nn.Linear(64, 4))
-    return make
-
-
 @pytest.mark.parametrize("std", [1.0, (2 / 64) ** 0.5])
 def test_a_deep_net_at_a_bad_init_fails_with_init_advice(std: float) -> None:
-    r = checks.init(model=_deep_mlp(std), data=_init_data())
+    r = checks.init(model=init_nets.stack(nn.ReLU, std, 30), data=init_nets.random_labels())
     if std == 1.0:
         assert r.status == Status.FAIL, r.summary
         top = next(f for f in r.findings if f.severity == Severity.FAIL)
