@@ -127,17 +127,6 @@ def detect_no_learning(values: Curve, params: CurveParams = CurveParams()
     return 0 if s[0] - float(np.min(s)) < tol[0] else None
 
 
-def _progress_tolerance(s: FloatArray, sigma: float, w: int) -> FloatArray:
-    """How much further fall counts as meaningful at each point: well above what noise
-    alone gives a windowed level (3 sigma / sqrt(w)), and at least half a percent of the
-    level (noise-free curves). Not a fixed 1 % of the level per window: loss floors far
-    from zero are common, and a slow fall there is still progress."""
-    scale = max(float(np.max(np.abs(s))) if s.size else 0.0, 1e-12)
-    noise = 3.0 * sigma / math.sqrt(max(w, 1))
-    out: FloatArray = np.maximum(np.maximum(0.005 * np.abs(s), noise), 1e-9 * scale)
-    return out
-
-
 def detect_plateau(values: Curve, params: CurveParams = CurveParams(),
                    start: int = 0) -> int | None:
     """Where the plateau at the end of the curve begins (at or after ``start``), or None.
