@@ -573,6 +573,59 @@ def speed_cmd(
              step=step)
 
 
+@app.command("ddp")
+def ddp_cmd(
+    *,
+    model: ModelSpec = None,
+    data: DataSpec = None,
+    loss: LossSpec = None,
+    step: Annotated[str | None, typer.Option(
+        "--step", metavar="SPEC", help="A zero-argument factory returning step(), called on "
+        "every rank once the process group is up: your DDP wrap, loader and epochs.")] = None,
+    loader: Annotated[str | None, typer.Option(
+        "--loader", metavar="SPEC", help="A zero-argument factory returning your DataLoader "
+        "(called on every rank), for diag's loop.")] = None,
+    nproc: Annotated[int, typer.Option("--nproc", min=1, help="Processes to launch under "
+                                       "torchrun (ignored under torchrun).")] = 2,
+    steps: Annotated[int, typer.Option("--steps", min=2, help="Training steps per "
+                                       "rank.")] = 10,
+    find_unused: Annotated[bool, typer.Option(
+        "--find-unused", help="Wrap with find_unused_parameters=True (diag's loop).")] = False,
+    backend: Annotated[str, typer.Option("--backend", metavar="auto|gloo|nccl",
+                                         help="Process group backend.")] = "auto",
+    timeout: Annotated[float, typer.Option(
+        "--timeout", min=1.0, metavar="SECONDS", help="For the whole run: a hung rank is "
+        "reported where it hangs, and every rank is stopped.")] = 120.0,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Batch size per rank "
+                                            "in diag's loop.")] = 8,
+    task: TaskOpt = Task.landmarks,
+    input_size: InputSize = 48,
+    seed: Seed = 0,
+    out: Out = Path("reports"),
+    fmt: Format = OutputFormat.text,
+    quiet: Quiet = False,
+    no_plots: NoPlots = False,
+    verbose: Verbose = False,
+) -> None:
+    """Does DistributedDataParallel training stay in sync across ranks, without hangs?
+
+    Relaunches itself under torchrun (--nproc processes; gloo on CPU, NCCL on GPUs), or joins the group when already run by torchrun (`torchrun ... -m diag ddp`; rank 0 writes the report). Each rank runs --steps steps; then: replicas in sync (the first parameter or buffer that differs, and why), unused parameters by name and by rank (found before DDP hangs), the samples each rank drew (overlap, set_epoch, uneven batch counts), identical dropout draws across ranks, and live tensors per rank. Nothing outlives --timeout.
+    """
+    import os
+
+    out_dir = out
+    quiet_rank = False
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ and os.environ["RANK"] != "0":
+        import tempfile
+
+        out_dir, quiet_rank = Path(tempfile.mkdtemp(prefix="diag-ddp-rank-")), True
+    _run_one("ddp", {"nproc": nproc, "steps": steps, "find_unused": find_unused,
+                     "backend": backend, "timeout": timeout, "batch_size": batch_size,
+                     "step": step, "loader": loader},
+             _run_options(out_dir, fmt, quiet or quiet_rank, no_plots or quiet_rank, verbose),
+             seed=seed, task=task, input_size=input_size, model=model, data=data, loss=loss)
+
+
 class _RegistryHelp(typer.core.TyperCommand):
     """A command whose option help names the checks: ``{checks}`` is filled from the
     registry when the help is shown (so ``diag --help`` never imports it)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from diag.checks.base import Check
 from diag.checks.data import CHECK as DATA
+from diag.checks.ddp import CHECK as DDP
 from diag.checks.init import CHECK as INIT
 from diag.checks.leaks import CHECK as LEAKS
 from diag.checks.lossgrad import CHECK as LOSS_GRAD
@@ -19,7 +20,7 @@ from diag.checks.size import CHECK as SIZE
 from diag.checks.speed import CHECK as SPEED
 
 CHECKS: tuple[Check, ...] = (DATA, INIT, OVERFIT, LEAKS, LR_SCHEDULE, LOSS_GRAD, PREPROCESS,
-                             SIZE, SPEED)
+                             SIZE, SPEED, DDP)
 """Every check, in the order `diag check` runs them."""
 
 NAMES: tuple[str, ...] = tuple(c.name for c in CHECKS)

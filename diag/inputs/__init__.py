@@ -38,3 +38,6 @@ class Inputs:
     """Whether the data holds class indices; None when no data was given."""
     threads: Any = None
     """The ``diag.run.threads.Threads`` for runs on ``target`` (None without a target)."""
+    specs: Any = None
+    """What the user set for model, data and loss as given (SPECs, paths or objects), with
+    the task and input size: for checks that build them elsewhere (ddp's ranks)."""

@@ -236,6 +236,11 @@ def _spec_resolver(where: str, base: Path | None) -> Callable[[str, str], Any]:
         name = f"{where} {option.lstrip('-').replace('-', '_')}" if where else option
         return resolve(relative_to(value, base) if where else value, name)
 
+    def locate(value: str) -> str:
+        """The SPEC as another process in the same folder resolves it."""
+        return relative_to(value, base) if where else value
+
+    resolver.locate = locate  # type: ignore[attr-defined]
     return resolver
 
 
@@ -254,7 +259,9 @@ def _resolve(sources: Sources, settings: Settings, needs: set[str],
     code that raises while the target is tried (a forward that fails), or that runs past
     ``timeout``, is returned instead, as the result of each check that needs the target:
     the others still run."""
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any] = {"specs": {
+        "model": sources.model, "data": sources.data, "loss": sources.loss,
+        "task": settings.task, "input_size": settings.input_size}}
     target = None
     broken: Callable[[str], CheckResult] | None = None
     if "target" in needs:
