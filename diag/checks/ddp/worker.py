@@ -438,7 +438,7 @@ def _first_batch_probe(model: nn.Module, batch: tuple[Any, Any], loss_fn: Any,
     probe = copy.deepcopy(model).to(device)
     xb, yb = batch
     loss = loss_fn(prediction(probe(xb.to(device))), yb.to(device))
-    loss.backward()  # type: ignore[no-untyped-call]
+    loss.backward()
     return [n for n, p in probe.named_parameters() if p.requires_grad and p.grad is None]
 
 
@@ -502,7 +502,7 @@ def _diag_loop(job: dict[str, Any], rec: Recorder, group: Any, backend: str) -> 
         xb, yb = pending.pop() if pending else next(epochs)
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(prediction(ddp(xb.to(device))), yb.to(device))
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
 
     _step_loop(step, model, rec, int(job["steps"]))
