@@ -93,11 +93,6 @@ class RankBranch(nn.Module):
         return self.a(h) if dist.get_rank() == 0 else self.b(h)
 
 
-class SameBranch(RankBranch):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.a(torch.relu(self.stem(x)))
-
-
 # --- data ----------------------------------------------------------------------------------
 def _dataset() -> TensorDataset:
     return TensorDataset(*data())

@@ -174,5 +174,21 @@ def speed(model: Any = None, data: Any = None, loss: Any = None, *,
                 input_size=input_size, model=model, data=data, loss=loss, step=step)
 
 
-__all__ = ["data", "init", "leaks", "loss_grad", "lr_schedule", "overfit", "preprocess", "size",
-           "speed"]
+def ddp(model: Any = None, data: Any = None, loss: Any = None, *,
+        step: Callable[[], Callable[[], object]] | str | None = None,
+        loader: Callable[[], Any] | str | None = None, nproc: int = 2, steps: int = 10,
+        find_unused: bool = False, backend: str = "auto", timeout: float = 120.0,
+        batch_size: int = 8, seed: int = 0, task: str = "landmarks",
+        input_size: int = 48) -> CheckResult:
+    """Does DDP training stay in sync across ranks, without hangs? Launches ``nproc``
+    ranks under torchrun, so ``model``, ``data``, ``loss``, ``step`` and ``loader`` must be
+    SPECs or module-level functions (objects too when this process already runs under
+    torchrun: then every rank calls this, and all return the same verdict)."""
+    return _run("ddp", {"nproc": nproc, "steps": steps, "find_unused": find_unused,
+                        "backend": backend, "timeout": timeout, "batch_size": batch_size,
+                        "step": step, "loader": loader}, seed=seed, task=task,
+                input_size=input_size, model=model, data=data, loss=loss)
+
+
+__all__ = ["data", "ddp", "init", "leaks", "loss_grad", "lr_schedule", "overfit", "preprocess",
+           "size", "speed"]

@@ -463,5 +463,15 @@ def plan_check(config: Any, cli: Overrides, timeout: float | None = None) -> lis
     options = {name: config.options(name) for name in names if config.options(name)}
     option_origins = {name: f"{config.where} [tool.diag.{BY_NAME[name].config_table}]"
                       for name in options}
-    return build(Sources(**values, origins=origins), settings, names, options,
+    jobs = build(Sources(**values, origins=origins), settings, names, options,
                  option_origins=option_origins, base=config.base, timeout=timeout)
+    return [_skipped_unless_configured(job, config) for job in jobs]
+
+
+def _skipped_unless_configured(job: Job, config: Any) -> Job:
+    """ddp spawns processes: `diag check` runs it only when ``[tool.diag.ddp]`` is set."""
+    if job.name != "ddp" or config.options("ddp") is not None:
+        return job
+    skipped = CheckResult("ddp", Status.SKIP, "not configured: add a [tool.diag.ddp] table "
+                          "(it starts torchrun processes) to run it")
+    return Job("ddp", _constant(skipped), seed=None, torch_needed=False)

@@ -197,8 +197,9 @@ def test_two_runs_with_the_same_seed_write_identical_metrics(tmp_path: Path) -> 
         # speed's findings are timings (a thread count that is slower right now: warn)
         statuses = {c["name"]: c["status"] for c in doc}
         assert statuses.pop("speed") in ("pass", "warn")
+        assert statuses.pop("ddp") == "skip"  # no [tool.diag.ddp]: it would start processes
         assert statuses == {n: "warn" if n == "data" else "pass" for n in NAMES
-                            if n not in ("preprocess", "speed")}, doc
+                            if n not in ("preprocess", "speed", "ddp")}, doc
         docs.append({c["name"]: (c["metrics"], c["series"]) for c in doc})
     # speed's metrics are timings; its batch sizes and activation bytes are not
     speeds = [d.pop("speed") for d in docs]

@@ -32,12 +32,13 @@ DOORS: dict[str, tuple[list[str], str, dict[str, Any], Status]] = {
     "init": (["--batch-size", "16"], "batch_size = 16", {"batch_size": 16}, Status.PASS),
     "data": (["--batch-size", "8"], "batch_size = 8", {"batch_size": 8}, Status.PASS),
     "speed": (["--max-batch", "4"], "max_batch = 4", {"max_batch": 4}, Status.PASS),
+    "ddp": (["--steps", "4"], "steps = 4", {"steps": 4}, Status.PASS),  # torchrun, 2 ranks
 }
 TIMED = {"speed"}
 """Checks whose metrics are timings: the doors must agree on everything else."""
 API = {"overfit": checks.overfit, "leaks": checks.leaks, "lr-schedule": checks.lr_schedule,
        "loss-grad": checks.loss_grad, "preprocess": checks.preprocess, "size": checks.size,
-       "init": checks.init, "data": checks.data, "speed": checks.speed}
+       "init": checks.init, "data": checks.data, "speed": checks.speed, "ddp": checks.ddp}
 
 
 def test_every_registered_check_has_a_door_test() -> None:

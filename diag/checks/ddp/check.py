@@ -84,6 +84,8 @@ def prepare(inputs: Inputs, options: DdpOptions,
         value = specs.get(key)
         if isinstance(value, str) and not os.path.isdir(value):
             resolve(value, f"--{key}")
+    for key in ("model", "data", "loss"):
+        _as_spec(specs.get(key), f"--{key}", lambda v: v)  # objects: refused here, not later
     return dataclasses.replace(
         options, step=_as_spec(options.step, "--step", locate),
         loader=_as_spec(options.loader, "--loader", locate))
@@ -144,7 +146,14 @@ def launch_many(jobs: list[dict[str, Any]], nproc: int, single: bool = False
                "-m", "diag.checks.ddp.worker", path]
         env = dict(os.environ)
         env.pop("RANK", None)
-        env.setdefault("OMP_NUM_THREADS", "1")
+        # ranks share the cores: more threads than cores spin-wait against each other
+        share = max(1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                        else os.cpu_count() or 1) // nproc)
+        try:
+            asked = int(env.get("OMP_NUM_THREADS", "") or share)
+        except ValueError:
+            asked = share
+        env["OMP_NUM_THREADS"] = str(max(1, min(asked, share)))
         env["PYTHONPATH"] = os.pathsep.join(
             [os.getcwd()] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         with open(log_path, "wb") as log:
