@@ -112,8 +112,7 @@ def run(inputs: Inputs, options: DdpOptions, progress: Progress | None = None
 
     job = job_for(inputs, options)
     if attached():
-        records, world = attach(job)
-        return judge(records, world, find_unused=options.find_unused)
+        return attach(job, options.find_unused)
     records, log_tail = launch(job, options.nproc)
     return judge(records, options.nproc, log_tail, find_unused=options.find_unused)
 
@@ -204,10 +203,12 @@ def _read(path: str) -> dict[str, Any] | None:
 
 
 # --- attach mode -----------------------------------------------------------------------------
-def attach(job: dict[str, Any]) -> tuple[list[dict[str, Any] | None], int]:
-    """Run this rank in process and gather every rank's record (on a gloo group)."""
+def attach(job: dict[str, Any], find_unused: bool) -> CheckResult:
+    """Run this rank in process; rank 0 gathers every record (on a gloo group), judges,
+    and sends the verdict back, so every rank returns the same result."""
     import torch.distributed as dist
 
+    from diag.checks.ddp.judge import judge
     from diag.checks.ddp.worker import rank_main
 
     ours = not dist.is_initialized()
@@ -215,15 +216,24 @@ def attach(job: dict[str, Any]) -> tuple[list[dict[str, Any] | None], int]:
     job = {**job, "timeout": float(job["timeout"]) * 0.4}
     rec, group = rank_main(job, None, exit_on_error=False)
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(rec.data["rank"])
     records: list[Any] = [None] * world
     try:
-        dist.all_gather_object(records, rec.data, group=group)
+        dist.gather_object(rec.data, records if rank == 0 else None, dst=0, group=group)
     except Exception:  # a rank gone: judge what this rank has
-        records = [rec.data if r == rec.data["rank"] else None for r in range(world)]
+        records = [rec.data if r == rank else None for r in range(world)]
+    result = judge(records, world, find_unused=find_unused) if rank == 0 else None
+    box: list[Any] = [result.to_dict() if result is not None else None]
+    with contextlib.suppress(Exception):
+        dist.broadcast_object_list(box, src=0, group=group)
     if ours:
         with contextlib.suppress(Exception):
             dist.destroy_process_group()
-    return records, world
+    if result is not None:
+        return result
+    if box[0] is None:
+        return judge(records, world, find_unused=find_unused)
+    return CheckResult.from_dict(box[0])
 
 
 def is_reporting_rank() -> bool:
