@@ -6,6 +6,7 @@ Data: 32 samples of 8 features, 3 classes; small nets, so a case costs its start
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -135,6 +136,7 @@ def even_loader() -> DataLoader[Any]:
 def _loop(model: nn.Module, *, set_epoch: bool = True, seed_after: Callable[[], None] | None =
           None, ddp_kwargs: dict[str, Any] | None = None, n: int = 16,
           fail_at: int | None = None, hang_at: int | None = None,
+          die_at: int | None = None,
           keep_graph: bool = False) -> Callable[[], None]:
     """A plain DDP training loop, one batch per call, epochs by StopIteration."""
     ddp = DDP(model, **(ddp_kwargs or {}))
@@ -164,6 +166,8 @@ def _loop(model: nn.Module, *, set_epoch: bool = True, seed_after: Callable[[], 
             raise ValueError("planted failure on rank 1")
         if hang_at == state["calls"] and rank == 1:
             time.sleep(3600)
+        if die_at == state["calls"] and rank == 1:
+            os._exit(7)  # no Python error: as when the kernel kills a rank
         x, y = next_batch()
         opt.zero_grad()
         loss = nn.functional.cross_entropy(ddp(x), y)
@@ -214,6 +218,11 @@ def step_raises_at_3() -> Callable[[], None]:
 def step_hangs_at_3() -> Callable[[], None]:
     torch.manual_seed(0)
     return _loop(mlp(), hang_at=3)
+
+
+def step_dies_at_3() -> Callable[[], None]:
+    torch.manual_seed(0)
+    return _loop(mlp(), die_at=3)
 
 
 def step_leaks_on_rank_1() -> Callable[[], None]:

@@ -147,6 +147,14 @@ def test_a_rank_that_raises_is_that_ranks_error() -> None:
     assert result.metrics["failed_ranks"] == "1"
 
 
+def test_a_rank_that_dies_is_named() -> None:
+    result = checks.ddp(step=C + "step_dies_at_3", timeout=60)
+    assert result.status == Status.ERROR
+    [error] = [f for f in result.findings if f.severity == Severity.ERROR]
+    assert error.message.startswith("rank 1 died at step 3")
+    assert result.metrics["failed_ranks"] == "1"
+
+
 def test_a_rank_that_hangs_is_stopped_and_named_where_it_hangs() -> None:
     result = checks.ddp(step=C + "step_hangs_at_3", timeout=20)
     assert result.status == Status.ERROR

@@ -194,12 +194,23 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _read(path: str) -> dict[str, Any] | None:
+    """A rank's record, placed at the step it last started (``Recorder.mark``)."""
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    try:
+        with open(f"{path}.now", encoding="utf-8") as fh:
+            now = json.load(fh)
+    except (OSError, ValueError):
+        return data
+    if data.get("phase") not in ("done",) and not data.get("error") and not data.get("stuck") \
+            and isinstance(now, dict) and int(now.get("step", 0)) > int(data.get("step", 0)):
+        data.update(phase=now.get("phase"), step=now.get("step"))
+    return data
 
 
 # --- attach mode -----------------------------------------------------------------------------

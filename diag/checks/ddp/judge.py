@@ -92,12 +92,26 @@ def _failures(records: Sequence[dict[str, Any] | None], findings: list[Finding],
     """Findings for ranks that raised, hung or left no record. True when every error is
     explained by a finding of its own (DDP's unused-parameter error)."""
     explained = True
+    culprits: list[int] = []
     failed = [r for r in records if r is not None and (r.get("error") or r.get("stuck"))]
     # a rank in user code that raised or hung is a cause; a rank whose collective lost its
     # peers, or that waits inside torch for them, is a consequence
     causes = [r for r in failed if (r.get("error") and not r["error"].get("collective"))
               or (r.get("stuck") and r["stuck"].get("in_user_code"))]
-    culprits = []
+    if failed and not causes:
+        # only collectives failed: a rank that left neither an error nor a hang behind
+        # died under them (killed, os._exit, a crash in native code)
+        died = [r for r in records if r is not None and not r.get("error")
+                and not r.get("stuck") and r.get("phase") != "done"]
+        for rec in died:
+            findings.append(Finding(
+                Severity.ERROR, f"rank {rec['rank']} died at step {rec.get('step')} "
+                f"({rec.get('phase')}) without a Python error: killed (out of memory?), "
+                "os._exit, or a crash in native code", "look at that rank's own log and the "
+                "kernel log (dmesg) for the signal", rule="rank-died"))
+            culprits.append(int(rec["rank"]))
+            explained = False
+        causes = died
     for rank, rec in enumerate(records):
         if rec is None:
             tail = log_tail.strip().splitlines()[-1] if log_tail.strip() else ""
@@ -147,7 +161,8 @@ def _failures(records: Sequence[dict[str, Any] | None], findings: list[Finding],
                 where, rule="rank-hang"))
             explained = False
     for rank, rec in enumerate(records):
-        if rec is None or rec.get("error") or rec.get("stuck") or not failed:
+        if rec is None or rec.get("error") or rec.get("stuck") or not failed or \
+                int(rec["rank"]) in culprits:
             continue
         if rec.get("phase") != "done":
             findings.append(Finding(

@@ -78,6 +78,14 @@ class Recorder:
         with self.lock:
             self.data.update(values)
 
+    def mark(self, phase: str, step: int) -> None:
+        """Where this rank is now, in a small file beside the record (cheap enough for every
+        step): a rank that dies mid-step is placed at that step."""
+        self.set(phase=phase, step=step)
+        if self.path is not None:
+            with open(f"{self.path}.now", "w", encoding="utf-8") as fh:
+                fh.write(json.dumps({"phase": phase, "step": step}))
+
     def flush(self) -> None:
         if self.path is None:
             return
@@ -375,7 +383,7 @@ def _step_loop(step: Callable[[], object], model: nn.Module, rec: Recorder, step
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     try:
         for i in range(1, steps + 1):
-            rec.set(phase="step", step=i)
+            rec.mark("step", i)
             rec.used_now = set()
             draws.clear()
             rec.data["rng"].append(rng_digest())
