@@ -103,13 +103,13 @@ def _failures(records: Sequence[dict[str, Any] | None], findings: list[Finding],
         # died under them (killed, os._exit, a crash in native code)
         died = [r for r in records if r is not None and not r.get("error")
                 and not r.get("stuck") and r.get("phase") != "done"]
-        for rec in died:
+        for dead in died:
             findings.append(Finding(
-                Severity.ERROR, f"rank {rec['rank']} died at step {rec.get('step')} "
-                f"({rec.get('phase')}) without a Python error: killed (out of memory?), "
+                Severity.ERROR, f"rank {dead['rank']} died at step {dead.get('step')} "
+                f"({dead.get('phase')}) without a Python error: killed (out of memory?), "
                 "os._exit, or a crash in native code", "look at that rank's own log and the "
                 "kernel log (dmesg) for the signal", rule="rank-died"))
-            culprits.append(int(rec["rank"]))
+            culprits.append(int(dead["rank"]))
             explained = False
         causes = died
     for rank, rec in enumerate(records):
@@ -160,14 +160,14 @@ def _failures(records: Sequence[dict[str, Any] | None], findings: list[Finding],
                 "every rank waits in a collective: one of them never reached it",
                 where, rule="rank-hang"))
             explained = False
-    for rank, rec in enumerate(records):
-        if rec is None or rec.get("error") or rec.get("stuck") or not failed or \
-                int(rec["rank"]) in culprits:
+    for rank, other in enumerate(records):
+        if other is None or other.get("error") or other.get("stuck") or not failed or \
+                rank in culprits:
             continue
-        if rec.get("phase") != "done":
+        if other.get("phase") != "done":
             findings.append(Finding(
-                Severity.INFO, f"rank {rank} was stopped at step {rec.get('step')} "
-                f"({rec.get('phase')}) after rank {culprits[0] if culprits else '?'} failed",
+                Severity.INFO, f"rank {rank} was stopped at step {other.get('step')} "
+                f"({other.get('phase')}) after rank {culprits[0] if culprits else '?'} failed",
                 "it was waiting for that rank", rule="rank-stopped"))
     metrics["failed_ranks"] = ",".join(str(r) for r in culprits)
     return explained
