@@ -63,6 +63,11 @@ def synced_bn_net() -> nn.Module:
     return nn.Sequential(nn.Linear(8, 16), GlobalBatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
 
 
+def syncbn_net() -> nn.Module:
+    """torch's own SyncBatchNorm (GPU modules only under DDP)."""
+    return nn.SyncBatchNorm.convert_sync_batchnorm(bn_net())
+
+
 def rank_seeded_net() -> nn.Module:
     """An init that depends on the rank: torch.manual_seed(rank) before building."""
     torch.manual_seed(dist.get_rank())
@@ -136,10 +141,16 @@ def even_loader() -> DataLoader[Any]:
 def _loop(model: nn.Module, *, set_epoch: bool = True, seed_after: Callable[[], None] | None =
           None, ddp_kwargs: dict[str, Any] | None = None, n: int = 16,
           fail_at: int | None = None, hang_at: int | None = None,
-          die_at: int | None = None,
+          die_at: int | None = None, device: str = "cpu",
           keep_graph: bool = False) -> Callable[[], None]:
     """A plain DDP training loop, one batch per call, epochs by StopIteration."""
-    ddp = DDP(model, **(ddp_kwargs or {}))
+    if device == "cuda":
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        model = model.to(f"cuda:{local}")
+        ddp = DDP(model, device_ids=[local], **(ddp_kwargs or {}))
+    else:
+        ddp = DDP(model, **(ddp_kwargs or {}))
+    dev = next(model.parameters()).device
     if seed_after is not None:
         seed_after()
     ds = TensorDataset(*data(n))
@@ -169,6 +180,7 @@ def _loop(model: nn.Module, *, set_epoch: bool = True, seed_after: Callable[[], 
         if die_at == state["calls"] and rank == 1:
             os._exit(7)  # no Python error: as when the kernel kills a rank
         x, y = next_batch()
+        x, y = x.to(dev), y.to(dev)
         opt.zero_grad()
         loss = nn.functional.cross_entropy(ddp(x), y)
         loss.backward()
@@ -228,6 +240,11 @@ def step_dies_at_3() -> Callable[[], None]:
 def step_leaks_on_rank_1() -> Callable[[], None]:
     torch.manual_seed(0)
     return _loop(mlp(), keep_graph=True)
+
+
+def step_gpu_dropout() -> Callable[[], None]:
+    """On the GPU (NCCL), dropout seeded the same on every rank after wrapping."""
+    return _loop(_dropout_net(), seed_after=lambda: torch.manual_seed(0), device="cuda")
 
 
 def step_clean() -> Callable[[], None]:

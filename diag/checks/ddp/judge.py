@@ -82,6 +82,9 @@ def _summary(status: Status, findings: list[Finding], metrics: dict[str, Any]) -
                    key=lambda f: rank[f.severity])
     if worst:
         return worst[0].message
+    if metrics["world_size"] == 1:
+        return (f"1 rank ran {metrics['steps_run']} steps: nothing to compare across ranks "
+                "(run with --nproc 2 or more)")
     return (f"{metrics['world_size']} ranks in sync after {metrics['steps_run']} steps; no "
             "unused parameters, overlapping data or identical draws")
 

@@ -338,6 +338,9 @@ def init_group(backend: str, timeout_s: float) -> tuple[str, Any]:
     if backend == "auto":
         backend = "nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo"
     timeout = datetime.timedelta(seconds=max(timeout_s, 5.0))
+    if backend == "nccl" and not (torch.cuda.is_available() and dist.is_nccl_available()):
+        raise RuntimeError("backend nccl needs CUDA GPUs and a torch built with NCCL; this "
+                           "rank has none (use --backend gloo)")
     if not dist.is_initialized():
         if backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
