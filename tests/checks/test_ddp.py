@@ -132,6 +132,26 @@ def test_the_same_seed_gives_the_same_report(results: dict[str, CheckResult]) ->
     assert judge(again, 2).to_dict() == results["batchnorm"].to_dict()
 
 
+def test_digests_see_one_bit() -> None:
+    import torch
+
+    from diag.checks.ddp.worker import CHUNK, moments, tensor_digest
+
+    for t in (torch.randn(1000), torch.randn(3, dtype=torch.bfloat16), torch.arange(4),
+              torch.tensor([True, False])):
+        flipped = t.clone().view(-1)
+        raw = flipped.view({1: torch.uint8, 2: torch.int16, 4: torch.int32,
+                            8: torch.int64}[t.element_size()])
+        raw[-1] ^= 1  # the lowest bit of the last element
+        assert tensor_digest(t) != tensor_digest(flipped)
+        assert tensor_digest(t) == tensor_digest(t.clone())
+    # the device path (position-weighted sums), run here on the host, across chunks
+    ints = torch.randint(-2**31, 2**31 - 1, (CHUNK + 5,), dtype=torch.int32)
+    swapped = ints.clone()
+    swapped[[3, CHUNK + 1]] = swapped[[CHUNK + 1, 3]]  # same values, other places
+    assert moments(ints) == moments(ints.clone()) != moments(swapped)
+
+
 def _line(pattern: str) -> int:
     lines = Path(CASES).read_text().splitlines()
     return next(i for i, text in enumerate(lines, 1) if pattern in text)

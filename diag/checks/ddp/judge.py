@@ -139,9 +139,7 @@ def _failures(records: Sequence[dict[str, Any] | None], findings: list[Finding],
             culprits.append(rank)
             findings.append(Finding(
                 Severity.ERROR, f"rank {rank} raised {err['type']} at step {err['step']} "
-                f"({err['phase']}): {err['message']}",
-                "fix the error on that rank; the other ranks wait for it at the next "
-                "collective, so torchrun stops them", where, rule="rank-error"))
+                f"({err['phase']}): {err['message']}", _hint(err), where, rule="rank-error"))
             explained = False
         elif stuck:
             where = stuck.get("where") or ""
@@ -174,6 +172,18 @@ def _failures(records: Sequence[dict[str, Any] | None], findings: list[Finding],
                 "it was waiting for that rank", rule="rank-stopped"))
     metrics["failed_ranks"] = ",".join(str(r) for r in culprits)
     return explained
+
+
+def _hint(err: dict[str, Any]) -> str:
+    message = err.get("message", "")
+    if "invalid device ordinal" in message:
+        return ("with NCCL each rank takes its own GPU (LOCAL_RANK): --nproc / "
+                "--nproc-per-node must not exceed the GPUs on the node")
+    if "SyncBatchNorm" in message and ("GPU" in message or "gpu" in message):
+        return ("torch's SyncBatchNorm runs on GPUs only: test it with NCCL, or keep plain "
+                "BatchNorm on CPU")
+    return ("fix the error on that rank; the other ranks wait for it at the next collective, "
+            "so torchrun stops them")
 
 
 # --- replicas in sync ------------------------------------------------------------------------

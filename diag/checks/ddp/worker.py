@@ -41,15 +41,37 @@ def digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
+_INTS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+CHUNK = 1 << 24
+"""Elements per slice of a device tensor's checksum (128 MB of int64 temporaries)."""
+
+
 def tensor_digest(t: torch.Tensor) -> str:
-    """Bit-exact fingerprint of a tensor's values (copied to the host)."""
-    t = t.detach()
-    if t.device.type != "cpu":
-        t = t.cpu()
-    t = t.contiguous()
-    if t.dtype == torch.bfloat16:
-        t = t.view(torch.int16)
-    return digest(str((t.dtype, tuple(t.shape))).encode() + t.numpy().tobytes())
+    """Fingerprint of a tensor's values, sensitive to every bit. On the host: blake2b over
+    its bytes. On a device: two sums of its bit patterns as integers, plain and weighted by
+    position, computed there (no copy of the weights to the host; 1 B parameters of fp32
+    took 15 s through the host on an H200 machine); a collision needs differences that
+    cancel in both sums."""
+    t = t.detach().contiguous().reshape(-1)
+    head = f"{t.dtype}{t.numel()}".encode()
+    ints = t.view(_INTS.get(t.element_size(), torch.int64)) if t.numel() else t
+    if t.device.type == "cpu":
+        h = hashlib.blake2b(head, digest_size=8)
+        if t.numel():
+            h.update(memoryview(ints.numpy()))
+        return h.hexdigest()
+    return digest(head + moments(ints))
+
+
+def moments(ints: torch.Tensor) -> bytes:
+    """``sum(x)`` and ``sum(i * x)`` of integer values (wrapping int64), where they live."""
+    total = weighted = 0
+    for start in range(0, ints.numel(), CHUNK):
+        part = ints[start:start + CHUNK].to(torch.int64)
+        pos = torch.arange(start, start + part.numel(), dtype=torch.int64, device=part.device)
+        total += int(part.sum())
+        weighted += int((part * pos).sum())
+    return f":{total}:{weighted}".encode()
 
 
 def rng_digest() -> str:
