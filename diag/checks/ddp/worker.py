@@ -58,7 +58,7 @@ def tensor_digest(t: torch.Tensor) -> str:
     if t.device.type == "cpu":
         h = hashlib.blake2b(head, digest_size=8)
         if t.numel():
-            h.update(memoryview(ints.numpy()))
+            h.update(ints.numpy().data)
         return h.hexdigest()
     return digest(head + moments(ints))
 
