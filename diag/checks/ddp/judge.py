@@ -41,8 +41,8 @@ def judge(records: Sequence[dict[str, Any] | None], world: int, log_tail: str = 
     series: dict[str, list[float]] = {}
     present = [r for r in records if r is not None]
     if not present:
-        message = "no rank started" + (f": {log_tail.strip().splitlines()[-1]}"
-                                       if log_tail.strip() else "")
+        message = "no rank started" + (f": {_last_line(log_tail)}" if _last_line(log_tail)
+                                       else "")
         return CheckResult(NAME, Status.ERROR, message, metrics={**metrics,
                                                                  "error_type": "launch"},
                            findings=(Finding(Severity.ERROR, message,
@@ -117,11 +117,18 @@ def _failures(records: Sequence[dict[str, Any] | None], findings: list[Finding],
         causes = died
     for rank, rec in enumerate(records):
         if rec is None:
-            tail = log_tail.strip().splitlines()[-1] if log_tail.strip() else ""
+            if causes:  # torchrun stopped it, after another rank failed, before it began
+                findings.append(Finding(
+                    Severity.INFO, f"rank {rank} was stopped before diag started in it, "
+                    f"after rank {causes[0]['rank']} failed", "it was waiting for that rank",
+                    rule="rank-stopped"))
+                continue
+            tail = _last_line(log_tail)
             findings.append(Finding(Severity.ERROR, f"rank {rank} left no record (it died "
                                     "before diag could start in it)" + (f": {tail}" if tail
                                                                        else ""),
-                                    "run with DIAG_DEBUG=1 to see torchrun's log"))
+                                    "run with DIAG_DEBUG=1 to see torchrun's log",
+                                    rule="rank-no-record"))
             explained = False
             continue
         err, stuck = rec.get("error"), rec.get("stuck")
@@ -172,6 +179,12 @@ def _failures(records: Sequence[dict[str, Any] | None], findings: list[Finding],
                 "it was waiting for that rank", rule="rank-stopped"))
     metrics["failed_ranks"] = ",".join(str(r) for r in culprits)
     return explained
+
+
+def _last_line(log: str) -> str:
+    """The last line of torchrun's log that says something (not a rule of ===)."""
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip().strip("=-*")]
+    return lines[-1][:300] if lines else ""
 
 
 def _hint(err: dict[str, Any]) -> str:
