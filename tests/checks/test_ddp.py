@@ -220,3 +220,44 @@ def test_under_the_users_torchrun_rank_0_writes_the_report(tmp_path: Path) -> No
     check = doc["checks"][0] if "checks" in doc else doc
     assert check["status"] == "warn" and check["metrics"]["world_size"] == 2
     assert check["metrics"]["first_differing"].endswith("running_mean")
+
+
+# --- the verdict on literal records (no processes) ----------------------------------------
+def _record(rank: int, **values: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "rank": rank, "world_size": 2, "phase": "done", "step": 2, "steps_done": 2,
+        "error": None, "stuck": None, "names": ["w", "b"], "buffer_names": [],
+        "bn_buffers": [], "digests": {}, "unused": [[], []], "rng": ["r0", "r1"],
+        "dropout": [None, None], "epochs": [], "census": [], "find_unused": False,
+        "mode": "step", "backend": "gloo", "recorded": True}
+    return {**base, **values}
+
+
+def test_ranks_waiting_in_backward_after_using_different_parameters_is_the_hang() -> None:
+    stuck = {"phase": "step", "step": 1, "where": "train.py:9", "innermost": "graph.py:1",
+             "in_user_code": False}
+    records = [_record(0, phase="step", stuck={**stuck, "used_so_far": ["w"]}, unused=[]),
+               _record(1, phase="step", stuck={**stuck, "used_so_far": ["b"]}, unused=[])]
+    result = judge(records, 2)
+    assert "ranks-skip-different-parameters" in _rules(result, Severity.FAIL)
+    assert result.status == Status.ERROR  # they hung: the run could not finish
+
+
+def test_distributed_sampler_padding_is_not_overlap() -> None:
+    # 5 samples on 2 ranks: DistributedSampler pads with one repeated sample
+    epoch = {"batches": 1, "samples": 3, "order": "x", "sampler_epoch": 0, "shuffle": False}
+    ok = [_record(0, epochs=[{**epoch, "indices": [0, 2, 4]}]),
+          _record(1, epochs=[{**epoch, "indices": [1, 3, 0]}])]
+    assert judge(ok, 2).metrics["overlap_samples"] == 1
+    assert "ranks-overlap" not in _rules(judge(ok, 2), Severity.FAIL)
+    bad = [_record(0, epochs=[{**epoch, "indices": [0, 1, 2]}]),
+           _record(1, epochs=[{**epoch, "indices": [1, 2, 0]}])]
+    assert "ranks-overlap" in _rules(judge(bad, 2), Severity.FAIL)
+
+
+def test_a_rank_stopped_before_it_began_is_a_consequence() -> None:
+    error = {"type": "ValueError", "message": "bad", "where": "train.py:3", "innermost": "",
+             "phase": "build", "step": 0, "collective": False}
+    result = judge([None, _record(1, phase="build", error=error)], 2)
+    assert [f.rule for f in result.findings if f.severity == Severity.ERROR] == ["rank-error"]
+    assert result.metrics["failed_ranks"] == "1"
