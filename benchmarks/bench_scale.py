@@ -5,7 +5,7 @@ four widths), beside a plain training step of the same model, same data and batc
 Whole processes (peak RSS is the process's own), the runs of each size interleaved, median
 of the repeats.
 
-Run: python benchmarks/bench_scale.py [--repeats 3] [--sizes 0.1M,1M,10M,25M]
+Run: python benchmarks/bench_scale.py [--repeats 3] [--sizes 0.1M,1M,10M,25M] [--checks speed]
 Prints the table and the targets; asserts nothing.
 """
 
@@ -89,7 +89,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sizes", default=",".join(WIDTHS))
+    parser.add_argument("--checks", default="init,size,speed,leaks",
+                        help="which of init, size, speed, leaks (the plain step always runs)")
     args = parser.parse_args()
+    wanted = set(args.checks.split(","))
     sizes = [s for s in args.sizes.split(",") if s in WIDTHS]
     sys.path.insert(0, str(ROOT / "tests"))
     from architectures import ResNet
@@ -112,6 +115,8 @@ def main() -> None:
                 "speed": DIAG.format(argv=["speed", *spec]),
                 "leaks (30 iterations)": DIAG.format(argv=["leaks", *spec]),
             }
+            runs = {k: v for k, v in runs.items() if k == "plain step x30"
+                    or k.split(" ")[0] in wanted}
             table[f"{size} ({params / 1e6:.2f} M)"] = results = {k: [] for k in runs}
             for _ in range(args.repeats):
                 for name, code in runs.items():

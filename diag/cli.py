@@ -551,6 +551,9 @@ def speed_cmd(
         "throughput is under half the knee's.")] = None,
     timed_steps: Annotated[int, typer.Option("--timed-steps", min=5, help="Timed steps per "
                                              "size (median).")] = 5,
+    budget: Annotated[float, typer.Option(
+        "--budget", min=0.001, metavar="SECONDS", help="Time the timing may take: the sweep "
+        "stops before a size that would pass it; probes that would are skipped.")] = 40.0,
     task: TaskOpt = Task.landmarks,
     input_size: InputSize = 48,
     seed: Seed = 0,
@@ -567,7 +570,8 @@ def speed_cmd(
     """
 
     _run_one("speed", {"loader": loader, "device": device, "max_batch": max_batch,
-                       "batch_size": batch_size, "timed_steps": timed_steps},
+                       "batch_size": batch_size, "timed_steps": timed_steps,
+                       "budget_s": budget},
              _run_options(out, fmt, quiet, no_plots, verbose), seed=seed, task=task,
              input_size=input_size, threads=threads, model=model, data=data, loss=loss,
              step=step)

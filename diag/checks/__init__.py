@@ -161,15 +161,16 @@ def speed(model: Any = None, data: Any = None, loss: Any = None, *,
           step: Callable[[], Callable[[], object]] | str | None = None,
           loader: Callable[[], Any] | str | None = None, device: str = "cpu",
           max_batch: int = 256, batch_size: int | None = None, timed_steps: int = 5,
-          warmup: int = 2, stop_early: bool = True, seed: int = 0, threads: int | None = None,
-          task: str = "landmarks",
+          warmup: int = 2, stop_early: bool = True, budget_s: float = 40.0, seed: int = 0,
+          threads: int | None = None, task: str = "landmarks",
           input_size: int = 48) -> CheckResult:
     """Where does a training step's time go: a batch-size sweep (best, knee, largest that
     fits), the data-loading wait with ``loader``, host syncs in ``step``, inputs the model
     shrinks. Timings vary from run to run."""
     return _run("speed", {"loader": loader, "device": device, "max_batch": max_batch,
                           "batch_size": batch_size, "timed_steps": timed_steps,
-                          "warmup": warmup, "stop_early": stop_early}, seed=seed, threads=threads,
+                          "warmup": warmup, "stop_early": stop_early, "budget_s": budget_s},
+                seed=seed, threads=threads,
                           task=task,
                 input_size=input_size, model=model, data=data, loss=loss, step=step)
 

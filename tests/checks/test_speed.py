@@ -223,3 +223,19 @@ def test_diag_check_runs_the_short_sweep_unless_the_config_says_otherwise(
     (tmp_path / "pyproject.toml").write_text("[tool.diag.speed]\nmax_batch = 2\n")
     r = CliRunner().invoke(app, args)
     assert json.loads(r.stdout)["checks"][0]["series"]["batch"] == [1.0, 2.0]
+
+
+def test_a_time_budget_stops_the_sweep_and_skips_the_probes_that_would_pass_it() -> None:
+    """Whatever the machine's speed, a step takes more than a microsecond: with that budget
+    only batch 1 runs, and the finding says why the sweep stopped."""
+    r = speed(model=s.mlp, data=TABLE, max_batch=64, budget_s=1e-6)
+    assert r.series["batch"] == [1.0] and r.metrics["sweep_stopped_by_budget"] is True
+    sweep = next(f.message for f in r.findings if f.message.startswith("batch-size sweep"))
+    assert "the time budget (1e-06 s, --budget): batch 2 and up not tried" in sweep
+    skipped = [f.message for f in r.findings if f.rule == "speed-over-budget"]
+    assert any("reading the loss" in m for m in skipped)
+    assert "loss_read_cost_fraction" not in r.metrics
+    # the twin: the default budget is far beyond a tiny MLP's sweep
+    r = speed(model=s.mlp, data=TABLE, max_batch=64)
+    assert r.metrics["sweep_stopped_by_budget"] is False
+    assert not any(f.rule == "speed-over-budget" for f in r.findings)

@@ -30,6 +30,10 @@ class SpeedOptions:
     warmup: int = option(2, "Untimed steps before timing each batch size.", min=1)
     stop_early: bool = option(True, "Stop the sweep when throughput has not improved for "
                               "two sizes.")
+    budget_s: float = option(40.0, "Seconds the timing may take: the sweep stops before a "
+                             "batch size whose predicted time would pass it, and the thread "
+                             "sweep and loss-read probe are skipped when they would (each "
+                             "says so).", gt=0)
     seed: int = 0
 
 

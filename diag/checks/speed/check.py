@@ -128,14 +128,37 @@ def _bound(stepper: _Stepper, xb: Tensor, yb: Tensor) -> Callable[[], None]:
     return one
 
 
-def sweep(stepper: _Stepper, x: Tensor, y: Tensor, options: SpeedOptions
-          ) -> tuple[list[dict[str, Any]], int | None]:
-    """Rows per batch size, and the size that ran out of memory (None: none did)."""
+class Budget:
+    """The check's time budget (``--budget``): what is left, and whether ``steps`` more steps
+    of ``step_s`` each would still fit."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.end = time.perf_counter() + seconds
+        self.skipped: list[str] = []
+
+    def left(self) -> float:
+        return self.end - time.perf_counter()
+
+    def fits(self, steps: int, step_s: float) -> bool:
+        return steps * step_s <= self.left()
+
+
+def sweep(stepper: _Stepper, x: Tensor, y: Tensor, options: SpeedOptions,
+          budget: Budget | None = None) -> tuple[list[dict[str, Any]], int | None]:
+    """Rows per batch size, and the size that ran out of memory (None: none did). With a
+    ``budget``, a size is tried only when its predicted time fits: twice the last size's
+    step (a step grows at most linearly with the batch on a saturated device) times the
+    steps a size takes; ``budget.skipped`` then names the first size left out."""
     n, device = int(x.shape[0]), options.device
     rows: list[dict[str, Any]] = []
     best, stale, b, oom = 0.0, 0, 1, None
     rss0 = _rss()
+    per_size = options.warmup + options.timed_steps + 1  # + the saved-bytes step
     while b <= options.max_batch:
+        if budget is not None and rows and not budget.fits(per_size, 2 * rows[-1]["step_s"]):
+            budget.skipped.append(f"batch {b} and up")
+            break
         idx = torch.arange(b) % n
         xb, yb = x[idx].to(device), y[idx].to(device)
         try:
@@ -424,6 +447,13 @@ def _threads_at_knee(stepper: _Stepper, x: Tensor, y: Tensor, batch: int, cores:
         "are free"))
 
 
+def _over_budget(findings: list[Finding], what: str, options: SpeedOptions) -> None:
+    findings.append(Finding(
+        Severity.INFO, f"{what} was not measured: it would run past the time budget "
+        f"({options.budget_s:g} s)", "raise --budget (or [tool.diag.speed] budget_s) to "
+        "measure it", rule="speed-over-budget"))
+
+
 def _worker_oversubscription(loader: Any, main: int, cores: int, metrics: dict[str, Any],
                              findings: list[Finding]) -> None:
     """DataLoader workers whose torch runs several threads each, beside the main process."""
@@ -464,12 +494,13 @@ def run(inputs: Inputs, options: SpeedOptions, progress: Any = None) -> CheckRes
     series: dict[str, list[float]] = {}
     plot: dict[str, Any] = {}
 
+    budget = Budget(options.budget_s)
     sweep_it = target is not None and not (user_step is not None and target.default_model)
     stepper = None
     if sweep_it:
         stepper = _Stepper(target, device)
         x, y = target.data.x, target.data.y
-        rows, oom = sweep(stepper, x, y, options)
+        rows, oom = sweep(stepper, x, y, options, budget)
         if not rows:
             raise UsageError(f"batch size 1 already runs out of memory on {device}",
                              hint="shrink the model or the input")
@@ -494,8 +525,11 @@ def run(inputs: Inputs, options: SpeedOptions, progress: Any = None) -> CheckRes
         plot["oom"] = oom
         table = ", ".join(f"{r['batch']}: {r['samples_per_s']:.0f}/s" for r in rows)
         stop = (f"batch {oom} ran out of memory" if oom else
+                f"the time budget ({options.budget_s:g} s, --budget): {budget.skipped[0]} "
+                "not tried" if budget.skipped else
                 f"--max-batch {options.max_batch}" if rows[-1]["batch"] * 2 > options.max_batch
                 else "throughput stopped improving for two sizes")
+        metrics["sweep_stopped_by_budget"] = bool(budget.skipped)
         findings.append(Finding(
             Severity.INFO, f"batch-size sweep on {device} (samples/s: {table}; stopped: "
             f"{stop}): best {best['batch']} ({best['samples_per_s']:.0f} samples/s), knee "
@@ -526,12 +560,24 @@ def run(inputs: Inputs, options: SpeedOptions, progress: Any = None) -> CheckRes
                     f" (batch {knee['batch']})", f"try batch {knee['batch']} (and scale the "
                     "learning rate with it)"))
         if device == "cpu" and cores > 1:
-            _threads_at_knee(stepper, x, y, knee["batch"], cores, main_threads, options,
-                             load, metrics, series, findings)
+            # t threads: at most main/t times the knee's step at `main` threads
+            slowest = sum(max(main_threads, 1) / t for t in range(1, cores + 1))
+            if budget.fits(math.ceil(slowest * (options.warmup + options.timed_steps)),
+                           knee["step_s"]):
+                _threads_at_knee(stepper, x, y, knee["batch"], cores, main_threads, options,
+                                 load, metrics, series, findings)
+            else:
+                _over_budget(findings, "the thread sweep", options)
         # reading the loss every step, A/B interleaved, on diag's own loop
-        idx = torch.arange(min(knee["batch"], 12)) % int(x.shape[0])
-        cost, slower = _read_cost(stepper, x[idx].to(device), y[idx].to(device), device)
-        metrics.update(loss_read_cost_fraction=round(cost, 4), loss_read_slower_pairs=slower)
+        read_batch = min(knee["batch"], 12)
+        near = max((r for r in rows if r["batch"] <= read_batch), key=lambda r: r["batch"])
+        if budget.fits(2 * 12, near["step_s"] * read_batch / near["batch"]):
+            idx = torch.arange(read_batch) % int(x.shape[0])
+            cost, slower = _read_cost(stepper, x[idx].to(device), y[idx].to(device), device)
+            metrics.update(loss_read_cost_fraction=round(cost, 4),
+                           loss_read_slower_pairs=slower)
+        else:
+            _over_budget(findings, "the cost of reading the loss every step", options)
         # the input size the model really consumes (tip 14)
         resized = _resize_in_model(target.make_model().to(device), x[:2].to(device))
         if resized is not None:
