@@ -139,6 +139,7 @@ FAMILIES = {
     "encoder-classifier": ("EncoderClassifier", "token_class_data"),
     "resnet": ("ResNet", "image_class_data"),
     "bert": ("tiny_bert", "DictSamples"),
+    "mobilenet-v3-small": ("MobileNetV3Small", "image_class_data"),
 }
 
 
@@ -311,7 +312,7 @@ def test_a_loader_of_hugging_face_dicts_is_read() -> None:
     assert r.status in (Status.PASS, Status.WARN) and r.metrics["classes"] == 4, r.summary
 
 
-def test_mobilenet_v3_small_as_torchvision_builds_it_passes_every_check() -> None:
+def test_mobilenet_v3_small_as_torchvision_builds_it_memorises_the_subset() -> None:
     """torchvision's mobilenet_v3_small layout (2,542,856 parameters with 1,000 classes,
     as torchvision counts them). Its BatchNorm momentum of 0.01 left the running statistics
     hundreds of steps behind the weights: overfit judged a model that had memorised the
@@ -320,7 +321,4 @@ def test_mobilenet_v3_small_as_torchvision_builds_it_passes_every_check() -> Non
     data = a.image_class_data()
     o = checks.overfit(model=a.MobileNetV3Small, data=data, max_steps=300)
     assert o.status == Status.PASS, o.summary
-    for r in (checks.init(model=a.MobileNetV3Small, data=data),
-              checks.data(data=data, model=a.MobileNetV3Small),
-              checks.size(model=a.MobileNetV3Small, data=data, max_size="8MB")):
-        assert r.status in (Status.PASS, Status.WARN), (r.name, r.summary)
+    # every other check: the family test above (`diag check` on it)

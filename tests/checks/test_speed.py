@@ -239,3 +239,19 @@ def test_a_time_budget_stops_the_sweep_and_skips_the_probes_that_would_pass_it()
     r = speed(model=s.mlp, data=TABLE, max_batch=64)
     assert r.metrics["sweep_stopped_by_budget"] is False
     assert not any(f.rule == "speed-over-budget" for f in r.findings)
+
+
+def test_a_model_that_cannot_train_on_one_sample_is_swept_from_two() -> None:
+    """BatchNorm over one value per channel refuses batch 1 in training (MobileNetV3 at 32x32
+    pools to 1x1 before one): the sweep starts at 2 and says why, instead of an error."""
+
+    def bn_mlp() -> torch.nn.Module:
+        return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.BatchNorm1d(16),
+                                   torch.nn.Linear(16, 3))
+
+    x = torch.randn(32, 8)
+    y = torch.randint(0, 3, (32,))
+    r = speed(model=bn_mlp, data=(x, y), max_batch=8)
+    assert r.status != Status.ERROR, r.summary
+    assert r.series["batch"][0] == 2.0
+    assert any(f.rule == "speed-batch-1" for f in r.findings)

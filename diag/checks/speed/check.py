@@ -48,6 +48,12 @@ RESIZE_OPS = {"interpolate", "upsample", "adaptive_avg_pool2d", "adaptive_max_po
               "avg_pool2d", "max_pool2d", "resize"}
 
 
+def _needs_two(exc: BaseException) -> bool:
+    """BatchNorm's refusal of a batch with one value per channel (in user code's wrapper)."""
+    cause = exc.__cause__ or exc.__context__ or exc
+    return any("more than 1 value per channel" in str(e) for e in (exc, cause))
+
+
 def _is_oom(exc: BaseException) -> bool:
     if isinstance(exc, torch.OutOfMemoryError):
         return True
@@ -136,6 +142,7 @@ class Budget:
         self.seconds = seconds
         self.end = time.perf_counter() + seconds
         self.skipped: list[str] = []
+        self.notes: list[str] = []
 
     def left(self) -> float:
         return self.end - time.perf_counter()
@@ -168,6 +175,14 @@ def sweep(stepper: _Stepper, x: Tensor, y: Tensor, options: SpeedOptions,
             saved = _saved_bytes(one)
             secs = _median_step(one, options.warmup, options.timed_steps, device)
         except USER_ERRORS as exc:
+            if b == 1 and not rows and _needs_two(exc):
+                # BatchNorm over a 1x1 map (or a batch of one) cannot train on one sample:
+                # the sweep starts at 2, and says so
+                if budget is not None:
+                    budget.notes.append("batch 1 cannot train this model (BatchNorm needs more "
+                                        "than one value per channel): the sweep starts at 2")
+                b = 2
+                continue
             if not _is_oom(exc):
                 raise
             oom = b
@@ -530,6 +545,9 @@ def run(inputs: Inputs, options: SpeedOptions, progress: Any = None) -> CheckRes
                 f"--max-batch {options.max_batch}" if rows[-1]["batch"] * 2 > options.max_batch
                 else "throughput stopped improving for two sizes")
         metrics["sweep_stopped_by_budget"] = bool(budget.skipped)
+        findings.extend(Finding(Severity.INFO, note, "train with batches of two or more; "
+                                "or evaluate one sample in eval mode", rule="speed-batch-1")
+                        for note in budget.notes)
         findings.append(Finding(
             Severity.INFO, f"batch-size sweep on {device} (samples/s: {table}; stopped: "
             f"{stop}): best {best['batch']} ({best['samples_per_s']:.0f} samples/s), knee "
