@@ -16,7 +16,9 @@ and the README's table). The rule, in order:
    thread and 78.9 ms at 2.
 4. else three training steps of the target at 1 thread and at every free core,
    interleaved; the free cores only when they are 10 % faster (a quiet 2-core machine: 11.8
-   ms against 16.1). A step of 0.25 s or more uses every free core without a probe.
+   ms against 16.1). A step of 0.25 s or more uses every free core without a probe, and so
+   does a forward of a third of that (timed first: on a 25 M-parameter ResNet a step is
+   seconds, a cost init and size would otherwise pay before they start).
 
 The count changes the last digits of the numbers (float sums split across threads), and
 the measurement depends on the load, so the JSON records the count and its source; pin
@@ -151,6 +153,11 @@ def training_step(target: Any, seed: int) -> Any:
         target.loss_fn(model(x), y).backward()
         opt.step()
 
+    def forward() -> None:
+        with torch.no_grad():
+            model(x)
+
+    step.forward = forward  # type: ignore[attr-defined]
     return step
 
 
@@ -174,6 +181,12 @@ def choose(target: Any, threads: int | None = None, seed: int = 0) -> Threads:
     try:
         with isolated_rng(seed):  # dropout in the probe steps draws from no stream of yours
             step = training_step(target, seed)
+            t0 = time.perf_counter()
+            step.forward()
+            forward = time.perf_counter() - t0
+            if forward >= LARGE_STEP_S / 3:  # a step is about three forwards' work
+                return Threads(free, f"a forward takes {forward:.2f} s: large ops, {free} "
+                                     "threads")
             t0 = time.perf_counter()
             step()
             first = time.perf_counter() - t0
