@@ -188,7 +188,9 @@ class Watchdog:
                  "in_user_code": bool(frames) and not is_library_file(frames[-1].filename),
                  "used_so_far": sorted(self.rec.used_now)}
         self.rec.set(stuck=stuck)
-        with contextlib.suppress(OSError):
+        # the main thread is stuck, but may be stuck mid-update of the record: never let
+        # that stop the report of where it is
+        with contextlib.suppress(Exception):
             self.rec.flush()
         print(f"diag ddp: rank {data.get('rank')} stuck in {stuck['phase']} at step "
               f"{stuck['step']}" + (f" ({stuck['where']})" if stuck["where"] else ""),
@@ -396,8 +398,8 @@ def run_rank(job: dict[str, Any], rec: Recorder, group: Any, backend: str) -> No
         _diag_loop(job, rec, group, backend)
 
 
-def _step_loop(step: Callable[[], object], model: nn.Module, rec: Recorder, steps: int,
-               before: Callable[[int], None] | None = None) -> None:
+def _step_loop(step: Callable[[], object], model: nn.Module, rec: Recorder,
+               steps: int) -> None:
     """``steps`` calls, each with its used parameters, RNG draws and a census."""
     from diag.checks.leaks.census import TensorCensus
 
@@ -412,8 +414,6 @@ def _step_loop(step: Callable[[], object], model: nn.Module, rec: Recorder, step
             rec.used_now = set()
             draws.clear()
             rec.data["rng"].append(rng_digest())
-            if before is not None:
-                before(i)
             with census:
                 step()
             snap = census.take()
