@@ -693,7 +693,7 @@ def check(
 ) -> None:
     """Run every check as one CI health check: one exit code, JSON, JUnit and summary.md.
 
-    Configured by \\[tool.diag] in pyproject.toml (or --config): model, data, loss, step, pipeline, history, seed, select, skip, timeout, and a sub-table per check for its options. With no configuration, every check runs on the built-in defaults. An errored check (exit 3) wins over a failed one (exit 1). summary.md is appended to $GITHUB_STEP_SUMMARY when that is set.
+    Configured by \\[tool.diag] in pyproject.toml (or --config): model, data, loss, step, pipeline, history, seed, select, skip, timeout, and a sub-table per check for its options. With no configuration, every check runs on the built-in defaults, except ddp (it starts processes: set \\[tool.diag.ddp] to run it). An errored check (exit 3) wins over a failed one (exit 1). summary.md is appended to $GITHUB_STEP_SUMMARY when that is set.
     """
 
     def body() -> int:
