@@ -201,6 +201,9 @@ def test_bad_input_is_a_usage_error(tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["ddp", "--step", C + "step_clean", "--model", C + "mlp",
                                  "--out", str(tmp_path)])
     assert r.exit_code == ExitCode.USAGE_ERROR and "cannot be combined" in r.stderr
+    r = CliRunner().invoke(app, ["ddp", "--data", str(tmp_path / "missing.npz"), "--out",
+                                 str(tmp_path)])
+    assert r.exit_code == ExitCode.USAGE_ERROR and "not found" in r.stderr
     from ddp_cases import mlp
 
     with pytest.raises(UsageError, match="cannot reach the new processes"):

@@ -84,6 +84,9 @@ def prepare(inputs: Inputs, options: DdpOptions,
         value = specs.get(key)
         if isinstance(value, str) and not os.path.isdir(value):
             resolve(value, f"--{key}")
+    data = specs.get("data")
+    if isinstance(data, str) and ":" not in os.path.basename(data) and not os.path.exists(data):
+        raise UsageError(f"--data file not found: {data}", hint="check the path")
     for key in ("model", "data", "loss"):
         _as_spec(specs.get(key), f"--{key}", lambda v: v)  # objects: refused here, not later
     return dataclasses.replace(
