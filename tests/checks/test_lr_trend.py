@@ -55,10 +55,19 @@ def test_a_noisy_curve_that_still_falls_is_no_plateau() -> None:
     assert r.metrics["still_improving"] is True and r.status == Status.PASS
 
 
-@settings(max_examples=30, deadline=None)
-@given(st.integers(0, 10_000), st.integers(100, 3000), st.floats(1.0, 10.0))
-def test_hypothesis_a_noisy_fall_is_never_a_plateau(seed: int, n: int, ratio: float) -> None:
-    assert detect_plateau(noisy_fall(n, seed, ratio)) is None
+@pytest.mark.parametrize(("n", "ratio", "seeds"), [(100, 10.0, 200), (100, 4.0, 200),
+                                                    (500, 10.0, 40)])
+def test_a_noisy_fall_is_rarely_a_plateau(n: int, ratio: float, seeds: int) -> None:
+    """The trend test is one-sided at 5 %: on a short, noisy curve that still falls, a flat
+    last stretch is found by chance about that often, never much more. (This was a
+    hypothesis property, "never a plateau"; hypothesis found seed 55, n 100, ratio 4, a
+    chance plateau at step 89, and the property was wrong for a test with a level.)
+    The bound is the 95th percentile of Binomial(seeds, 0.05); measured: 11 of 200 at
+    ratio 10, 1 of 200 at ratio 4, 0 from n = 300 on."""
+    hits = sum(detect_plateau(noisy_fall(n, seed, ratio)) is not None
+               for seed in range(seeds))
+    bound = {200: 16, 40: 5}[seeds]
+    assert hits <= bound, (hits, seeds)
 
 
 @pytest.mark.parametrize(("n", "tau", "lo", "hi"), [(50, 2.5, 5, 16), (35, 1.2, 2, 9)])
