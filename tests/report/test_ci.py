@@ -13,7 +13,7 @@ import pytest
 
 from diag.result import ExitCode
 
-from clirun import diag, diag_process
+from clirun import diag
 
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
@@ -89,15 +89,15 @@ def test_rule_slugs_leave_numbers_out() -> None:
 
 # --- baseline --------------------------------------------------------------------------------
 def _check(tmp: Path, per_iter: int, *extra: str) -> object:
-    """In a process of its own: the census counts every tensor its process makes, and in
-    the suite's own process (after 600 other tests) the leak measured 1.82 and 2.34 tensors
-    per iteration in two full CI runs where a fresh process gives exactly 1.0 (12 of 12
-    runs, quiet and beside two CPU hogs)."""
+    """In the suite's own process on purpose: after some 600 tests it holds graphs of earlier
+    tests' tensors, whose saved tensors the census walks. Counted by address while they were
+    temporaries, they made this leak 1.82 and 2.34 tensors per iteration in two CI runs (the
+    allocator reused addresses); a fresh process always gave 1.0."""
     os.environ["DIAG_TEST_LEAK_PER_ITER"] = str(per_iter)
     try:
-        return diag_process("check", "--select", "leaks", "--step", f"{LEAKY}:keep_tensors",
-                            "--no-plots", "--out", str(tmp / "out"), "--quiet",
-                            "--baseline", str(tmp / "baseline.json"), *extra)
+        return diag("check", "--select", "leaks", "--step", f"{LEAKY}:keep_tensors",
+                    "--no-plots", "--out", str(tmp / "out"), "--quiet",
+                    "--baseline", str(tmp / "baseline.json"), *extra)
     finally:
         os.environ.pop("DIAG_TEST_LEAK_PER_ITER", None)
 

@@ -419,7 +419,8 @@ class TensorCensus(TorchFunctionMode):
                 roots.append((t.grad_fn, "before the run", (-1, True, 0)))
         nodes = 0
         seen_nodes: set[int] = set()
-        keep: list[Any] = []  # node wrappers stay alive during the walk, so ids stay unique
+        # node and saved-tensor wrappers stay alive during the walk: ids and addresses unique
+        keep: list[Any] = []
         # Newest roots first: a graph is credited to the tensor that keeps it alive now
         # (the running total), not to the intermediates inside it.
         roots.sort(key=lambda r: r[2], reverse=True)
@@ -436,6 +437,11 @@ class TensorCensus(TorchFunctionMode):
                 keep.append(node)
                 credited += 1
                 for s in saved_tensors(node):
+                    # an unpacked saved output is a new tensor object each time: kept alive
+                    # for the walk, or its address is reused by the next one and the
+                    # count by address then depends on the allocator (a process that has
+                    # run hundreds of tests counted 20 to 40 more or fewer, step to step)
+                    keep.append(s)
                     if s.numel() > 1:
                         activations += 1
                     if s._cdata in seen_tensors:
