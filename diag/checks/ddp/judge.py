@@ -200,9 +200,6 @@ def _hint(err: dict[str, Any]) -> str:
 
 
 # --- replicas in sync ------------------------------------------------------------------------
-CHECKPOINTS = ("built", "0", "1")
-
-
 def _differs(present: list[dict[str, Any]], key: str) -> int | None:
     """Index of the first tensor whose digest differs across ranks at checkpoint ``key``
     (None: equal, or fewer than two ranks recorded it)."""

@@ -139,10 +139,8 @@ class Budget:
     of ``step_s`` each would still fit."""
 
     def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
         self.end = time.perf_counter() + seconds
         self.skipped: list[str] = []
-        self.notes: list[str] = []
 
     def left(self) -> float:
         return self.end - time.perf_counter()
@@ -177,10 +175,7 @@ def sweep(stepper: _Stepper, x: Tensor, y: Tensor, options: SpeedOptions,
         except USER_ERRORS as exc:
             if b == 1 and not rows and _needs_two(exc):
                 # BatchNorm over a 1x1 map (or a batch of one) cannot train on one sample:
-                # the sweep starts at 2, and says so
-                if budget is not None:
-                    budget.notes.append("batch 1 cannot train this model (BatchNorm needs more "
-                                        "than one value per channel): the sweep starts at 2")
+                # the sweep starts at 2 (run() says so: the first row is batch 2)
                 b = 2
                 continue
             if not _is_oom(exc):
@@ -545,9 +540,11 @@ def run(inputs: Inputs, options: SpeedOptions, progress: Any = None) -> CheckRes
                 f"--max-batch {options.max_batch}" if rows[-1]["batch"] * 2 > options.max_batch
                 else "throughput stopped improving for two sizes")
         metrics["sweep_stopped_by_budget"] = bool(budget.skipped)
-        findings.extend(Finding(Severity.INFO, note, "train with batches of two or more; "
-                                "or evaluate one sample in eval mode", rule="speed-batch-1")
-                        for note in budget.notes)
+        if rows[0]["batch"] > 1:
+            findings.append(Finding(
+                Severity.INFO, "batch 1 cannot train this model (BatchNorm needs more than one "
+                "value per channel): the sweep starts at 2", "train with batches of two or "
+                "more; or evaluate one sample in eval mode", rule="speed-batch-1"))
         findings.append(Finding(
             Severity.INFO, f"batch-size sweep on {device} (samples/s: {table}; stopped: "
             f"{stop}): best {best['batch']} ({best['samples_per_s']:.0f} samples/s), knee "
