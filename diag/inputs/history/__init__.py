@@ -73,10 +73,7 @@ def load_log(path: str, metric: str = "loss", lr_column: str | None = None,
         log = _read_run(chosen, metric, lr_column, val_metric)
         log.notes.extend(notes)
         return log
-    if run is not None:
-        raise UsageError(f"--run {run!r} picks a run in a folder, and --history {path} is a "
-                         "file", hint="pass the run folder, or drop --run")
-    return _read_file(p, metric, lr_column, pattern, val_metric)
+    return _read_file(p, metric, lr_column, pattern, val_metric, run)
 
 
 def _read_run(r: find.Run, metric: str, lr_column: str | None, val_metric: str | None
@@ -89,8 +86,13 @@ def _read_run(r: find.Run, metric: str, lr_column: str | None, val_metric: str |
 
 
 def _read_file(p: Path, metric: str, lr_column: str | None, pattern: str | None,
-               val_metric: str | None) -> Log:
+               val_metric: str | None, run: str | None = None) -> Log:
     path = str(p)
+    if run is not None and not (p.suffix.lower() in (".csv", ".tsv") or _looks_like_csv(
+            _head(p))):
+        raise UsageError(f"--run {run!r} picks a run in a folder or a W&B export, and "
+                         f"--history {path} is one run's log",
+                         hint="pass the run folder, or drop --run")
     if pattern is not None:
         return text.read(path, pattern)
     if tensorboard.is_event_file(p):
@@ -106,8 +108,16 @@ def _read_file(p: Path, metric: str, lr_column: str | None, pattern: str | None,
     if p.suffix.lower() in (".json", ".jsonl") or head.lstrip().startswith(("[", "{")):
         return jsonlog.read(path, metric)
     if p.suffix.lower() in (".csv", ".tsv") or _looks_like_csv(head):
-        return csvlog.read(path, metric, lr_column, val_metric)
+        return csvlog.read(path, metric, lr_column, val_metric, run)
     return text.read(path)
+
+
+def _head(p: Path) -> str:
+    try:
+        with open(p, encoding="utf-8-sig", errors="replace") as fh:
+            return fh.read(4096)
+    except OSError:
+        return ""
 
 
 def load_history(path: str, metric: str = "loss", lr_column: str | None = None,

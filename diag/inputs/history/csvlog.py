@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from diag.errors import DataError
+from diag.errors import DataError, UsageError
 from diag.inputs.history.core import (
     INDEX_COLUMNS,
     MIN_POINTS,
@@ -38,29 +38,57 @@ def sniff_delimiter(header: str) -> str:
     return best if counts[best] else ","
 
 
-def header_of(path: str) -> tuple[list[str], list[str], str]:
-    """(display names, raw header cells, delimiter): W&B export columns ``run - metric``
-    shown as ``metric`` (their ``__MIN``/``__MAX`` bands left out)."""
+def header_of(path: str, run: str | None = None
+              ) -> tuple[list[str], list[str], str, list[str], str]:
+    """(display names, raw header cells, delimiter, notes, the x axis of a W&B export or
+    ""). A W&B UI export (columns
+    ``run - metric`` with their ``__MIN``/``__MAX`` bands, the first column the x axis:
+    ``Step`` or a custom one such as ``epoch``) holds one run or several side by side: one
+    run is read (``run``, else the first, which is the top of W&B's runs table, newest
+    first by default), its columns shown as ``metric``, the others' left out and named in
+    the notes."""
     with open(path, encoding="utf-8-sig", errors="replace") as fh:
         line = fh.readline()
     delimiter = sniff_delimiter(line)
     raw = [c.strip() for c in next(csv.reader([line], delimiter=delimiter), [])]
+    matches = [_WANDB.match(c) for c in raw]
+    is_export = any(m and m.group("agg") for m in matches) or (
+        "Step" in raw and any(matches))
+    if not is_export:
+        if run is not None:
+            raise UsageError(f"--run {run!r} picks a run in a folder or a W&B export, and "
+                             f"--history {path} is one run's log",
+                             hint="pass the run folder, or drop --run")
+        return list(raw), raw, delimiter, [], ""
+    runs = list(dict.fromkeys(m.group("run") for m in matches if m))
+    if run is None:
+        chosen = runs[0]
+    elif run in runs:
+        chosen = run
+    else:
+        raise DataError(f"--run {run!r}: no such run in the W&B export {path}",
+                        hint="runs: " + ", ".join(runs[:20]))
     names = []
-    for cell in raw:
-        m = _WANDB.match(cell)
-        if m and m.group("agg"):
-            names.append("")  # a min/max band of a W&B export: not a series of its own
-        elif m and "Step" in raw:
-            names.append(m.group("metric"))
-        else:
+    for cell, m in zip(raw, matches, strict=True):
+        if m is None:
             names.append(cell)
-    return names, raw, delimiter
+        elif m.group("agg") or m.group("run") != chosen:
+            names.append("")  # a min/max band, or another run: not a series read here
+        else:
+            names.append(m.group("metric"))
+    others = [r for r in runs if r != chosen]
+    notes = ([f"{len(others)} other run{'s' if len(others) > 1 else ''} in this W&B export: "
+              f"{', '.join(others[:10])}{', ...' if len(others) > 10 else ''}; read "
+              f"{chosen!r} (the {'one asked for' if run else 'first, the top of the runs table'}"
+              "); pick another with --run NAME"] if others else [])
+    x_axis = next((cell for cell, m in zip(raw, matches, strict=True) if m is None), "")
+    return names, raw, delimiter, notes, x_axis
 
 
-def read(path: str, metric: str, lr_column: str | None = None, val_metric: str | None = None
-         ) -> Log:
+def read(path: str, metric: str, lr_column: str | None = None, val_metric: str | None = None,
+         run: str | None = None) -> Log:
     """The metric, its validation twin, the LR and the index of a CSV log, as a Log."""
-    names, raw, delimiter = header_of(path)
+    names, raw, delimiter, notes, wandb_x = header_of(path, run)
     fields = [n for n in names if n]
     if not fields:
         raise DataError(f"--history {path} is empty", hint="write a header row and values")
@@ -68,7 +96,8 @@ def read(path: str, metric: str, lr_column: str | None = None, val_metric: str |
     # Lightning logs a metric per step and per epoch: the epoch series when it is long enough
     epoch_twin = (name[: -len("_step")] + "_epoch" if name.endswith("_step")
                   and name[: -len("_step")] + "_epoch" in fields and metric != name else "")
-    index_name = next((c for c in INDEX_COLUMNS if c in fields), "")
+    index_name = (wandb_x if wandb_x in fields else
+                  next((c for c in INDEX_COLUMNS if c in fields), ""))
     lr = lr_name(fields, name, lr_column, path)
     val = val_metric if val_metric in fields else validation_of(fields, name)
     extra_x = "step" if index_name == "epoch" and "step" in fields else ""
@@ -84,7 +113,7 @@ def read(path: str, metric: str, lr_column: str | None = None, val_metric: str |
         name = epoch_twin
         twin_val = validation_of(fields, name)
         val = twin_val if twin_val in columns_read else val
-    fmt = ("wandb-export" if "Step" in raw and any(_WANDB.match(c) for c in raw) else
+    fmt = ("wandb-export" if wandb_x or notes else
            "lightning" if {"epoch", "step"} <= set(fields) and present is not None else
            "csv" if delimiter == "," else f"csv (separator {delimiter!r})")
     x_col = index_name
@@ -94,7 +123,7 @@ def read(path: str, metric: str, lr_column: str | None = None, val_metric: str |
             x_col = "step"  # several rows per epoch (Lightning's *_step metrics): by step
     x = columns_read[x_col] if x_col else np.arange(rows, dtype=np.float64)
     log = Log(fmt, path, "step" if x_col in ("Step", "_step", "global_step") else
-              x_col or "index")
+              x_col or "index", notes=notes)
     for c in (name, lr, val):
         if c:
             keep = _mask(present, c, rows)
