@@ -142,6 +142,10 @@ class Watch:
         self._started = 0.0
         self._ended = 0.0
         self._open = False
+        self.own_seconds = 0.0
+        """The watch's own time inside the loop (step(), the optimizer hook, the mid-run
+        curve checks): with ``loop_seconds``, what watching costs this loop. Timings stay out
+        of the JSON report (the same seed gives the same report)."""
 
     # --- the context ----------------------------------------------------------------------
     def __enter__(self) -> Watch:
@@ -208,6 +212,19 @@ class Watch:
         None when the loss is recorded otherwise, e.g. from a framework's logs)."""
         if not self._open:
             raise UsageError("w.step() outside the watch", hint="call it inside the with block")
+        start = time.perf_counter()
+        try:
+            self._step(loss)
+        finally:
+            self.own_seconds += time.perf_counter() - start
+
+    @property
+    def loop_seconds(self) -> float:
+        """The loop's time inside the watch so far (or until it closed)."""
+        return ((self._ended or time.perf_counter()) - self._started if self._started
+                else 0.0)
+
+    def _step(self, loss: Any) -> None:
         self.steps += 1
         if self.optimizer is None:
             self._read_gradients()
@@ -241,8 +258,12 @@ class Watch:
 
     # --- gradients, through the optimizer's step pre-hook ---------------------------------
     def _before_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        self.optimizer_steps += 1
-        self._read_gradients()
+        start = time.perf_counter()
+        try:
+            self.optimizer_steps += 1
+            self._read_gradients()
+        finally:
+            self.own_seconds += time.perf_counter() - start
 
     def _groups(self, named: list[tuple[str, nn.Parameter]]) -> list[list[int]]:
         """Parameters split into groups of about GROUP_ELEMENTS values (largest first, each
@@ -269,15 +290,15 @@ class Watch:
         group = self._group_list[self._reads % len(self._group_list)]
         self._reads += 1
         part = [named[i] for i in group]
-        with torch.no_grad():
+        with torch.no_grad():  # (no graph is recorded: no detach() needed)
             norms = torch.stack(torch._foreach_norm(
-                [p.grad.detach() for _, p in part])).tolist()  # type: ignore[union-attr]
-            weights = (torch.stack(torch._foreach_norm([p.detach() for _, p in part])).tolist()
+                [p.grad for _, p in part])).tolist()  # type: ignore[misc]
+            weights = (torch.stack(torch._foreach_norm([p for _, p in part])).tolist()
                        if (self._reads - 1) // len(self._group_list) % 10 == 0 else None)
         if not all(math.isfinite(v) for v in norms):  # name the first one, over all of them
             with torch.no_grad():
                 every = torch.stack(torch._foreach_norm(
-                    [p.grad.detach() for _, p in named])).tolist()  # type: ignore[union-attr]
+                    [p.grad for _, p in named])).tolist()  # type: ignore[misc]
             bad = next(n for (n, _), v in zip(named, every, strict=True)
                        if not math.isfinite(v))
             self._report("nonfinite_grad", Finding(

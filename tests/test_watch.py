@@ -65,6 +65,9 @@ def test_a_clean_loop_passes_and_writes_the_report_files(tmp_path: Path) -> None
         assert (tmp_path / "r" / name).exists(), name
     doc = json.loads((tmp_path / "r" / "watch.json").read_text())
     assert doc["checks"][0]["name"] == "watch"
+    # its own time is accounted (step(), the optimizer hook), within the loop's time
+    assert 0 < w.own_seconds < w.loop_seconds
+    assert "own" not in json.dumps(doc["checks"][0]["metrics"])  # timings stay out
 
 
 def test_a_leak_in_the_loop_is_named_with_its_line_once(tmp_path: Path,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -125,6 +126,15 @@ def _bucketed(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return centres, sums / counts
 
 
+@lru_cache(maxsize=MAX_POINTS + 1)
+def _pairs(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair (i < j) of m points: the same few lengths recur across a curve's fits."""
+    i, j = np.triu_indices(m, k=1)
+    i.flags.writeable = False
+    j.flags.writeable = False
+    return i, j
+
+
 def horizon_of(run: int) -> int:
     """The pace's horizon for a run of ``run`` points: a tenth of it, at least 5 points."""
     return max(5, run // 10)
@@ -140,7 +150,7 @@ def fit(values: np.ndarray, horizon: int | None = None) -> Trend:
     if n < 3:
         return Trend(0.0, math.inf, n, level, horizon, math.inf)
     t, y = _bucketed(x)
-    i, j = np.triu_indices(len(t), k=1)
+    i, j = _pairs(len(t))
     slope = median((y[j] - y[i]) / (t[j] - t[i]))
     resid = y - slope * t
     resid = resid - median(resid)
