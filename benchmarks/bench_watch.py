@@ -79,6 +79,8 @@ def resnet_loop() -> tuple[Callable[[Any], None], Any, Any]:
 
 def measure(name: str, make: Callable[[], tuple[Callable[[Any], None], Any, Any]],
             steps: int, rounds: int) -> float:
+    """The issue's measure: ``rounds`` rounds, each the plain loop then the watched one
+    (a fresh watch: its start and end inside the timed part), median of each side."""
     import diag
 
     step, model, opt = make()
@@ -105,11 +107,61 @@ def measure(name: str, make: Callable[[], tuple[Callable[[Any], None], Any, Any]
     return b / a
 
 
+def paired(name: str, make: Callable[[], tuple[Callable[[Any], None], Any, Any]],
+           block: int, pairs: int) -> None:
+    """The same comparison, robust to a shared machine's drift: one watch lives through the
+    whole run (as in a training); ``pairs`` times a block of plain loops then a block of
+    watched loops right after it, the watch switched off between its blocks (hook removed,
+    no step() calls: the loop is then the plain one). The ratio of each adjacent pair is
+    taken, and their median; the watch's start and end are timed apart (paid once per
+    training)."""
+    import diag
+
+    step, model, opt = make()
+    step(None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        w = diag.watch(model, opt, out=None, every=50)
+        t0 = time.perf_counter()
+        w.__enter__()
+        entered = time.perf_counter() - t0
+        hooks = list(w._handles)
+        ratios, own0 = [], 0.0
+        for _ in range(pairs):
+            for h in hooks:
+                h.remove()
+            start = time.perf_counter()
+            for _ in range(block):
+                step(None)
+            plain = time.perf_counter() - start
+            w._handles = [opt.register_step_pre_hook(w._before_step)]
+            hooks = w._handles
+            own0 = w.own_seconds
+            start = time.perf_counter()
+            for _ in range(block):
+                step(w)
+            watched = time.perf_counter() - start
+            ratios.append(watched / plain)
+        t0 = time.perf_counter()
+        w.__exit__(None, None, None)
+        exited = time.perf_counter() - t0
+    ratios.sort()
+    q1, q3 = ratios[len(ratios) // 4], ratios[(3 * len(ratios)) // 4]
+    whole = w.own_seconds / max(w.loop_seconds, 1e-9)
+    last = (w.own_seconds - own0) / watched
+    print(f"{name:28} paired blocks of {block} loops x {pairs}: median "
+          f"{statistics.median(ratios):.3f}x (quartiles {q1:.3f}-{q3:.3f}); the watch's own "
+          f"time {whole:.1%} of its loop time (last block {last:.1%}); start "
+          f"{entered * 1e3:.0f} ms and end {exited * 1e3:.0f} ms, once per training")
+
+
 def main() -> None:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     quick = "--quick" in sys.argv
     measure("browser net (4 steps/loop)", browser_loop, 25 if quick else 150, 5)
     measure("ResNet-18, 8x3x64x64, CPU", resnet_loop, 10 if quick else 60, 5)
+    paired("browser net (4 steps/loop)", browser_loop, 10, 8 if quick else 30)
+    paired("ResNet-18, 8x3x64x64, CPU", resnet_loop, 4, 6 if quick else 20)
 
 
 if __name__ == "__main__":

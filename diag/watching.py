@@ -57,7 +57,7 @@ VANISH = 1e-6
 """A layer whose relative gradient is this far below the largest layer's is vanishing."""
 MAX_CENSUS = 300
 """Census counts kept for the growth test (the warm-up's and the most recent ones)."""
-MID_RUN_POINTS = 100
+MID_RUN_POINTS = 64
 """The curve checks between exits see at most this many bucket means of the loss."""
 MIN_RATE = 0.5
 """Live tensors must grow by this many per step (on average) to be a leak of the loop."""
@@ -130,6 +130,9 @@ class Watch:
         self._seen: set[str] = set()
         self._params = list(model.named_parameters())
         """Taken once: walking the modules every step costs more than the read itself."""
+        self._all_key = tuple(n for n, _ in self._params)
+        self._frozen_seen = False
+        """A parameter without a gradient was seen: the trained ones are listed each read."""
         self._zero_run: dict[str, int] = {}
         self._norm_history: dict[int, list[float]] = {}
         self._group_key: tuple[str, ...] = ()
@@ -232,7 +235,7 @@ class Watch:
         if value is not None:
             self.record_loss(value)
         if self._census is not None:
-            self._take_census()
+            self._take_census(loss if isinstance(loss, Tensor) else None)
         if self.steps % self.every == 0:
             self._analyse_curve(final=False)
 
@@ -280,22 +283,36 @@ class Watch:
         return [sorted(g) for g in groups if g]
 
     def _read_gradients(self) -> None:
-        named = [(n, p) for n, p in self._params if p.grad is not None and p.requires_grad]
+        params = self._params
+        grads = [p.grad for _, p in params]
+        if (not self._frozen_seen and len(self._group_list) <= 1
+                and all(g is not None for g in grads) and all(p.requires_grad for _, p in params)):
+            named = params  # every parameter trained and with a gradient: the usual step
+        else:
+            named = [(n, p) for n, p in params if p.grad is not None and p.requires_grad]
+            self._frozen_seen = self._frozen_seen or len(named) != len(params)
         if not named:
             return
         at = self.steps + 1 if self.optimizer is not None else self.steps
-        key = tuple(n for n, _ in named)
+        if named is not self._params:
+            key = tuple(n for n, _ in named)
+        else:
+            key = self._all_key
         if key != self._group_key:
             self._group_key, self._group_list = key, self._groups(named)
         group = self._group_list[self._reads % len(self._group_list)]
         self._reads += 1
-        part = [named[i] for i in group]
+        if named is self._params and len(group) == len(named):
+            part, part_grads = named, grads
+        else:
+            part = [named[i] for i in group]
+            part_grads = [p.grad for _, p in part]
         with torch.no_grad():  # (no graph is recorded: no detach() needed)
-            norms = torch.stack(torch._foreach_norm(
-                [p.grad for _, p in part])).tolist()  # type: ignore[misc]
+            norms = torch.stack(torch._foreach_norm(part_grads)).tolist()  # type: ignore[arg-type]
             weights = (torch.stack(torch._foreach_norm([p for _, p in part])).tolist()
                        if (self._reads - 1) // len(self._group_list) % 10 == 0 else None)
-        if not all(math.isfinite(v) for v in norms):  # name the first one, over all of them
+        total = math.hypot(*norms)  # inf or NaN when any layer's is
+        if not math.isfinite(total):  # name the first one, over all of them
             with torch.no_grad():
                 every = torch.stack(torch._foreach_norm(
                     [p.grad for _, p in named])).tolist()  # type: ignore[misc]
@@ -306,7 +323,6 @@ class Watch:
                 "lower the LR, clip gradients, or use AMP's GradScaler (it skips such "
                 "steps); check the loss for log(0) or division by zero", location=bad))
             return
-        total = math.sqrt(sum(v * v for v in norms))
         history = self._norm_history.setdefault(group[0], [])
         if len(history) >= 10 and total > SPIKE * max(statistics.median(history), 1e-30):
             self._report("exploding", Finding(
@@ -318,8 +334,18 @@ class Watch:
         del history[:-20]
         zero_run = self._zero_run
         checks = max(3, -(-DEAD_STEPS // len(self._group_list)))
-        for (name, _), g in zip(part, norms, strict=True):
-            run = zero_run[name] = zero_run.get(name, 0) + 1 if g == 0 else 0
+        if 0.0 not in norms:  # the common case: no layer's gradient is all zero
+            if zero_run:
+                for name, _ in part:
+                    zero_run.pop(name, None)
+            part_zero: list[tuple[tuple[str, Any], float]] = []
+        else:
+            part_zero = list(zip(part, norms, strict=True))
+        for (name, _), g in part_zero:
+            if g != 0:
+                zero_run.pop(name, None)
+                continue
+            run = zero_run[name] = zero_run.get(name, 0) + 1
             if run == checks:
                 self._report(f"dead:{name}", Finding(
                     Severity.WARN, f"dead layer: {name} has had an all-zero gradient for "
@@ -356,7 +382,7 @@ class Watch:
             return None
 
     # --- the tensor census ----------------------------------------------------------------
-    def _take_census(self) -> None:
+    def _take_census(self, loss: Tensor | None = None) -> None:
         from diag.checks.leaks.detect import persistent_growth
 
         census = self._census
@@ -375,7 +401,8 @@ class Watch:
         # every step: tensors and bytes; every GRAPH_EVERY steps also the autograd graphs
         # (a running `total += loss` grows the graph, not the tensor count)
         graph = self.steps % GRAPH_EVERY == 0
-        snap = census.take(graph=graph, baseline=False)  # what was alive before: no growth
+        # what was alive before cannot grow; the current loss's graph is this step's own
+        snap = census.take(graph=graph, baseline=False, skip_root=loss)
         # plain floats: nothing the gc tracks, so the next census scan stays short
         self._counts.append(float(snap.tensors))
         self._bytes.append(float(snap.bytes))

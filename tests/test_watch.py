@@ -84,6 +84,30 @@ def test_a_leak_in_the_loop_is_named_with_its_line_once(tmp_path: Path,
     assert any("leak" in r.getMessage() for r in caplog.records)
 
 
+def test_a_running_total_of_losses_is_a_leak_and_the_plain_loop_is_not() -> None:
+    """`total = total + loss` keeps every step's graph alive through one tensor: the tensor
+    count stays flat, the graph grows. The watch does not walk the current loss's own graph
+    (the same size every step): the growth is reached from the running total."""
+    for leak in (True, False):
+        model, x, y = _problem()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        g = torch.Generator().manual_seed(1)
+        total = torch.zeros(())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with diag.watch(model, opt, out=None) as w:
+                for _ in range(120):
+                    idx = torch.randint(0, len(x), (32,), generator=g)
+                    loss = F.mse_loss(model(x[idx]), y[idx])
+                    loss.backward()
+                    opt.step()
+                    opt.zero_grad()
+                    total = total + loss if leak else total + loss.item()
+                    w.step(loss)
+        assert w.result is not None
+        assert w.result.metrics["leak"] is leak, (leak, w.result.summary)
+
+
 def test_a_non_finite_gradient_names_the_step_and_the_parameter(tmp_path: Path) -> None:
     model, x, y = _problem()
     opt = torch.optim.SGD(model.parameters(), lr=1e6)

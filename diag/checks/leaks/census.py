@@ -354,12 +354,15 @@ class TensorCensus(TorchFunctionMode):
                                    self._order)
 
     def take(self, with_sites: bool | None = None, rss: bool = False, graph: bool = True,
-             baseline: bool = True) -> Snapshot:
+             baseline: bool = True, skip_root: Tensor | None = None) -> Snapshot:
         """Count what is alive now; per-site stats when ``with_sites`` (default: while
         attributing), the process RSS when ``rss`` (a file read: only a few times a run).
         ``graph=False`` skips the walk of the autograd graphs (graph nodes and saved tensors
         are not counted) and ``baseline=False`` the tensors alive before ``begin()`` (they
-        cannot be a growth): the cheapest census, for every step of a watched loop."""
+        cannot be a growth): the cheapest census, for every step of a watched loop.
+        ``skip_root``: a tensor whose graph is not walked from it (a watched loop's current
+        loss: its graph is this step's, the same size every step, and already backwarded;
+        a graph that grows is reached from the older tensors that hold it)."""
         if with_sites is None:
             with_sites = self.attribute
         if self._new:
@@ -404,7 +407,7 @@ class TensorCensus(TorchFunctionMode):
                 late.append((rec, t))
             else:
                 count(rec, t)
-            if t.grad_fn is not None:
+            if t.grad_fn is not None and t is not skip_root:
                 roots.append((t.grad_fn, rec.site,
                               (rec.iteration, rec.seen is not False, rec.order)))
         for key in dead:
