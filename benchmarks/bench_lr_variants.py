@@ -7,7 +7,7 @@ the median): every variant that lowers breast cancer's spread raises another tas
 ``geo_cluster`` on 7 of 8 folds, but it misses the spread target on two tasks (breast
 cancer 0.33, ResNet 0.34) where the median misses it on one (breast cancer 0.43).
 
-- the sweep's loss read on a fixed probe batch after each update (less batch noise);
+- the sweep's loss read on a fixed probe batch at each step (less batch noise);
 - a sweep of 200 steps instead of 100 (more points per decade);
 - the geometric mean of the rules within a decade of their median, instead of the median;
 - the steepest-fall and tenth-of-the-minimum rules read on the valley rule's robust curve
@@ -34,37 +34,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def sweep(model: Any, opt: Any, batches: Iterator[Any], loss_fn: Callable[..., Any],
           num_iter: int = 100, probe: Any = None) -> tuple[list[float], list[float]]:
-    """diag's range test loop (rangetest.range_test), with the probe-batch option."""
+    """diag's range test; with ``probe``, the value recorded at each step is the loss on
+    that fixed batch (at the step's weights) while the update still follows the training
+    batch's loss: a tensor with the probe's value and the training loss's gradient."""
     import torch
 
-    start_lr, end_lr, beta, diverge = 1e-7, 10.0, 0.98, 4.0
-    ratio = (end_lr / start_lr) ** (1 / (num_iter - 1))
-    lrs: list[float] = []
-    losses: list[float] = []
-    best, avg = math.inf, 0.0
-    model.train()
-    for i in range(num_iter):
-        lr = start_lr * ratio**i
-        for g in opt.param_groups:
-            g["lr"] = lr
-        xb, yb = next(batches)
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(xb), yb)
-        loss.backward()
-        opt.step()
-        if probe is None:
-            value = loss.item()
-        else:
-            with torch.no_grad():
-                value = loss_fn(model(probe[0]), probe[1]).item()
-        lrs.append(lr)
-        losses.append(value)
-        avg = beta * avg + (1 - beta) * value
-        smoothed = avg / (1 - beta ** (i + 1))
-        if not math.isfinite(smoothed) or (i > 0 and smoothed > diverge * best):
-            break
-        best = min(best, smoothed)
-    return lrs, losses
+    from diag.checks.lr.rangetest import range_test
+
+    def probed(out: Any, target: Any) -> Any:
+        loss = loss_fn(out, target)
+        with torch.no_grad():
+            value = loss_fn(model(probe[0]), probe[1])
+        return loss + (value - loss.detach())
+
+    rt = range_test(model, opt, batches, probed if probe is not None else loss_fn,
+                    num_iter=num_iter)
+    return rt.lrs, rt.losses
 
 
 def _median3(values: list[float | None]) -> float | None:
