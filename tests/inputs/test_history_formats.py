@@ -130,12 +130,35 @@ def write_mlflow(root: Path) -> Path:
     return root / "mlruns"
 
 
+def write_mlflow_db(root: Path) -> Path:
+    """The known curve through MLflow's database store (``sqlite:///mlflow.db``, MLflow 3's
+    default), written by mlflow itself; a second, older run beside it."""
+    mlflow = pytest.importorskip("mlflow")
+    pytest.importorskip("sqlalchemy")
+    pytest.importorskip("alembic")
+    steps, loss, val, lr = known_curve()
+    folder = root / "mlflow_db"
+    folder.mkdir()
+    mlflow.set_tracking_uri("sqlite:///" + str(folder / "mlflow.db"))
+    try:
+        with mlflow.start_run(run_name="older"):
+            mlflow.log_metric("loss", 1.0, step=0)
+        with mlflow.start_run(run_name="known"):
+            for s in steps:
+                mlflow.log_metrics({"loss": loss[s], "val_loss": val[s], "lr": lr[s]}, step=s)
+    finally:
+        mlflow.set_tracking_uri(None)
+    return folder / "mlflow.db"
+
+
 def test_one_curve_in_every_format_gives_one_verdict(tmp_path: Path) -> None:
     paths = write_every_format(tmp_path)
     pytest.importorskip("tensorboard")
     paths["tensorboard"] = write_tensorboard(tmp_path)
     if _has("mlflow"):
         paths["mlflow"] = write_mlflow(tmp_path)
+    if _has("mlflow") and _has("sqlalchemy") and _has("alembic"):
+        paths["mlflow database"] = write_mlflow_db(tmp_path)
     verdicts = {}
     for fmt, path in paths.items():
         r = checks.lr_schedule(history=str(path))
@@ -349,6 +372,58 @@ def test_published_spiky_export_is_not_called_divergence() -> None:
     r = checks.lr_schedule(history=str(LOGS / "wandb" / "nrtd_rtd"))
     assert r.metrics["history_format"] == "wandb-export"
     assert r.metrics["divergence_start"] is None
+
+
+def _stdlib_mlflow_db(path: Path, runs: dict[str, tuple[int, list[float]]]) -> None:
+    """MLflow's two tables as its store lays them out, written with sqlite3 (no MLflow)."""
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE runs (run_uuid VARCHAR(32), name VARCHAR(250), start_time "
+                "BIGINT, lifecycle_stage VARCHAR(20))")
+    con.execute("CREATE TABLE metrics (key VARCHAR(250), value FLOAT, timestamp BIGINT, "
+                "run_uuid VARCHAR(32), step BIGINT, is_nan BOOLEAN)")
+    for i, (name, (start, values)) in enumerate(runs.items()):
+        con.execute("INSERT INTO runs VALUES (?, ?, ?, 'active')", (f"id{i}", name, start))
+        con.executemany("INSERT INTO metrics VALUES ('loss', ?, 0, ?, ?, ?)",
+                        [(0.0 if v != v else v, f"id{i}", s, int(v != v))
+                         for s, v in enumerate(values)])
+    con.commit()
+    con.close()
+
+
+def test_the_mlflow_database_reads_the_newest_run_or_the_one_asked_for(tmp_path: Path) -> None:
+    db = tmp_path / "mlflow.db"
+    _stdlib_mlflow_db(db, {"old": (1, [1.0] * 12), "new": (2, [float(12 - i) for i in range(11)]
+                                                           + [float("nan")])})
+    log = load_log(str(db))
+    assert log.format == "mlflow-db" and log.notes and "'new' (the newest)" in log.notes[0]
+    x, y = log.series["loss"]
+    assert x.tolist() == list(range(12)) and y[0] == 12.0 and math.isnan(y[-1])  # is_nan
+    assert load_log(str(tmp_path), run="old").series["loss"][1].tolist() == [1.0] * 12
+    with pytest.raises(DataError, match="no such run"):
+        load_log(str(db), run="nope")
+    r = checks.lr_schedule(history=str(tmp_path))  # the folder: the database found in it
+    assert r.metrics["history_format"] == "mlflow-db"
+
+
+def test_a_database_that_is_not_mlflow_s_is_exit_2(tmp_path: Path) -> None:
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE t (a INTEGER)")
+    con.commit()
+    con.close()
+    with pytest.raises(DataError, match="without MLflow's 'runs' and 'metrics' tables"):
+        load_history(str(other))
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"SQLite format 3\x00" + b"\xff" * 200)
+    with pytest.raises(DataError, match="cannot be read as an MLflow database|cannot be "
+                       "opened|without MLflow"):
+        load_history(str(broken))
+    r = diag("lr-schedule", "--history", str(other), "--out", str(tmp_path / "r"))
+    assert r.returncode == ExitCode.USAGE_ERROR and "MLflow" in one_line(r.stderr)
 
 
 def test_run_on_a_single_run_file_is_a_usage_error() -> None:

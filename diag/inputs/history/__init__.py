@@ -5,8 +5,8 @@ twin and the learning rate, the same way in every format.
 Formats: CSV (Keras' CSVLogger with any separator, Lightning's ``metrics.csv``,
 Ultralytics, W&B UI exports), JSON (lists, Hugging Face's ``trainer_state.json``, W&B's
 ``wandb-history.jsonl``), TensorBoard event files (extra: ``diag[tensorboard]``), MLflow run
-folders, and plain text logs (common line shapes, or ``--pattern``). NaN/Inf are data
-(they mean divergence), not parse errors.
+folders and its SQLite database (``mlflow.db``), and plain text logs (common line shapes,
+or ``--pattern``). NaN/Inf are data (they mean divergence), not parse errors.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from diag.errors import DataError, UsageError
-from diag.inputs.history import csvlog, find, jsonlog, mlflow, tensorboard, text
+from diag.inputs.history import csvlog, find, jsonlog, mlflow, mlflow_db, tensorboard, text
 from diag.inputs.history.core import (
     INDEX_COLUMNS,
     MIN_POINTS,
@@ -69,6 +69,10 @@ def load_log(path: str, metric: str = "loss", lr_column: str | None = None,
             raise UsageError("--pattern reads a text log", hint="pass the log file itself")
         if mlflow.is_run(p):
             return mlflow.read(p)
+        db = p / "mlflow.db"
+        if run is not None and db.is_file() and [r.kind for r in find.runs_in(p)] == [
+                "mlflow-db"]:
+            return mlflow_db.read(db, run)  # the folder's one store: --run is a run in it
         chosen, notes = find.choose(p, run)
         log = _read_run(chosen, metric, lr_column, val_metric)
         log.notes.extend(notes)
@@ -82,12 +86,16 @@ def _read_run(r: find.Run, metric: str, lr_column: str | None, val_metric: str |
         return mlflow.read(r.folder)
     if r.kind == "tensorboard":
         return tensorboard.read(list(r.files), str(r.folder))
+    if r.kind == "mlflow-db":
+        return mlflow_db.read(r.files[0])
     return _read_file(r.files[0], metric, lr_column, None, val_metric)
 
 
 def _read_file(p: Path, metric: str, lr_column: str | None, pattern: str | None,
                val_metric: str | None, run: str | None = None) -> Log:
     path = str(p)
+    if mlflow_db.is_db(p):
+        return mlflow_db.read(p, run)
     if run is not None and not (p.suffix.lower() in (".csv", ".tsv") or _looks_like_csv(
             _head(p))):
         raise UsageError(f"--run {run!r} picks a run in a folder or a W&B export, and "

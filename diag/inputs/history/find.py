@@ -3,7 +3,8 @@
 - Lightning: ``lightning_logs/version_N/metrics.csv`` or its event files;
 - TensorBoard: ``runs/<name>/events.out.tfevents.*``;
 - Hugging Face: ``checkpoint-*/trainer_state.json`` (the highest checkpoint of a run);
-- MLflow: ``mlruns/<experiment>/<run>/`` (``meta.yaml`` beside ``metrics/``);
+- MLflow: ``mlruns/<experiment>/<run>/`` (``meta.yaml`` beside ``metrics/``), or its
+  database ``mlflow.db`` (MLflow 3's default store; the newest run in it, or ``--run``);
 - W&B: ``wandb/run-*/files/wandb-history.jsonl``, or a UI export ``wandb_export*.csv``;
 - Ultralytics' ``results.csv``, Keras' CSVLogger ``training.log``/``*.csv``.
 
@@ -25,7 +26,8 @@ MAX_DEPTH = 6
 MAX_ENTRIES = 20000
 """A folder walk stops here: --history is a run folder, not a disk."""
 LOOKED_FOR = ("metrics.csv (Lightning)", "events.out.tfevents.* (TensorBoard)",
-              "trainer_state.json (Hugging Face)", "mlruns/<exp>/<run>/metrics (MLflow)",
+              "trainer_state.json (Hugging Face)",
+              "mlruns/<exp>/<run>/metrics or mlflow.db (MLflow)",
               "wandb-history.jsonl or wandb_export*.csv (W&B)", "results.csv (Ultralytics)")
 
 
@@ -85,6 +87,8 @@ def runs_in(folder: Path) -> list[Run]:
                 found[(path, "wandb")] = [path]
             elif name == "results.csv":
                 found[(here, "csv")] = [path]
+            elif name == "mlflow.db":
+                found[(path, "mlflow-db")] = [path]
     runs = []
     for (where, kind), paths in found.items():
         rel = where.relative_to(folder) if where != folder else Path(where.name)
