@@ -145,6 +145,9 @@ class Watch:
         self._started = 0.0
         self._ended = 0.0
         self._open = False
+        self._resumed = False
+        """The optimizer had state when the watch began: training was resumed, so a loss
+        that starts flat is where training had left it, not a model that cannot learn."""
         self.own_seconds = 0.0
         """The watch's own time inside the loop (step(), the optimizer hook, the mid-run
         curve checks): with ``loop_seconds``, what watching costs this loop. Timings stay out
@@ -173,6 +176,8 @@ class Watch:
             if not self._census.scanning:  # no gc freeze here: phase one by the mode
                 self._census.__enter__()
         if self.optimizer is not None:
+            # an optimizer with state has stepped before: a resumed run (or fine-tuning)
+            self._resumed = any(bool(st) for st in self.optimizer.state.values())
             self._handles.append(self.optimizer.register_step_pre_hook(self._before_step))
         if self.loader is not None:
             self._time_loader(self.loader)
@@ -473,6 +478,13 @@ class Watch:
         result = analyse(losses, steps, "step", lrs, None, metric="loss",  # type: ignore[arg-type]
                          kind="train")
         for f in result.findings:
+            if self._resumed and f.message.startswith("no learning"):
+                f = Finding(
+                    Severity.WARN, f"plateau: no progress over the {self.steps} steps "
+                    f"watched, at {losses[-1]:.4g} (the optimizer already had state: a "
+                    "resumed run, so the loss started where training had left it)",
+                    "lower the LR 10x (the article: 0.01 -> 0.001 bought ~0.3 of loss); if a "
+                    "validation loss plateaus too, stop training", f.location, rule=f.rule)
             if f.severity in (Severity.FAIL, Severity.WARN):
                 key = "curve:" + f.message.split(":", 1)[0]
                 self._report(key, Finding(f.severity, f.message, f.hint, f.location,

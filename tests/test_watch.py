@@ -108,6 +108,34 @@ def test_a_running_total_of_losses_is_a_leak_and_the_plain_loop_is_not() -> None
         assert w.result.metrics["leak"] is leak, (leak, w.result.summary)
 
 
+def test_a_flat_loss_is_no_learning_on_a_fresh_run_and_a_plateau_on_a_resumed_one() -> None:
+    """The same flat curve (LR 0): from a fresh optimizer it is a model that does not learn
+    (fail, "run diag overfit"); from an optimizer that already has state, training was
+    resumed where it had stopped, and "find the bug" would be wrong advice."""
+    for resumed in (False, True):
+        model, x, y = _problem()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        if resumed:
+            _loop(model, opt, x, y, None, steps=30)  # training before the watch
+        for group in opt.param_groups:
+            group["lr"] = 0.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with diag.watch(model, opt, out=None) as w:
+                for _ in range(60):  # the whole set each step: a loss that does not move
+                    loss = F.mse_loss(model(x), y)
+                    loss.backward()
+                    opt.step()
+                    opt.zero_grad()
+                    w.step(loss)
+        assert w.result is not None
+        messages = [f.message for f in w.findings]
+        assert any(m.startswith("no learning") for m in messages) is not resumed, messages
+        if resumed:
+            plateau = next(f for f in w.findings if "resumed run" in f.message)
+            assert plateau.severity == Severity.WARN and "overfit" not in plateau.hint
+
+
 def test_a_non_finite_gradient_names_the_step_and_the_parameter(tmp_path: Path) -> None:
     model, x, y = _problem()
     opt = torch.optim.SGD(model.parameters(), lr=1e6)
