@@ -109,16 +109,16 @@ def test_a_running_total_of_losses_is_a_leak_and_the_plain_loop_is_not() -> None
 
 
 def test_a_flat_loss_is_no_learning_on_a_fresh_run_and_a_plateau_on_a_resumed_one() -> None:
-    """The same flat curve (LR 0): from a fresh optimizer it is a model that does not learn
-    (fail, "run diag overfit"); from an optimizer that already has state, training was
-    resumed where it had stopped, and "find the bug" would be wrong advice."""
+    """The same flat curve (an LR of 1e-12): from a fresh optimizer it is a model that does
+    not learn (fail, "run diag overfit"); from an optimizer that already has state, training
+    was resumed where it had stopped, and "find the bug" would be wrong advice."""
     for resumed in (False, True):
         model, x, y = _problem()
         opt = torch.optim.Adam(model.parameters(), lr=1e-2)
         if resumed:
             _loop(model, opt, x, y, None, steps=30)  # training before the watch
         for group in opt.param_groups:
-            group["lr"] = 0.0
+            group["lr"] = 1e-12
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with diag.watch(model, opt, out=None) as w:
@@ -134,6 +134,25 @@ def test_a_flat_loss_is_no_learning_on_a_fresh_run_and_a_plateau_on_a_resumed_on
         if resumed:
             plateau = next(f for f in w.findings if "resumed run" in f.message)
             assert plateau.severity == Severity.WARN and "overfit" not in plateau.hint
+
+
+def test_an_lr_of_zero_is_named_not_a_plateau_or_a_model_bug() -> None:
+    """LR 0 (a warm-up that never starts, a decay to 0): the weights never move; "lower the
+    LR" or "run diag overfit" would be wrong. Its twin at 1e-2 learns and passes."""
+    for lr in (0.0, 1e-2):
+        model, x, y = _problem()
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with diag.watch(model, opt, out=None) as w:
+                _loop(model, opt, x, y, w, steps=60)
+        assert w.result is not None
+        zero = [f for f in w.findings if f.message.startswith("the learning rate is 0")]
+        assert bool(zero) is (lr == 0.0), [f.message for f in w.findings]
+        if lr == 0.0:
+            assert w.result.status == Status.FAIL
+            assert not [f for f in w.findings if f.severity in (Severity.FAIL, Severity.WARN)
+                        and f not in zero and "lower the LR" in f.hint]
 
 
 def test_a_non_finite_gradient_names_the_step_and_the_parameter(tmp_path: Path) -> None:

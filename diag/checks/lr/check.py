@@ -294,6 +294,18 @@ def analyse(values: list[float], index: list[float], index_name: str, lrs: list[
     if recommended is None and point is not None and overfit_at is None and not collapsed:
         findings.append(Finding(Severity.INFO, "no learning rate known for this curve",
                                 "give the file an 'lr' column or pass --lr"))
+    known = [v for v in lrs or () if math.isfinite(v)]
+    if known and max(known) == 0 and lrs is not None and len(known) == len(lrs):
+        # LR 0 all along: the weights never move, whatever the curve looks like; advice to
+        # lower the LR (plateau, oscillation) or to hunt a model bug (no learning) is wrong
+        findings = [f for f in findings if f.severity not in (Severity.FAIL, Severity.WARN)
+                    or f.message.startswith("the ")]  # NaN/Inf findings stay
+        findings.append(Finding(
+            Severity.FAIL, f"the learning rate is 0 at every logged {unit}: the weights never "
+            "move", "set a nonzero LR (Adam: 1e-3, the article's default); if a scheduler "
+            "sets it, check its warm-up start and its floor (eta_min)",
+            location=f"{unit} {index[0]}"))
+        recommended = None
 
     if any(f.severity == Severity.FAIL for f in findings):
         status = Status.FAIL
