@@ -333,6 +333,18 @@ def test_published_wandb_export_with_eight_runs_reads_one_and_names_the_others()
         load_history(str(path), run="gpt3")
 
 
+def test_a_wandb_export_with_two_runs_of_one_name_keeps_them_apart(tmp_path: Path) -> None:
+    """W&B lets runs share a display name; the second becomes "name (2)", not a merge."""
+    p = tmp_path / "wandb_export.csv"
+    head = ",".join(f'"a - loss{agg}"' for _ in range(2) for agg in ("", "__MIN", "__MAX"))
+    p.write_text('"Step",' + head + "\n" + "".join(
+        f'"{i}",' + ",".join(f'"{v}"' for v in [1 / (i + 1)] * 3 + [2 / (i + 1)] * 3) + "\n"
+        for i in range(30)))
+    first = load_log(str(p))
+    assert first.series["loss"][1][0] == 1.0 and "a (2)" in first.notes[0]
+    assert load_log(str(p), run="a (2)").series["loss"][1][0] == 2.0
+
+
 def test_published_wandb_export_with_a_custom_x_axis_and_sparse_runs() -> None:
     path = LOGS / "wandb" / "nrtd_rtd" / "wandb_export_2024-12-27T01_42_23.467+01_00.csv"
     log = load_log(str(path))

@@ -60,7 +60,17 @@ def header_of(path: str, run: str | None = None
                              f"--history {path} is one run's log",
                              hint="pass the run folder, or drop --run")
         return list(raw), raw, delimiter, [], ""
-    runs = list(dict.fromkeys(m.group("run") for m in matches if m))
+    # W&B lets two runs share a display name: a column key seen again starts another run
+    labels: list[str | None] = []
+    seen: dict[tuple[str, str, str], int] = {}
+    for m in matches:
+        if m is None:
+            labels.append(None)
+            continue
+        key = (m.group("run"), m.group("metric"), m.group("agg") or "")
+        seen[key] = seen.get(key, 0) + 1
+        labels.append(m.group("run") if seen[key] == 1 else f"{m.group('run')} ({seen[key]})")
+    runs = list(dict.fromkeys(label for label in labels if label is not None))
     if run is None:
         chosen = runs[0]
     elif run in runs:
@@ -69,10 +79,10 @@ def header_of(path: str, run: str | None = None
         raise DataError(f"--run {run!r}: no such run in the W&B export {path}",
                         hint="runs: " + ", ".join(runs[:20]))
     names = []
-    for cell, m in zip(raw, matches, strict=True):
+    for cell, m, label in zip(raw, matches, labels, strict=True):
         if m is None:
             names.append(cell)
-        elif m.group("agg") or m.group("run") != chosen:
+        elif m.group("agg") or label != chosen:
             names.append("")  # a min/max band, or another run: not a series read here
         else:
             names.append(m.group("metric"))
