@@ -436,6 +436,15 @@ def test_a_database_that_is_not_mlflow_s_is_exit_2(tmp_path: Path) -> None:
         load_history(str(broken))
     r = diag("lr-schedule", "--history", str(other), "--out", str(tmp_path / "r"))
     assert r.returncode == ExitCode.USAGE_ERROR and "MLflow" in one_line(r.stderr)
+    odd = tmp_path / "odd" / "mlflow.db"
+    odd.parent.mkdir()
+    _stdlib_mlflow_db(odd, {"r": (1, [1.0] * 10)})
+    con = sqlite3.connect(odd)
+    con.execute("UPDATE metrics SET value = 'x' WHERE step = 3")
+    con.commit()
+    con.close()
+    with pytest.raises(DataError, match="'loss' has a value 'x' at step 3"):
+        load_history(str(odd))
 
 
 def test_run_on_a_single_run_file_is_a_usage_error() -> None:

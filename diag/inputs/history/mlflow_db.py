@@ -76,8 +76,12 @@ def read(path: Path, run: str | None = None) -> Log:
     series: dict[str, tuple[list[float], list[float]]] = {}
     for key, value, step, is_nan in rows:
         xs, ys = series.setdefault(str(key), ([], []))
-        xs.append(float(step or 0))
-        ys.append(float("nan") if is_nan else float(value))
+        try:
+            xs.append(float(step or 0))
+            ys.append(float("nan") if is_nan else float(value))
+        except (TypeError, ValueError):
+            raise DataError(f"--history {path}: metric {key!r} has a value {value!r} at step "
+                            f"{step!r} that is not a number", hint=hint) from None
     for key, (xs, ys) in series.items():
         log.series[key] = (np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64))
     return log
