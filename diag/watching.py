@@ -172,7 +172,7 @@ class Watch:
             from diag.checks.leaks.census import TensorCensus
 
             self._census = TensorCensus(attribute=False, scan=True)
-            self._census.begin()
+            self._census.begin(baseline=False)  # its takes never count what was alive before
             if not self._census.scanning:  # no gc freeze here: phase one by the mode
                 self._census.__enter__()
         if self.optimizer is not None:
@@ -393,7 +393,7 @@ class Watch:
         census = self._census
         census.iteration = self.steps
         if self._attributing:
-            self._site_snaps.append(census.take(with_sites=True))
+            self._site_snaps.append(census.take(with_sites=True, baseline=False))
             self._attributing -= 1
             if not self._attributing:
                 if census.scanning:  # without the gc freeze the mode was on all along
