@@ -419,14 +419,18 @@ def test_the_mlflow_database_reads_the_newest_run_or_the_one_asked_for(tmp_path:
     assert r.metrics["history_format"] == "mlflow-db"
 
 
-def test_a_database_that_is_not_mlflow_s_is_exit_2(tmp_path: Path) -> None:
+def _sql(path: Path, statement: str) -> None:
     import sqlite3
 
-    other = tmp_path / "other.db"
-    con = sqlite3.connect(other)
-    con.execute("CREATE TABLE t (a INTEGER)")
+    con = sqlite3.connect(path)
+    con.execute(statement)
     con.commit()
     con.close()
+
+
+def test_a_database_that_is_not_mlflow_s_is_exit_2(tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    _sql(other, "CREATE TABLE t (a INTEGER)")
     with pytest.raises(DataError, match="without MLflow's 'runs' and 'metrics' tables"):
         load_history(str(other))
     broken = tmp_path / "broken.db"
@@ -439,10 +443,7 @@ def test_a_database_that_is_not_mlflow_s_is_exit_2(tmp_path: Path) -> None:
     odd = tmp_path / "odd" / "mlflow.db"
     odd.parent.mkdir()
     _stdlib_mlflow_db(odd, {"r": (1, [1.0] * 10)})
-    con = sqlite3.connect(odd)
-    con.execute("UPDATE metrics SET value = 'x' WHERE step = 3")
-    con.commit()
-    con.close()
+    _sql(odd, "UPDATE metrics SET value = 'x' WHERE step = 3")
     with pytest.raises(DataError, match="'loss' has a value 'x' at step 3"):
         load_history(str(odd))
 
