@@ -329,6 +329,8 @@ def test_published_wandb_export_with_eight_runs_reads_one_and_names_the_others()
     assert log.notes and "7 other runs" in log.notes[0] and "--run" in log.notes[0]
     gpt2 = load_history(str(path), run="gpt2")
     assert gpt2.values[0] == 10.95404052734375 and gpt2.values[-1] == 3.617194890975952
+    # the folder holding the export: --run picks inside it, as for an MLflow database
+    assert load_history(str(path.parent), run="gpt2").values == gpt2.values
     with pytest.raises(DataError, match="no such run in the W&B export"):
         load_history(str(path), run="gpt3")
 

@@ -21,6 +21,7 @@ from diag.inputs.history.core import (
     MIN_POINTS,
     History,
     Log,
+    one_run_log,
     to_history,
     validation_of,
 )
@@ -69,26 +70,21 @@ def load_log(path: str, metric: str = "loss", lr_column: str | None = None,
             raise UsageError("--pattern reads a text log", hint="pass the log file itself")
         if mlflow.is_run(p):
             return mlflow.read(p)
-        db = p / "mlflow.db"
-        if run is not None and db.is_file() and [r.kind for r in find.runs_in(p)] == [
-                "mlflow-db"]:
-            return mlflow_db.read(db, run)  # the folder's one store: --run is a run in it
-        chosen, notes = find.choose(p, run)
-        log = _read_run(chosen, metric, lr_column, val_metric)
+        chosen, notes, inner = find.choose(p, run)
+        log = _read_run(chosen, metric, lr_column, val_metric, inner)
         log.notes.extend(notes)
         return log
     return _read_file(p, metric, lr_column, pattern, val_metric, run)
 
 
-def _read_run(r: find.Run, metric: str, lr_column: str | None, val_metric: str | None
-              ) -> Log:
+def _read_run(r: find.Run, metric: str, lr_column: str | None, val_metric: str | None,
+              inner: str | None = None) -> Log:
+    """One run's log; ``inner``: the run to pick inside a store of runs (find.choose)."""
     if r.kind == "mlflow":
         return mlflow.read(r.folder)
     if r.kind == "tensorboard":
         return tensorboard.read(list(r.files), str(r.folder))
-    if r.kind == "mlflow-db":
-        return mlflow_db.read(r.files[0])
-    return _read_file(r.files[0], metric, lr_column, None, val_metric)
+    return _read_file(r.files[0], metric, lr_column, None, val_metric, inner)
 
 
 def _read_file(p: Path, metric: str, lr_column: str | None, pattern: str | None,
@@ -96,36 +92,31 @@ def _read_file(p: Path, metric: str, lr_column: str | None, pattern: str | None,
     path = str(p)
     if mlflow_db.is_db(p):
         return mlflow_db.read(p, run)
-    if run is not None and not (p.suffix.lower() in (".csv", ".tsv") or _looks_like_csv(
-            _head(p))):
-        raise UsageError(f"--run {run!r} picks a run in a folder or a W&B export, and "
-                         f"--history {path} is one run's log",
-                         hint="pass the run folder, or drop --run")
+    event_file = tensorboard.is_event_file(p)
+    head = ""
+    if pattern is None and not event_file:
+        try:
+            with open(p, encoding="utf-8-sig", errors="replace") as fh:
+                head = fh.read(4096)
+        except OSError as exc:
+            raise DataError(f"--history {path} cannot be read: {exc}",
+                            hint="pass a readable log file") from None
+        if not head.strip():
+            raise DataError(f"--history {path} is empty",
+                            hint="write a header row and values")
+    is_json = p.suffix.lower() in (".json", ".jsonl") or head.lstrip().startswith(("[", "{"))
+    is_csv = not is_json and (p.suffix.lower() in (".csv", ".tsv") or _looks_like_csv(head))
+    if run is not None and not is_csv:  # a CSV says itself whether it is a W&B export
+        raise one_run_log(run, path)
     if pattern is not None:
         return text.read(path, pattern)
-    if tensorboard.is_event_file(p):
+    if event_file:
         return tensorboard.read([p], path)
-    try:
-        with open(p, encoding="utf-8-sig", errors="replace") as fh:
-            head = fh.read(4096)
-    except OSError as exc:
-        raise DataError(f"--history {path} cannot be read: {exc}",
-                        hint="pass a readable log file") from None
-    if not head.strip():
-        raise DataError(f"--history {path} is empty", hint="write a header row and values")
-    if p.suffix.lower() in (".json", ".jsonl") or head.lstrip().startswith(("[", "{")):
+    if is_json:
         return jsonlog.read(path, metric)
-    if p.suffix.lower() in (".csv", ".tsv") or _looks_like_csv(head):
+    if is_csv:
         return csvlog.read(path, metric, lr_column, val_metric, run)
     return text.read(path)
-
-
-def _head(p: Path) -> str:
-    try:
-        with open(p, encoding="utf-8-sig", errors="replace") as fh:
-            return fh.read(4096)
-    except OSError:
-        return ""
 
 
 def load_history(path: str, metric: str = "loss", lr_column: str | None = None,

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from diag.errors import DataError
+from diag.errors import DataError, UsageError
 
 MIN_POINTS = 10
 """Points a column needs to be preferred over its twin (Lightning's _epoch / _step)."""
@@ -68,6 +68,13 @@ class Log:
 
     def names(self) -> list[str]:
         return list(self.series)
+
+
+def one_run_log(run: str, path: str) -> UsageError:
+    """The error for ``--run`` on a log that holds a single run."""
+    return UsageError(f"--run {run!r} picks a run in a folder, an MLflow database or a W&B "
+                      f"export, and --history {path} is one run's log",
+                      hint="pass the run folder, or drop --run")
 
 
 def number(value: Any, where: str) -> float:

@@ -15,13 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from diag.errors import DataError, UsageError
+from diag.errors import DataError
 from diag.inputs.history.core import (
     INDEX_COLUMNS,
     MIN_POINTS,
     Log,
     lr_name,
     number,
+    one_run_log,
     resolve_metric,
     validation_of,
 )
@@ -56,9 +57,7 @@ def header_of(path: str, run: str | None = None
         "Step" in raw and any(matches))
     if not is_export:
         if run is not None:
-            raise UsageError(f"--run {run!r} picks a run in a folder or a W&B export, and "
-                             f"--history {path} is one run's log",
-                             hint="pass the run folder, or drop --run")
+            raise one_run_log(run, path)
         return list(raw), raw, delimiter, [], ""
     # W&B lets two runs share a display name: a column key seen again starts another run
     labels: list[str | None] = []

@@ -38,7 +38,7 @@ class Run:
     name: str
     folder: Path
     kind: str
-    """lightning, tensorboard, huggingface, mlflow, wandb, csv."""
+    """lightning, tensorboard, huggingface, mlflow, mlflow-db, wandb, csv."""
     files: tuple[Path, ...]
 
     @property
@@ -98,8 +98,15 @@ def runs_in(folder: Path) -> list[Run]:
     return [r for r in runs if not (r.kind == "tensorboard" and r.folder in csv_runs)]
 
 
-def choose(folder: Path, run: str | None) -> tuple[Run, list[str]]:
-    """The run to read (``run`` or the newest) and notes naming the others."""
+def holds_runs(r: Run) -> bool:
+    """A log file that is a store of several runs itself: MLflow's database, a W&B export."""
+    return r.kind == "mlflow-db" or (r.kind == "wandb" and r.files[0].suffix == ".csv")
+
+
+def choose(folder: Path, run: str | None) -> tuple[Run, list[str], str | None]:
+    """The run to read (``run`` or the newest), notes naming the others, and the run to
+    pick inside it: ``run`` when it names no run of the folder and the folder's one log is
+    a store of runs (``holds_runs``), whose reader then picks it; else None."""
     runs = runs_in(folder)
     if not runs:
         raise DataError(f"--history {folder}: no training log found in the folder",
@@ -108,6 +115,8 @@ def choose(folder: Path, run: str | None) -> tuple[Run, list[str]]:
     if run is not None:
         picked = [r for r in runs if r.name == run or r.folder.name == run
                   or r.name.endswith("/" + run)]
+        if not picked and len(runs) == 1 and holds_runs(runs[0]):
+            return runs[0], [], run
         if not picked:
             raise DataError(f"--run {run!r}: no such run in {folder}",
                             hint="runs: " + ", ".join(sorted(r.name for r in runs)))
@@ -119,4 +128,4 @@ def choose(folder: Path, run: str | None) -> tuple[Run, list[str]]:
               f"{', '.join(others[:8])}{' ...' if len(others) > 8 else ''}; read "
               f"{chosen.name} (the {'one asked for' if run else 'newest'}); pick another "
               "with --run NAME"] if others else [])
-    return chosen, notes
+    return chosen, notes, None
