@@ -70,6 +70,18 @@ class Log:
         return list(self.series)
 
 
+def others_note(others: list[str], where: str, chosen: str, default: str, asked: bool
+                ) -> list[str]:
+    """The note naming the runs beside the one read (none: no note); ``default`` says which
+    run is read when none is asked for."""
+    if not others:
+        return []
+    shown = ", ".join(others[:10]) + (", ..." if len(others) > 10 else "")
+    return [f"{len(others)} other run{'s' if len(others) > 1 else ''} in {where}: {shown}; "
+            f"read {chosen} (the {'one asked for' if asked else default}); pick another with "
+            "--run NAME"]
+
+
 def one_run_log(run: str, path: str) -> UsageError:
     """The error for ``--run`` on a log that holds a single run."""
     return UsageError(f"--run {run!r} picks a run in a folder, an MLflow database or a W&B "

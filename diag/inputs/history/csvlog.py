@@ -23,6 +23,7 @@ from diag.inputs.history.core import (
     lr_name,
     number,
     one_run_log,
+    others_note,
     resolve_metric,
     validation_of,
 )
@@ -86,10 +87,8 @@ def header_of(path: str, run: str | None = None
         else:
             names.append(m.group("metric"))
     others = [r for r in runs if r != chosen]
-    notes = ([f"{len(others)} other run{'s' if len(others) > 1 else ''} in this W&B export: "
-              f"{', '.join(others[:10])}{', ...' if len(others) > 10 else ''}; read "
-              f"{chosen!r} (the {'one asked for' if run else 'first, the top of the runs table'}"
-              "); pick another with --run NAME"] if others else [])
+    notes = others_note(others, "this W&B export", repr(chosen),
+                        "first, the top of the runs table", run is not None)
     x_axis = next((cell for cell, m in zip(raw, matches, strict=True) if m is None), "")
     return names, raw, delimiter, notes, x_axis
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from diag.errors import DataError
 from diag.inputs.history import mlflow, tensorboard
+from diag.inputs.history.core import others_note
 
 MAX_DEPTH = 6
 MAX_ENTRIES = 20000
@@ -124,8 +125,4 @@ def choose(folder: Path, run: str | None) -> tuple[Run, list[str], str | None]:
     else:
         chosen = max(runs, key=lambda r: (r.mtime, r.name))
     others = sorted(r.name for r in runs if r is not chosen)
-    notes = ([f"{len(others)} other run{'s' if len(others) > 1 else ''} in {folder}: "
-              f"{', '.join(others[:8])}{' ...' if len(others) > 8 else ''}; read "
-              f"{chosen.name} (the {'one asked for' if run else 'newest'}); pick another "
-              "with --run NAME"] if others else [])
-    return chosen, notes, None
+    return chosen, others_note(others, str(folder), chosen.name, "newest", run is not None), None

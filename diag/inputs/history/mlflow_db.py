@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from diag.errors import DataError
-from diag.inputs.history.core import Log
+from diag.inputs.history.core import Log, others_note
 
 MAGIC = b"SQLite format 3\x00"
 
@@ -68,11 +68,8 @@ def read(path: Path, run: str | None = None) -> Log:
     finally:
         con.close()
     others = [label[uuid] for uuid, _, _ in runs if uuid != chosen]
-    notes = ([f"{len(others)} other run{'s' if len(others) > 1 else ''} in {path.name}: "
-              f"{', '.join(others[:10])}{', ...' if len(others) > 10 else ''}; read "
-              f"{label[chosen]!r} (the {'one asked for' if run else 'newest'}); pick another "
-              "with --run NAME"] if others else [])
-    log = Log("mlflow-db", str(path), "step", notes=notes)
+    log = Log("mlflow-db", str(path), "step", notes=others_note(
+        others, path.name, repr(label[chosen]), "newest", run is not None))
     series: dict[str, tuple[list[float], list[float]]] = {}
     for key, value, step, is_nan in rows:
         xs, ys = series.setdefault(str(key), ([], []))
