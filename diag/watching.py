@@ -339,14 +339,9 @@ class Watch:
         del history[:-20]
         zero_run = self._zero_run
         checks = max(3, -(-DEAD_STEPS // len(self._group_list)))
-        if 0.0 not in norms:  # the common case: no layer's gradient is all zero
-            if zero_run:
-                for name, _ in part:
-                    zero_run.pop(name, None)
-            part_zero: list[tuple[tuple[str, Any], float]] = []
-        else:
-            part_zero = list(zip(part, norms, strict=True))
-        for (name, _), g in part_zero:
+        # the common case, no all-zero gradient now or before, skips the per-layer loop
+        for (name, _), g in (zip(part, norms, strict=True) if zero_run or 0.0 in norms
+                             else ()):
             if g != 0:
                 zero_run.pop(name, None)
                 continue

@@ -298,8 +298,9 @@ def analyse(values: list[float], index: list[float], index_name: str, lrs: list[
     if known and max(known) == 0 and lrs is not None and len(known) == len(lrs):
         # LR 0 all along: the weights never move, whatever the curve looks like; advice to
         # lower the LR (plateau, oscillation) or to hunt a model bug (no learning) is wrong
+        nonfinite = f"the {metric} is NaN/Inf"  # that finding stays
         findings = [f for f in findings if f.severity not in (Severity.FAIL, Severity.WARN)
-                    or f.message.startswith("the ")]  # NaN/Inf findings stay
+                    or f.message.startswith(nonfinite)]
         findings.append(Finding(
             Severity.FAIL, f"the learning rate is 0 at every logged {unit}: the weights never "
             "move", "set a nonzero LR (Adam: 1e-3, the article's default); if a scheduler "
