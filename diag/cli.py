@@ -341,7 +341,8 @@ def lr_schedule(
         "--history", metavar="FILE|DIR", help="A training log, or a run folder holding one: "
         "CSV (Keras, Lightning metrics.csv, Ultralytics, a W&B export), JSON (a list, Hugging "
         "Face's trainer_state.json, wandb-history.jsonl), TensorBoard event files, an MLflow "
-        "run, or a text log. Without it, diag trains the model and reads that curve.")] = None,
+        "run or its database (mlflow.db), or a text log. Without it, diag trains the model and "
+        "reads that curve.")] = None,
     metric: Annotated[list[str] | None, typer.Option(
         "--metric", help="Column or key to analyse (default loss). Give it twice for a "
         "training and a validation column (default: val_<metric> when the file has it).")
@@ -350,8 +351,9 @@ def lr_schedule(
         "--lr-column", metavar="NAME", help="The LR column (default: lr, learning_rate, or "
         "the first lr-*, lr/* column).")] = None,
     run: Annotated[str | None, typer.Option(
-        "--run", metavar="NAME", help="With --history a folder of several runs: the run to "
-        "read (its folder name; default: the newest).")] = None,
+        "--run", metavar="NAME", help="With --history a folder of several runs, an MLflow "
+        "database or a W&B export of several runs: the run to read (its folder name, or its "
+        "name or id in the store; default: the newest, or the export's first).")] = None,
     pattern: Annotated[str | None, typer.Option(
         "--pattern", metavar="REGEX", help="With --history a text log: its line shape, a regex "
         "with named groups step or epoch, loss, and optional lr and val_loss.")] = None,
