@@ -147,6 +147,13 @@ def test_timeout_is_an_error_of_that_check(tmp_path: Path) -> None:
     assert doc["leaks"]["duration_s"] >= 0.5
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """diag as a terminal starts it: Ctrl-C not ignored. A test run started as a background
+    job (``cmd &`` in a script) has SIGINT ignored, children inherit that, and Python then
+    never raises KeyboardInterrupt: the test hung for its 120 s without this."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("plots", [False, True], ids=["no-plots", "plots"])
 def test_ctrl_c_writes_finished_checks_and_exits_130(tmp_path: Path, plots: bool) -> None:
     """With plots, Ctrl-C reaches the whole process group, as from a terminal: the plot
@@ -158,7 +165,7 @@ def test_ctrl_c_writes_finished_checks_and_exits_130(tmp_path: Path, plots: bool
                              "--out", str(out), "--select", "overfit,leaks"]
                             + ([] if plots else ["--no-plots"]),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_ctrl_c_as_in_a_terminal)
     assert proc.stderr is not None
     seen = []
     for line in proc.stderr:  # no race: wait until diag says leaks (which blocks) started
