@@ -6,7 +6,10 @@ torch-lr-finder on the same models and batches: median distance from the grid's 
 decades (target <= 0.5), spread over 5 seeds (target <= 0.3), and the rule chosen by
 leave-one-task-out. Results are written to benchmarks/data/lr_bench.json.
 
-Run: pip install -e '.[bench]' && python benchmarks/bench_lr.py [--quick]
+Run: pip install -e '.[bench]' && python benchmarks/bench_lr.py [--quick] [--seeds N]
+[--sweeps K]. ``--seeds 20`` scores the spread as the median over every draw of five of the
+20 seeds (with the share of draws over 0.3); ``--sweeps 1`` runs diag's sweep once instead
+of its default two (``SWEEPS``), for the comparison.
 """
 
 from __future__ import annotations
@@ -47,11 +50,13 @@ def main() -> None:
     target = build_target(input_size=48, samples=48)
     steps = 100
 
-    def plain() -> float:
+    from diag.checks.lr.rangetest import SWEEPS
+
+    def plain() -> float:  # the same number of steps as the range test's sweeps
         trainer = Trainer(target.make_model(), target.data, target.loss_fn, batch_size=12)
         batches = trainer.batches()
         start = time.perf_counter()
-        for i in range(steps):
+        for i in [i for _ in range(SWEEPS) for i in range(steps)]:
             trainer.set_lr(1e-7 * (1e6 ** (i / (steps - 1))))
             loss = trainer.step(*next(batches))
             loss.item()
@@ -72,8 +77,8 @@ def main() -> None:
         assert n == steps
         f_times.append(t)
     p, f = statistics.median(p_times), statistics.median(f_times)
-    print(f"range test, {steps} steps (snapshot and restore included): {f:.3f} s against "
-          f"{p:.3f} s of plain steps: {f / p:.3f}x (budget 1.10x)")
+    print(f"range test, {SWEEPS} sweeps of {steps} steps (snapshot and restores included): "
+          f"{f:.3f} s against {p:.3f} s of as many plain steps: {f / p:.3f}x (budget 1.10x)")
 
 
 RULES = ("steepest", "valley", "min_tenth", "ensemble")
@@ -104,9 +109,10 @@ def torch_lr_finder_answer(history: dict[str, list[float]]) -> float | None:
     return float(lrs[int(np.argmin(np.gradient(np.asarray(losses))))])
 
 
-def sweeps(seeds: int = 5, num_iter: int = 100) -> dict[str, Any]:
-    """diag's sweep and torch-lr-finder's on every task and seed (same model init, same
-    batches), interleaved; each rule's answer, torch-lr-finder's, and the wall times."""
+def sweeps(seeds: int = 5, num_iter: int = 100, repeats: int | None = None) -> dict[str, Any]:
+    """diag's range test (``repeats`` sweeps averaged: diag's default when None) and
+    torch-lr-finder's sweep on every task and seed (same model init, same first batches),
+    interleaved; each rule's answer, torch-lr-finder's, and the wall times."""
     import torch
     from lr_tasks import tasks
     from torch_lr_finder import LRFinder
@@ -120,8 +126,9 @@ def sweeps(seeds: int = 5, num_iter: int = 100) -> dict[str, Any]:
             model = task.make(seed)
             opt = torch.optim.Adam(model.parameters(), lr=1e-7)
             start = time.perf_counter()
+            more = {} if repeats is None else {"sweeps": repeats}
             rt = range_test(model, opt, task.batches(seed), task.loss, start_lr=1e-7,
-                            end_lr=10.0, num_iter=num_iter)
+                            end_lr=10.0, num_iter=num_iter, **more)
             diag_time = time.perf_counter() - start
             model = task.make(seed)
             opt = torch.optim.Adam(model.parameters(), lr=1e-7)
@@ -138,25 +145,38 @@ def sweeps(seeds: int = 5, num_iter: int = 100) -> dict[str, Any]:
             tlf_time = time.perf_counter() - start
             rows.append({"seed": seed, "rules": rule_answers(rt.lrs, rt.losses),
                          "torch_lr_finder": torch_lr_finder_answer(finder.history),
-                         "diag_steps": len(rt.lrs), "diag_s": diag_time,
+                         "diag_steps": sum(len(r) for r in rt.sweeps), "diag_s": diag_time,
                          "tlf_steps": len(finder.history["lr"]), "tlf_s": tlf_time})
         out[task.name] = rows
     return out
 
 
-def score(answers: list[float | None], best: float) -> tuple[float, float, int]:
-    """(median distance from the grid's best in decades, spread over seeds in decades,
-    seeds with an answer); inf when a rule gave none."""
+SPREAD_SEEDS = 5
+"""The issue's spread: max/min over five seeds' answers."""
+
+
+def score(answers: list[float | None], best: float) -> tuple[float, float, int, float]:
+    """(median distance from the grid's best in decades, spread over five seeds in decades,
+    seeds with an answer, share of five-seed draws whose spread is over 0.3); inf when a
+    rule gave none. With more than five seeds the spread is the median over every draw of
+    five of them (a max/min of five answers is itself noisy: one run of five seeds says
+    little), and the share over 0.3 says how often five seeds would miss the target."""
+    import itertools
     import math
 
     found = [a for a in answers if a]
     if not found:
-        return math.inf, math.inf, 0
+        return math.inf, math.inf, 0, 1.0
     dist = statistics.median(abs(math.log10(a / best)) for a in found)
-    return dist, math.log10(max(found) / min(found)), len(found)
+    spreads = []
+    for draw in itertools.combinations(answers, min(SPREAD_SEEDS, len(answers))):
+        got = [a for a in draw if a]
+        spreads.append(math.log10(max(got) / min(got)) if got else 0.0)
+    over = sum(s > 0.3 for s in spreads) / len(spreads)
+    return dist, statistics.median(spreads), len(found), over
 
 
-def suggestion_against_grid(seeds: int = 5) -> None:
+def suggestion_against_grid(seeds: int = 5, repeats: int | None = None) -> None:
     """Each rule on each task against the committed grid truth, torch-lr-finder beside it,
     and the rule chosen by leave-one-task-out."""
     import json
@@ -164,23 +184,32 @@ def suggestion_against_grid(seeds: int = 5) -> None:
 
     import torch
 
+    from diag.checks.lr.rangetest import SWEEPS
+
     torch.set_num_threads(min(2, torch.get_num_threads()))
     grid = json.loads((Path(__file__).resolve().parent / "data" / "lr_grid.json").read_text())
-    runs = sweeps(seeds)
-    table: dict[str, dict[str, tuple[float, float, int]]] = {}
+    runs = sweeps(seeds, repeats=repeats)
+    repeats = repeats or SWEEPS
+    table: dict[str, dict[str, tuple[float, float, int, float]]] = {}
     for name, rows in runs.items():
         best = grid["tasks"][name]["best_lr"]
         table[name] = {rule: score([r["rules"][rule] for r in rows], best) for rule in RULES}
         table[name]["torch-lr-finder"] = score([r["torch_lr_finder"] for r in rows], best)
+    print(f"diag's range test: {repeats} sweep(s) of 100 steps averaged; torch-lr-finder: "
+          "one sweep of 100 steps")
     print(f"range-test rules against the grid's best LR (Adam, {grid['epochs']} epochs, "
-          f"{len(grid['seeds'])} seeds), {seeds} sweeps each: median distance / spread "
-          "(decades)")
+          f"{len(grid['seeds'])} seeds), {seeds} seeds each: median distance / spread of "
+          f"{SPREAD_SEEDS} seeds (decades)" + ("; the spread is the median over every draw "
+                                            f"of {SPREAD_SEEDS} seeds, [the share of draws "
+                                            "over 0.3]" if seeds > SPREAD_SEEDS else ""))
     print(f"  {'task':22} {'grid best':>9} " + " ".join(f"{r:>16}" for r in
                                                         (*RULES, "torch-lr-finder")))
     for name, row in table.items():
         best = grid["tasks"][name]["best_lr"]
-        cells = " ".join(f"{d:7.2f} / {s:5.2f} " if math.isfinite(d) else f"{'none':>16}"
-                         for d, s, _ in row.values())
+        cells = " ".join((f"{d:7.2f} / {s:5.2f} " + (f"[{o:.2f}]" if seeds > SPREAD_SEEDS
+                                                        else ""))
+                         if math.isfinite(d) else f"{'none':>16}"
+                         for d, s, _, o in row.values())
         print(f"  {name:22} {best:9.3g} {cells}")
 
     def cost(rule: str, names: list[str]) -> float:
@@ -191,7 +220,7 @@ def suggestion_against_grid(seeds: int = 5) -> None:
     for out_task in names:
         rest = [n for n in names if n != out_task]
         chosen = min(RULES, key=lambda r: cost(r, rest))
-        d, s, _ = table[out_task][chosen]
+        d, s, _, _ = table[out_task][chosen]
         held.append((out_task, chosen, d, s))
     print("leave-one-task-out: the rule chosen on the other seven, scored on the eighth")
     for out_task, chosen, d, s in held:
@@ -208,7 +237,14 @@ def suggestion_against_grid(seeds: int = 5) -> None:
     print(f"time per sweep step, median over all sweeps (interleaved, same models and "
           f"batches): diag {ours * 1e3:.2f} ms, torch-lr-finder {theirs * 1e3:.2f} ms "
           f"({ours / theirs:.2f}x; budget 2x)")
-    out = Path(__file__).resolve().parent / "data" / "lr_bench.json"
+    whole_diag = statistics.median(r["diag_s"] for rows in runs.values() for r in rows)
+    whole_tlf = statistics.median(r["tlf_s"] for rows in runs.values() for r in rows)
+    print(f"a whole range test, median: diag {whole_diag:.2f} s ({repeats} x 100 steps), "
+          f"torch-lr-finder {whole_tlf:.2f} s (100 steps): {whole_diag / whole_tlf:.2f}x")
+    worse = [n for n in names if table[n]["ensemble"][0] > table[n]["torch-lr-finder"][0]]
+    print("further from the best than torch-lr-finder on: " + (", ".join(worse) or "none"))
+    suffix = "" if (seeds, repeats) == (5, SWEEPS) else f"_{seeds}seeds_{repeats}sweeps"
+    out = Path(__file__).resolve().parent / "data" / f"lr_bench{suffix}.json"
     out.write_text(json.dumps({"table": {n: {r: list(v) for r, v in row.items()}
                                          for n, row in table.items()},
                                "leave_one_task_out": held, "runs": runs}, indent=1,
@@ -218,6 +254,9 @@ def suggestion_against_grid(seeds: int = 5) -> None:
 if __name__ == "__main__":
     import sys
 
+    def _arg(flag: str, default: int | None) -> int | None:
+        return int(sys.argv[sys.argv.index(flag) + 1]) if flag in sys.argv else default
+
     if "--quick" not in sys.argv:
         main()
-    suggestion_against_grid()
+    suggestion_against_grid(_arg("--seeds", 5) or 5, _arg("--sweeps", None))

@@ -12,7 +12,16 @@ cancer 0.33, ResNet 0.34) where the median misses it on one (breast cancer 0.43)
 - the geometric mean of the rules within a decade of their median, instead of the median;
 - the steepest-fall and tenth-of-the-minimum rules read on the valley rule's robust curve
   (a moving median, no lag) instead of the EMA; "median_mix" is the median of that steepest
-  fall, the valley entry and the EMA's tenth of the minimum.
+  fall, the valley entry and the EMA's tenth of the minimum;
+- ``steepest_fall``: the EMA's steepest fall searched only from its first tenth to its
+  minimum (diag's ``steepest`` lands at the sweep's first LRs, ~1e-7, on diabetes and the
+  browser net, and past the minimum on breast cancer), and ``median_fall``, the median with
+  it in place of ``steepest``: breast cancer 0.15 / 0.24, but diabetes 0.29 / 0.48 (its
+  steepest fall still lands near 1e-7 on one seed: the bias-corrected EMA is noisiest early).
+
+All of these are on one sweep (seeds 0-4). What diag adopted instead is averaging two sweeps
+(``rangetest.SWEEPS``): less noise for every rule, the rule unchanged; see bench_lr.py
+``--seeds 20 [--sweeps 1]``.
 
 Run: python benchmarks/bench_lr_variants.py   (about a minute on 2 cores)
 """
@@ -48,7 +57,7 @@ def sweep(model: Any, opt: Any, batches: Iterator[Any], loss_fn: Callable[..., A
         return loss + (value - loss.detach())
 
     rt = range_test(model, opt, batches, probed if probe is not None else loss_fn,
-                    num_iter=num_iter)
+                    num_iter=num_iter, sweeps=1)  # one sweep: the figures below are of one
     return rt.lrs, rt.losses
 
 
@@ -85,7 +94,30 @@ def variants(lrs: list[float], losses: list[float]) -> dict[str, float | None]:
             grad = np.gradient(s[: i_min + 1], np.log10(l_[: i_min + 1]))
             out["steepest_robust"] = float(l_[int(np.argmin(grad))])
     out["median_mix"] = _median3([out["steepest_robust"], out["valley"], out["min_tenth"]])
+    out["steepest_fall"] = steepest_fall(lrs, losses)
+    out["median_fall"] = _median3([out["steepest_fall"], out["valley"], out["min_tenth"]])
     return out
+
+
+def steepest_fall(lrs: list[float], losses: list[float]) -> float | None:
+    """The steepest fall of the same EMA (beta 0.98) per decade, searched only where the
+    loss is falling: after the EMA's first tenth (where it averages a handful of batches)
+    and up to its minimum (past it the loss climbs and breaks, and a fall there is a jump
+    back from a spike). None when fewer than 3 points are left."""
+    from diag.checks.lr.detect import ema
+
+    x = np.asarray(losses, float)
+    lr = np.asarray(lrs, float)
+    ok = np.isfinite(x)
+    x, lr = x[ok], lr[ok]
+    if len(x) < 10:
+        return None
+    s = ema(x, 0.98)
+    lo, i_min = len(x) // 10, int(np.argmin(s))
+    if i_min - lo < 3:
+        return None
+    grad = np.gradient(s[lo:i_min + 1], np.log10(lr[lo:i_min + 1]))
+    return float(lr[lo + int(np.argmin(grad))])
 
 
 def table(curves: dict[str, list[tuple[list[float], list[float]]]], grid: dict[str, Any]

@@ -1,5 +1,6 @@
 """Overhead of diag.watch inside a training loop: the same loop with and without the watch,
-interleaved (A B A B ...), median of 5 rounds each, on the browser net's loop and on a
+interleaved (A B A' A B A' ...: A' is the plain loop again, an A/A comparison that shows
+this machine's noise), median of 5 rounds each, on the browser net's loop and on a
 ResNet-18 step on CPU (torchvision's layout, written out: its registry build does not load
 here). The watch's curve diagnosis every K steps (every=50), its start (a scan of the live
 objects) and its end (the final diagnosis) are inside the timed part, so each round is a
@@ -79,13 +80,16 @@ def resnet_loop() -> tuple[Callable[[Any], None], Any, Any]:
 
 def measure(name: str, make: Callable[[], tuple[Callable[[Any], None], Any, Any]],
             steps: int, rounds: int) -> float:
-    """The issue's measure: ``rounds`` rounds, each the plain loop then the watched one
-    (a fresh watch: its start and end inside the timed part), median of each side."""
+    """The issue's measure: ``rounds`` rounds, each the plain loop, the watched one (a
+    fresh watch: its start and end inside the timed part), then the plain loop again;
+    median of each side. The second plain loop against the first (an A/A comparison: the
+    same work on both sides) is the noise floor of this machine for this measure: a watched
+    ratio within it is not told apart from 1."""
     import diag
 
     step, model, opt = make()
     step(None)  # warm-up: lazy optimizer state, allocator
-    plain, watched, own = [], [], []
+    plain, watched, again, own = [], [], [], []
     for _ in range(rounds):
         start = time.perf_counter()
         for _ in range(steps):
@@ -100,9 +104,14 @@ def measure(name: str, make: Callable[[], tuple[Callable[[Any], None], Any, Any]
                     step(w)
             watched.append(time.perf_counter() - start)
             own.append(w.own_seconds / w.loop_seconds)
-    a, b = statistics.median(plain), statistics.median(watched)
+        start = time.perf_counter()
+        for _ in range(steps):
+            step(None)
+        again.append(time.perf_counter() - start)
+    a, b, c = statistics.median(plain), statistics.median(watched), statistics.median(again)
     print(f"{name:28} plain {a / steps * 1e3:8.2f} ms/loop, watched {b / steps * 1e3:8.2f} "
-          f"ms/loop: {b / a:.3f}x (median of {rounds}, interleaved); the watch's own time "
+          f"ms/loop: {b / a:.3f}x (median of {rounds}, interleaved); the same plain loop "
+          f"again {c / a:.3f}x (A/A: the noise); the watch's own time "
           f"{statistics.median(own):.1%} of the watched loop")
     return b / a
 

@@ -313,14 +313,15 @@ class Watch:
             part = [named[i] for i in group]
             part_grads = [p.grad for _, p in part]
         with torch.no_grad():  # (no graph is recorded: no detach() needed)
-            norms = torch.stack(torch._foreach_norm(part_grads)).tolist()  # type: ignore[arg-type]
-            weights = (torch.stack(torch._foreach_norm([p for _, p in part])).tolist()
+            # one norm per tensor, read as floats one by one: a stack and tolist cost more
+            norms = [n.item() for n in torch._foreach_norm(part_grads)]  # type: ignore[arg-type]
+            weights = ([n.item() for n in torch._foreach_norm([p for _, p in part])]
                        if (self._reads - 1) // len(self._group_list) % 10 == 0 else None)
         total = math.hypot(*norms)  # inf or NaN when any layer's is
         if not math.isfinite(total):  # name the first one, over all of them
             with torch.no_grad():
-                every = torch.stack(torch._foreach_norm(
-                    [p.grad for _, p in named])).tolist()  # type: ignore[misc]
+                every = [n.item() for n in torch._foreach_norm(
+                    [p.grad for _, p in named])]  # type: ignore[misc]
             bad = next(n for (n, _), v in zip(named, every, strict=True)
                        if not math.isfinite(v))
             self._report("nonfinite_grad", Finding(

@@ -247,6 +247,39 @@ def test_range_test_restores_model_and_optimizer() -> None:
     assert opt.param_groups[0]["lr"] == 1e-3
 
 
+def test_range_test_averages_sweeps_that_start_from_the_same_state() -> None:
+    """Each sweep restarts from the user's weights and optimizer state: on a batch stream
+    that repeats, the two sweeps are the same numbers and their mean is either. A second
+    sweep that went on from where the first left off would start at the first's diverged
+    weights and differ."""
+    from diag.checks.lr.rangetest import range_test
+
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(32, 4, generator=g), torch.randn(32, 1, generator=g)
+    model = torch.nn.Linear(4, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model(x).sum().backward()
+    opt.step()
+
+    def same():  # type: ignore[no-untyped-def]
+        while True:
+            yield x, y
+
+    rt = range_test(model, opt, same(), torch.nn.functional.mse_loss, num_iter=40, sweeps=2)
+    assert len(rt.sweeps) == 2 and rt.sweeps[0] == rt.sweeps[1]
+    assert rt.losses == pytest.approx(list(rt.sweeps[0][:len(rt.lrs)]))
+    # on different batches the sweeps differ, and the mean lies between them
+    h = torch.Generator().manual_seed(2)
+    data = [(torch.randn(8, 4, generator=h), torch.randn(8, 1, generator=h))
+            for _ in range(80)]
+    rt = range_test(model, opt, iter(data), torch.nn.functional.mse_loss, num_iter=40,
+                    sweeps=2)
+    a, b = rt.sweeps
+    assert a != b
+    assert all(min(p, q) <= m <= max(p, q) for p, q, m in zip(a, b, rt.losses, strict=False))
+    assert len(rt.losses) == len(rt.lrs) == min(len(a), len(b))
+
+
 def test_verify_measures_the_gain_of_the_lower_lr() -> None:
     """Linear regression at a far too high LR oscillates; 10x lower keeps falling."""
     from diag.inputs.target import build_target

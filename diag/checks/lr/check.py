@@ -568,7 +568,7 @@ def _range(target: Any, options: LrOptions, metrics: dict[str, Any],
     suggestion, spread = answer.lr, answer.spread
     metrics.update(range_test_suggested_lr=_round_opt(suggestion),
                    range_test_spread_decades=round(spread, 3) if math.isfinite(spread) else None,
-                   range_test_steps=len(rt.lrs))
+                   range_test_steps=len(rt.lrs), range_test_sweeps=len(rt.sweeps))
     if suggestion is None:
         findings.append(Finding(Severity.WARN, f"range test: no trustworthy LR to suggest: "
                                 f"{answer.reason}", "run `diag overfit` first if the loss "
@@ -577,8 +577,8 @@ def _range(target: Any, options: LrOptions, metrics: dict[str, Any],
         rules = ", ".join(f"{name} {value:.2g}" for name, value in answer.rules)
         findings.append(Finding(
             Severity.INFO, f"range test: suggested initial LR {suggestion:.3g}, the median "
-            f"of three readings of the sweep ({rules}); the two nearest agree within "
-            f"{spread:.2f} decades", "start training at the suggested LR"))
+            f"of three readings of {len(rt.sweeps)} sweeps averaged ({rules}); the two "
+            f"nearest agree within {spread:.2f} decades", "start training at the suggested LR"))
     return {"range_lrs": rt.lrs, "range_losses": rt.losses,
             "range_smoothed": list(answer.smoothed),
             "range_suggestion": suggestion}

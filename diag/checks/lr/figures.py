@@ -73,7 +73,7 @@ def range_test_curve(lrs: Sequence[float], losses: Sequence[float],
     """Loss against learning rate (log scale) with the suggested LR."""
     fig = new_figure()
     ax = fig.add_subplot()
-    ax.plot(lrs, losses, lw=1, alpha=0.5, label="loss per batch")
+    ax.plot(lrs, losses, lw=1, alpha=0.5, label="loss per batch (the sweeps' mean)")
     if len(smoothed) == len(lrs):
         ax.plot(lrs, smoothed, lw=1.5, label="smoothed (centred median, as the suggestion)")
     if suggestion:
