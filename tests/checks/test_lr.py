@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -223,23 +224,29 @@ def test_range_test_suggestion_is_stable_on_a_noisy_curve() -> None:
     assert 3e-4 <= float(np.median(ours)) <= 3e-2  # the fall is centred on 10**-2.5
 
 
-def test_range_test_restores_model_and_optimizer() -> None:
-    from diag.checks.lr.rangetest import range_test
-
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(64, 4, generator=g), torch.randn(64, 1, generator=g)
+def _stepped_linear(seed: int, n: int) -> tuple[Any, Any, torch.nn.Module, Any]:
+    """A batch, a linear model and an Adam that has stepped once (it has state)."""
+    g = torch.Generator().manual_seed(seed)
+    x, y = torch.randn(n, 4, generator=g), torch.randn(n, 1, generator=g)
     model = torch.nn.Linear(4, 1)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     model(x).sum().backward()
     opt.step()
+    return x, y, model, opt
+
+
+def _forever(x: Any, y: Any) -> Any:
+    while True:
+        yield x, y
+
+
+def test_range_test_restores_model_and_optimizer() -> None:
+    from diag.checks.lr.rangetest import range_test
+
+    x, y, model, opt = _stepped_linear(0, 64)
     before_model = {k: v.clone() for k, v in model.state_dict().items()}
     before_opt = {k: v.clone() for k, v in opt.state_dict()["state"][0].items()}
-
-    def batches():  # type: ignore[no-untyped-def]
-        while True:
-            yield x, y
-
-    rt = range_test(model, opt, batches(), torch.nn.functional.mse_loss, num_iter=50)
+    rt = range_test(model, opt, _forever(x, y), torch.nn.functional.mse_loss, num_iter=50)
     assert len(rt.lrs) >= 10
     assert all(torch.equal(before_model[k], v) for k, v in model.state_dict().items())
     after = opt.state_dict()["state"][0]
@@ -254,18 +261,9 @@ def test_range_test_averages_sweeps_that_start_from_the_same_state() -> None:
     weights and differ."""
     from diag.checks.lr.rangetest import range_test
 
-    g = torch.Generator().manual_seed(1)
-    x, y = torch.randn(32, 4, generator=g), torch.randn(32, 1, generator=g)
-    model = torch.nn.Linear(4, 1)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    model(x).sum().backward()
-    opt.step()
-
-    def same():  # type: ignore[no-untyped-def]
-        while True:
-            yield x, y
-
-    rt = range_test(model, opt, same(), torch.nn.functional.mse_loss, num_iter=40, sweeps=2)
+    x, y, model, opt = _stepped_linear(1, 32)
+    rt = range_test(model, opt, _forever(x, y), torch.nn.functional.mse_loss, num_iter=40,
+                    sweeps=2)
     assert len(rt.sweeps) == 2 and rt.sweeps[0] == rt.sweeps[1]
     assert rt.losses == pytest.approx(list(rt.sweeps[0][:len(rt.lrs)]))
     # on different batches the sweeps differ, and the mean lies between them
