@@ -313,15 +313,14 @@ class Watch:
             part = [named[i] for i in group]
             part_grads = [p.grad for _, p in part]
         with torch.no_grad():  # (no graph is recorded: no detach() needed)
-            # one norm per tensor, read as floats one by one: a stack and tolist cost more
-            norms = [n.item() for n in torch._foreach_norm(part_grads)]  # type: ignore[arg-type]
-            weights = ([n.item() for n in torch._foreach_norm([p for _, p in part])]
+            norms = _floats(torch._foreach_norm(part_grads))  # type: ignore[arg-type]
+            weights = (_floats(torch._foreach_norm([p for _, p in part]))
                        if (self._reads - 1) // len(self._group_list) % 10 == 0 else None)
         total = math.hypot(*norms)  # inf or NaN when any layer's is
         if not math.isfinite(total):  # name the first one, over all of them
             with torch.no_grad():
-                every = [n.item() for n in torch._foreach_norm(
-                    [p.grad for _, p in named])]  # type: ignore[misc]
+                every = _floats(torch._foreach_norm(
+                    [p.grad for _, p in named]))  # type: ignore[misc]
             bad = next(n for (n, _), v in zip(named, every, strict=True)
                        if not math.isfinite(v))
             self._report("nonfinite_grad", Finding(
@@ -612,6 +611,14 @@ def _coarse(steps: list[int], values: list[float], lrs: list[float | None], poin
         out_v.append(sum(chunk) / len(chunk))
         out_l.append(lrs[b - 1])
     return out_s, out_v, out_l
+
+
+def _floats(norms: Any) -> list[float]:
+    """One float per norm. On the CPU read one by one (cheaper than a stack and a list);
+    on an accelerator stacked first, so that the read is one device sync, not one each."""
+    if not norms or norms[0].device.type == "cpu":
+        return [n.item() for n in norms]
+    return torch.stack([n.float().to(norms[0].device) for n in norms]).tolist()
 
 
 def _compiled(model: nn.Module) -> bool:
