@@ -7,6 +7,7 @@ objects) and its end (the final diagnosis) are inside the timed part, so each ro
 few hundred steps: a watch lives a whole training.
 
 Run: python benchmarks/bench_watch.py [--quick]
+     python benchmarks/bench_watch.py --long   (a 20,000-step loop that keeps a list a step)
 """
 
 from __future__ import annotations
@@ -164,9 +165,47 @@ def paired(name: str, make: Callable[[], tuple[Callable[[Any], None], Any, Any]]
           f"{entered * 1e3:.0f} ms and end {exited * 1e3:.0f} ms, once per training")
 
 
+def long_run(steps: int = 20_000, every: int = 5_000) -> None:
+    """A long loop that keeps a Python list a step (a metrics log): the watch's own time per
+    step, per segment of ``every`` steps, with the census's refreezing (diag's default) and
+    with it off (REFREEZE_AT out of reach: every kept object is scanned again each step).
+    The same loop both ways, one after the other; the figure is each segment's own time."""
+    import diag
+    from diag.checks.leaks.census import TensorCensus
+
+    default = TensorCensus.REFREEZE_AT
+    for label, at in (("refreezing (default)", default), ("no refreezing", 10**12)):
+        TensorCensus.REFREEZE_AT = at
+        torch.manual_seed(0)
+        model = nn.Linear(8, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=1e-2)
+        x, y = torch.randn(16, 8), torch.randn(16, 1)
+        log: list[list[float]] = []
+        seen, marks = 0.0, []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with diag.watch(model, opt, out=None, every=10**9) as w:
+                for i in range(1, steps + 1):
+                    loss = F.mse_loss(model(x), y)
+                    loss.backward()
+                    opt.step()
+                    opt.zero_grad()
+                    log.append([float(i), loss.item()])  # kept: a gc-tracked list a step
+                    w.step(loss)
+                    if i % every == 0:
+                        marks.append(f"{(w.own_seconds - seen) / every * 1e3:.2f}")
+                        seen = w.own_seconds
+        print(f"long loop keeping a list a step, {label:22}: the watch's own ms/step per "
+              f"{every} steps: {' '.join(marks)}")
+    TensorCensus.REFREEZE_AT = default
+
+
 def main() -> None:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     quick = "--quick" in sys.argv
+    if "--long" in sys.argv:
+        long_run()
+        return
     measure("browser net (4 steps/loop)", browser_loop, 25 if quick else 150, 5)
     measure("ResNet-18, 8x3x64x64, CPU", resnet_loop, 10 if quick else 60, 5)
     paired("browser net (4 steps/loop)", browser_loop, 10, 8 if quick else 30)
