@@ -63,6 +63,8 @@ MIN_RATE = 0.5
 """Live tensors must grow by this many per step (on average) to be a leak of the loop."""
 MIN_BYTES = 1024.0
 """...or live bytes by this many per step."""
+RECENT = 60
+"""Census counts in the recent window that a leak beginning mid-run is judged on."""
 GRAPH_EVERY = 10
 """The census walks the autograd graphs every this many steps (tensors: every step)."""
 WAIT_WARN = 0.5
@@ -148,6 +150,8 @@ class Watch:
         self._resumed = False
         """The optimizer had state when the watch began: training was resumed, so a loss
         that starts flat is where training had left it, not a model that cannot learn."""
+        self._leak_since = ""
+        """Where the reported growth was measured from (the finding says it)."""
         self.own_seconds = 0.0
         """The watch's own time inside the loop (step(), the optimizer hook, the mid-run
         curve checks): with ``loop_seconds``, what watching costs this loop. Timings stay out
@@ -416,8 +420,8 @@ class Watch:
             return  # judged every GRAPH_EVERY steps, on the last MAX_CENSUS counts
         counts, nbytes = self._counts, self._bytes
         graph_warmup = -(-self.warmup // GRAPH_EVERY)
-        tensors = persistent_growth(counts, self.warmup)
-        size = persistent_growth(nbytes, self.warmup)
+        tensors, recent = _growth(counts, self.warmup, MIN_RATE)
+        size, recent_bytes = _growth(nbytes, self.warmup, MIN_BYTES)
         nodes = (persistent_growth(self._graph_nodes, graph_warmup)
                  if len(self._graph_nodes) >= graph_warmup + 4 else None)
         # a leak of the loop grows every step; a framework's cache that gains a tensor now
@@ -436,6 +440,11 @@ class Watch:
                 "look for tensors kept across steps (lists, dicts, attributes, closures)",
                 rule="tensor-growth"))
             return
+        grows = tensors.growing and tensors.per_iter >= MIN_RATE
+        # what the finding says the growth started from: the watch's warm-up, or the recent
+        # window's start for a leak that began mid-run
+        self._leak_since = (f"over the last {RECENT} steps" if (recent if grows else recent_bytes)
+                            else f"since step {self.warmup}")
         census.attribute = True  # phase two: creation sites for a few steps
         census.pause_in_optimizer = False  # a closure may run the forward in step()
         if census.scanning:  # without the gc freeze the mode is already on
@@ -444,21 +453,21 @@ class Watch:
 
     def _attribution_done(self) -> None:
         from diag.checks.leaks.check import _attribute
-        from diag.checks.leaks.detect import persistent_growth
 
         self._leak_reported = True
         rows, found = _attribute(self._site_snaps, 0, lambda site: "")
-        growth = persistent_growth(self._counts, self.warmup)
+        growth, _ = _growth(self._counts, self.warmup, MIN_RATE)
         if found:
             for f in found:
                 self._report(f"leak:{f.location}", Finding(
-                    Severity.FAIL, f"leak: {f.message} (since step {self.warmup})", f.hint,
+                    Severity.FAIL, f"leak: {f.message} ({self._leak_since})", f.hint,
                     location=f.location, rule="tensor-growth"))
         elif growth.growing and growth.per_iter >= MIN_RATE:
             self._report("leak", Finding(
-                Severity.FAIL, f"leak: live tensors grow +{growth.per_iter:.3g}/step with no "
-                "single creation site in your code", "look for tensors kept across steps "
-                "(lists, dicts, attributes, closures)", rule="tensor-growth"))
+                Severity.FAIL, f"leak: live tensors grow +{growth.per_iter:.3g}/step "
+                f"({self._leak_since}) with no single creation site in your code",
+                "look for tensors kept across steps (lists, dicts, attributes, closures)",
+                rule="tensor-growth"))
 
     # --- the loss curve -------------------------------------------------------------------
     def _analyse_curve(self, final: bool) -> None:
@@ -611,6 +620,20 @@ def _coarse(steps: list[int], values: list[float], lrs: list[float | None], poin
         out_v.append(sum(chunk) / len(chunk))
         out_l.append(lrs[b - 1])
     return out_s, out_v, out_l
+
+
+def _growth(values: list[float], warmup: int, rate: float) -> tuple[Any, bool]:
+    """``persistent_growth`` over the census's window, or, when that is not growth of
+    ``rate`` a step, over its last RECENT counts: a leak that begins mid-run is otherwise
+    judged only once it fills half the window (its flat start holds the robust slope
+    down)."""
+    from diag.checks.leaks.detect import persistent_growth
+
+    whole = persistent_growth(values, warmup)
+    if (whole.growing and whole.per_iter >= rate) or len(values) - warmup <= RECENT:
+        return whole, False
+    recent = persistent_growth(values[-RECENT:])
+    return (recent, True) if recent.growing and recent.per_iter >= rate else (whole, False)
 
 
 def _floats(norms: Any) -> list[float]:
