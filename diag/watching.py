@@ -152,6 +152,9 @@ class Watch:
         that starts flat is where training had left it, not a model that cannot learn."""
         self._leak_since = ""
         """Where the reported growth was measured from (the finding says it)."""
+        self._leak_growth: Any = None
+        """The tensor count's growth that started the site recording (None: bytes or graph
+        nodes grew, not the count)."""
         self.own_seconds = 0.0
         """The watch's own time inside the loop (step(), the optimizer hook, the mid-run
         curve checks): with ``loop_seconds``, what watching costs this loop. Timings stay out
@@ -424,10 +427,10 @@ class Watch:
         size, recent_bytes = _growth(nbytes, self.warmup, MIN_BYTES)
         nodes = (persistent_growth(self._graph_nodes, graph_warmup)
                  if len(self._graph_nodes) >= graph_warmup + 4 else None)
+        grows = tensors.growing and tensors.per_iter >= MIN_RATE
         # a leak of the loop grows every step; a framework's cache that gains a tensor now
         # and then (an epoch's metric state) is no such thing
-        if not ((tensors.growing and tensors.per_iter >= MIN_RATE)
-                or (size.growing and size.per_iter >= MIN_BYTES)
+        if not (grows or (size.growing and size.per_iter >= MIN_BYTES)
                 or (nodes is not None and nodes.growing
                     and nodes.per_iter >= MIN_RATE * GRAPH_EVERY)):
             return
@@ -440,7 +443,8 @@ class Watch:
                 "look for tensors kept across steps (lists, dicts, attributes, closures)",
                 rule="tensor-growth"))
             return
-        grows = tensors.growing and tensors.per_iter >= MIN_RATE
+        # the counts stand still while sites are recorded: the finding uses this growth
+        self._leak_growth = tensors if grows else None
         # what the finding says the growth started from: the watch's warm-up, or the recent
         # window's start for a leak that began mid-run
         self._leak_since = (f"over the last {RECENT} steps" if (recent if grows else recent_bytes)
@@ -456,13 +460,13 @@ class Watch:
 
         self._leak_reported = True
         rows, found = _attribute(self._site_snaps, 0, lambda site: "")
-        growth, _ = _growth(self._counts, self.warmup, MIN_RATE)
+        growth = self._leak_growth
         if found:
             for f in found:
                 self._report(f"leak:{f.location}", Finding(
                     Severity.FAIL, f"leak: {f.message} ({self._leak_since})", f.hint,
                     location=f.location, rule="tensor-growth"))
-        elif growth.growing and growth.per_iter >= MIN_RATE:
+        elif growth is not None:
             self._report("leak", Finding(
                 Severity.FAIL, f"leak: live tensors grow +{growth.per_iter:.3g}/step "
                 f"({self._leak_since}) with no single creation site in your code",

@@ -294,8 +294,7 @@ def analyse(values: list[float], index: list[float], index_name: str, lrs: list[
     if recommended is None and point is not None and overfit_at is None and not collapsed:
         findings.append(Finding(Severity.INFO, "no learning rate known for this curve",
                                 "give the file an 'lr' column or pass --lr"))
-    known = [v for v in lrs or () if math.isfinite(v)]
-    if known and max(known) == 0 and lrs is not None and len(known) == len(lrs):
+    if lrs and all(math.isfinite(v) for v in lrs) and max(lrs) == 0:
         # LR 0 all along: the weights never move, whatever the curve looks like; advice to
         # lower the LR (plateau, oscillation) or to hunt a model bug (no learning) is wrong
         nonfinite = f"the {metric} is NaN/Inf"  # that finding stays

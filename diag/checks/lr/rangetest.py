@@ -22,7 +22,7 @@ class RangeTest:
     losses: list[float]
     """The sweeps' losses averaged point by point (over the LRs every sweep reached)."""
     stopped_early: bool
-    sweeps: tuple[tuple[float, ...], ...] = ()
+    sweeps: tuple[tuple[float, ...], ...]
     """Each sweep's own losses, as recorded."""
 
 
