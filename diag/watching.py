@@ -417,12 +417,16 @@ class Watch:
             cut = slice(self.warmup, self.warmup + len(self._counts) - MAX_CENSUS)
             del self._counts[cut], self._bytes[cut]
         self.tensors.append(int(snap.tensors))
+        graph_warmup = -(-self.warmup // GRAPH_EVERY)
         if graph:
             self._graph_nodes.append(float(snap.graph_nodes))
+            if len(self._graph_nodes) > graph_warmup + MAX_CENSUS // GRAPH_EVERY:
+                # the same span of steps as the counts: a check's cost must not grow with
+                # the run (a whole run's points cost 5 ms a check at 100,000 steps)
+                del self._graph_nodes[graph_warmup]
         if len(self._counts) < self.warmup + 6 or not graph:
             return  # judged every GRAPH_EVERY steps, on the last MAX_CENSUS counts
         counts, nbytes = self._counts, self._bytes
-        graph_warmup = -(-self.warmup // GRAPH_EVERY)
         tensors, recent = _growth(counts, self.warmup, MIN_RATE)
         size, recent_bytes = _growth(nbytes, self.warmup, MIN_BYTES)
         nodes = (persistent_growth(self._graph_nodes, graph_warmup)
@@ -631,8 +635,13 @@ def _growth(values: list[float], warmup: int, rate: float) -> tuple[Any, bool]:
     ``rate`` a step, over its last RECENT counts: a leak that begins mid-run is otherwise
     judged only once it fills half the window (its flat start holds the robust slope
     down)."""
-    from diag.checks.leaks.detect import persistent_growth
+    from diag.checks.leaks.detect import Growth, persistent_growth
 
+    post = values[warmup:]
+    if post and max(post) - min(post) < rate:
+        # a least-squares slope is at most the range of the values per step: no growth of
+        # ``rate`` a step, in the whole window or any part (a clean loop's flat counts)
+        return Growth(False, 0.0, post[-1] - post[0]), False
     whole = persistent_growth(values, warmup)
     if (whole.growing and whole.per_iter >= rate) or len(values) - warmup <= RECENT:
         return whole, False

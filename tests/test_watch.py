@@ -472,3 +472,58 @@ def test_a_leak_is_named_across_freezes_and_a_kept_log_alone_is_no_leak(
         assert w.tensors[-1] - w.tensors[149] < 110
     else:
         assert not found, found
+
+
+@pytest.mark.parametrize("leak", [True, False])
+def test_a_running_total_begun_late_is_found_and_the_graph_window_stays_bounded(
+        leak: bool) -> None:
+    """The autograd-graph sizes are kept over the same span as the tensor counts (the
+    warm-up's and the last MAX_CENSUS steps'): the whole run's list made each check cost
+    more as the run went on (5 ms a check at 100,000 steps). A running `total += loss`
+    begun at step 400 of 700 is still found; its twin (`loss.item()`) is not, and its list
+    stays bounded."""
+    from diag.watching import GRAPH_EVERY, MAX_CENSUS
+
+    model, x, y = _problem()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    total = torch.zeros(())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with diag.watch(model, opt, out=None, every=10**6) as w:
+            for i in range(700):
+                loss = F.mse_loss(model(x[:32]), y[:32])
+                loss.backward()
+                opt.step()
+                opt.zero_grad()
+                total = total + loss if leak and i >= 400 else total + loss.item()
+                w.step(loss)
+                assert len(w._graph_nodes) <= 1 + MAX_CENSUS // GRAPH_EVERY
+    assert w.result is not None
+    assert w.result.metrics["leak"] is leak, (leak, w.result.summary)
+
+
+def test_the_flat_window_shortcut_never_hides_growth_of_the_rate() -> None:
+    """`_growth` answers "no growth" without a fit when the window's range is under the
+    rate. That is sound only if no least-squares slope of such a window, whole or its
+    recent part, reaches the rate: tried on random windows, ramps and steps, down to the
+    shortest window a fit judges (4 points)."""
+    import random
+
+    from diag.checks.leaks.detect import persistent_growth
+    from diag.watching import RECENT, _growth
+
+    rng = random.Random(0)
+    for k in range(600):
+        n, rate = rng.randrange(6, 2 * RECENT + 20), rng.choice([0.5, 1024.0])
+        span = rate * rng.choice([0.5, 0.9, 0.999])
+        shape = k % 3
+        values = [100.0 + span * (i / (n - 1) if shape == 0 else float(i >= n // 2)
+                                  if shape == 1 else rng.random()) for i in range(n)]
+        fast, _ = _growth(values, 2, rate)
+        assert not fast.growing
+        for window in (values[2:], values[-RECENT:], values[-4:]):
+            assert persistent_growth(window).per_iter < rate, window
+        # and a real ramp of the rate (its range well above it) is still a growth
+        ramp = [100.0 + 1.1 * rate * i for i in range(n)]
+        grown, _ = _growth(ramp, 2, rate)
+        assert grown.growing and grown.per_iter >= rate
