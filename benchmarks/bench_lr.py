@@ -9,7 +9,9 @@ leave-one-task-out. Results are written to benchmarks/data/lr_bench.json.
 Run: pip install -e '.[bench]' && python benchmarks/bench_lr.py [--quick] [--seeds N]
 [--sweeps K]. ``--seeds 20`` scores the spread as the median over every draw of five of the
 20 seeds (with the share of draws over 0.3); ``--sweeps 1`` runs diag's sweep once instead
-of its default two (``SWEEPS``), for the comparison.
+of its default two (``SWEEPS``), for the comparison. ``--rescore FILE [--grid GRID]`` runs
+nothing: it scores the answers recorded in FILE against another grid (default
+data/lr_grid_steps100.json, a sensitivity check of the truth from lr_grid.py --min-steps).
 """
 
 from __future__ import annotations
@@ -180,7 +182,6 @@ def suggestion_against_grid(seeds: int = 5, repeats: int | None = None) -> None:
     """Each rule on each task against the committed grid truth, torch-lr-finder beside it,
     and the rule chosen by leave-one-task-out."""
     import json
-    import math
 
     import torch
 
@@ -190,14 +191,44 @@ def suggestion_against_grid(seeds: int = 5, repeats: int | None = None) -> None:
     grid = json.loads((Path(__file__).resolve().parent / "data" / "lr_grid.json").read_text())
     runs = sweeps(seeds, repeats=repeats)
     repeats = repeats or SWEEPS
+    table, held = report(runs, grid, seeds, repeats)
+    suffix = "" if (seeds, repeats) == (5, SWEEPS) else f"_{seeds}seeds_{repeats}sweeps"
+    out = Path(__file__).resolve().parent / "data" / f"lr_bench{suffix}.json"
+    out.write_text(json.dumps({"table": {n: {r: list(v) for r, v in row.items()}
+                                         for n, row in table.items()},
+                               "leave_one_task_out": held, "runs": runs}, indent=1,
+                              default=float) + "\n")
+
+
+def rescore(runs_file: str, grid_file: str) -> None:
+    """The answers recorded in a bench file, scored against another grid (a sensitivity
+    check of the truth: benchmarks/lr_grid.py --min-steps N); no sweep is run again."""
+    import json
+
+    runs = json.loads(Path(runs_file).read_text())["runs"]
+    grid = json.loads(Path(grid_file).read_text())
+    seeds = len(next(iter(runs.values())))
+    print(f"the answers recorded in {runs_file}, against {grid_file}")
+    report(runs, grid, seeds, None)
+
+
+def report(runs: dict[str, Any], grid: dict[str, Any], seeds: int, repeats: int | None
+           ) -> tuple[dict[str, dict[str, tuple[float, float, int, float]]],
+                      list[tuple[str, str, float, float]]]:
+    """Print the table, leave-one-task-out and the times; return the table and the
+    held-out rows."""
+    import math
+
     table: dict[str, dict[str, tuple[float, float, int, float]]] = {}
     for name, rows in runs.items():
         best = grid["tasks"][name]["best_lr"]
         table[name] = {rule: score([r["rules"][rule] for r in rows], best) for rule in RULES}
         table[name]["torch-lr-finder"] = score([r["torch_lr_finder"] for r in rows], best)
-    print(f"diag's range test: {repeats} sweep(s) of 100 steps averaged; torch-lr-finder: "
-          "one sweep of 100 steps")
-    print(f"range-test rules against the grid's best LR (Adam, {grid['epochs']} epochs, "
+    print(f"diag's range test: {repeats or 'the recorded'} sweep(s) of 100 steps averaged; "
+          "torch-lr-finder: one sweep of 100 steps")
+    trained = (f"at least {grid['min_steps']} steps" if grid.get("min_steps")
+               else f"{grid['epochs']} epochs")
+    print(f"range-test rules against the grid's best LR (Adam, {trained}, "
           f"{len(grid['seeds'])} seeds), {seeds} seeds each: median distance / spread of "
           f"{SPREAD_SEEDS} seeds (decades)" + ("; the spread is the median over every draw "
                                             f"of {SPREAD_SEEDS} seeds, [the share of draws "
@@ -239,16 +270,12 @@ def suggestion_against_grid(seeds: int = 5, repeats: int | None = None) -> None:
           f"({ours / theirs:.2f}x; budget 2x)")
     whole_diag = statistics.median(r["diag_s"] for rows in runs.values() for r in rows)
     whole_tlf = statistics.median(r["tlf_s"] for rows in runs.values() for r in rows)
-    print(f"a whole range test, median: diag {whole_diag:.2f} s ({repeats} x 100 steps), "
-          f"torch-lr-finder {whole_tlf:.2f} s (100 steps): {whole_diag / whole_tlf:.2f}x")
+    print(f"a whole range test, median: diag {whole_diag:.2f} s "
+          f"({repeats or 'the recorded'} x 100 steps), torch-lr-finder {whole_tlf:.2f} s "
+          f"(100 steps): {whole_diag / whole_tlf:.2f}x")
     worse = [n for n in names if table[n]["ensemble"][0] > table[n]["torch-lr-finder"][0]]
     print("further from the best than torch-lr-finder on: " + (", ".join(worse) or "none"))
-    suffix = "" if (seeds, repeats) == (5, SWEEPS) else f"_{seeds}seeds_{repeats}sweeps"
-    out = Path(__file__).resolve().parent / "data" / f"lr_bench{suffix}.json"
-    out.write_text(json.dumps({"table": {n: {r: list(v) for r, v in row.items()}
-                                         for n, row in table.items()},
-                               "leave_one_task_out": held, "runs": runs}, indent=1,
-                              default=float) + "\n")
+    return table, held
 
 
 if __name__ == "__main__":
@@ -257,6 +284,12 @@ if __name__ == "__main__":
     def _arg(flag: str, default: int | None) -> int | None:
         return int(sys.argv[sys.argv.index(flag) + 1]) if flag in sys.argv else default
 
+    if "--rescore" in sys.argv:
+        here = Path(__file__).resolve().parent / "data"
+        rescore(sys.argv[sys.argv.index("--rescore") + 1],
+                sys.argv[sys.argv.index("--grid") + 1] if "--grid" in sys.argv
+                else str(here / "lr_grid_steps100.json"))
+        sys.exit(0)
     if "--quick" not in sys.argv:
         main()
     suggestion_against_grid(_arg("--seeds", 5) or 5, _arg("--sweeps", None))

@@ -3,6 +3,11 @@ over Adam learning rates (10^-4 to 10^0 in quarter decades, 3 epochs, 2 seeds; t
 training loss afterwards). Computed once and committed as benchmarks/data/lr_grid.json.
 
 Run: pip install -e '.[bench]' && python benchmarks/lr_grid.py
+
+``--min-steps N``: a sensitivity check of that truth, not the truth: each task trains at least
+N Adam steps (its epochs raised to match; 3 epochs are 12 steps on iris and the browser net,
+168 on digits), written to benchmarks/data/lr_grid_steps<N>.json. `python
+benchmarks/bench_lr.py --rescore FILE` scores the committed sweeps' answers against it.
 """
 
 from __future__ import annotations
@@ -28,15 +33,21 @@ EXPONENTS = np.arange(-4, 0.01, 0.25)
 
 def main() -> None:
     torch.set_num_threads(min(2, torch.get_num_threads()))
+    min_steps = int(sys.argv[sys.argv.index("--min-steps") + 1]) if "--min-steps" in sys.argv \
+        else 0
+    out = OUT.with_name(f"lr_grid_steps{min_steps}.json") if min_steps else OUT
     result: dict[str, object] = {"epochs": EPOCHS, "seeds": list(SEEDS),
                                  "optimizer": "Adam", "tasks": {}}
+    if min_steps:
+        result["min_steps"] = min_steps
     for task in tasks():
         start = time.perf_counter()
+        epochs = max(EPOCHS, math.ceil(min_steps / task.batches_per_epoch))
         grid = {}
         for e in EXPONENTS:
             lr = float(10 ** e)
             grid[f"{lr:.6g}"] = statistics.mean(
-                train_loss_after(task, lr, seed, EPOCHS) for seed in SEEDS)
+                train_loss_after(task, lr, seed, epochs) for seed in SEEDS)
         finite = {k: v for k, v in grid.items() if math.isfinite(v)}
         best = min(finite, key=finite.__getitem__)
         good = sorted(float(k) for k, v in finite.items() if v <= 2 * finite[best])
@@ -44,10 +55,11 @@ def main() -> None:
             "best_lr": float(best), "best_loss": finite[best],
             "within_2x_of_best_loss": [good[0], good[-1]],
             "loss_by_lr": {k: (v if math.isfinite(v) else None) for k, v in grid.items()},
-            "batches_per_epoch": task.batches_per_epoch}
+            "batches_per_epoch": task.batches_per_epoch, "epochs": epochs,
+            "steps": epochs * task.batches_per_epoch}
         print(f"{task.name:22} best lr {float(best):.3g} (loss {finite[best]:.4g}); within 2x: "
               f"{good[0]:.3g}-{good[-1]:.3g}  [{time.perf_counter() - start:.0f} s]", flush=True)
-    OUT.write_text(json.dumps(result, indent=1) + "\n")
+    out.write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":
