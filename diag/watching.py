@@ -27,6 +27,7 @@ it).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import statistics
@@ -130,6 +131,8 @@ class Watch:
         self._attributing = 0
         self._leak_reported = False
         self._seen: set[str] = set()
+        self._at: dict[str, tuple[int, int]] = {}
+        """Each reported finding's key: (its index in ``findings``, the step it was seen at)."""
         self._params = list(model.named_parameters())
         """Taken once: walking the modules every step costs more than the read itself."""
         self._all_key = tuple(n for n, _ in self._params)
@@ -483,6 +486,7 @@ class Watch:
 
         if len(self.losses) < 5:
             return
+        final_keys: set[str] = set()
         steps, losses, lrs_seen = (list(self.loss_steps), list(self.losses), list(self.lrs))
         if not final:
             steps, losses, lrs_seen = _coarse(steps, losses, lrs_seen, MID_RUN_POINTS)
@@ -499,8 +503,22 @@ class Watch:
                     "validation loss plateaus too, stop training", f.location, rule=f.rule)
             if f.severity in (Severity.FAIL, Severity.WARN):
                 key = "curve:" + f.message.split(":", 1)[0]
-                self._report(key, Finding(f.severity, f.message, f.hint, f.location,
-                                          rule=f.rule))
+                finding = Finding(f.severity, f.message, f.hint, f.location, rule=f.rule)
+                if final and key in self._at:  # seen mid-run: the whole run's words now (a
+                    # plateau seen at step 300 may be one from step 541 at exit)
+                    self.findings[self._at[key][0]] = finding
+                final_keys.add(key)
+                self._report(key, finding)
+        if final:  # a curve finding of a mid-run check that the whole curve no longer shows
+            # (a plateau the loss left, a rise it recovered from) is history, not advice
+            for key, (index, seen) in self._at.items():
+                old = self.findings[index]
+                if key.startswith("curve:") and key not in final_keys and old.severity in (
+                        Severity.FAIL, Severity.WARN):
+                    self.findings[index] = dataclasses.replace(
+                        old, severity=Severity.INFO,
+                        message=f"{old.message} (seen at step {seen}; the whole run's curve "
+                                "at exit no longer shows it)")
         if final and len(self.val_losses) >= 5:
             val = analyse(list(self.val_losses), list(self.val_steps), "step",
                           None, None, metric="val_loss", kind="val")
@@ -545,6 +563,7 @@ class Watch:
         if key in self._seen:
             return
         self._seen.add(key)
+        self._at[key] = (len(self.findings), self.steps)
         self.findings.append(finding)
         text = f"diag.watch: {finding.message}" + (f" ({finding.hint})" if finding.hint else "")
         level = logging.ERROR if finding.severity == Severity.FAIL else logging.WARNING

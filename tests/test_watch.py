@@ -527,3 +527,38 @@ def test_the_flat_window_shortcut_never_hides_growth_of_the_rate() -> None:
         ramp = [100.0 + 1.1 * rate * i for i in range(n)]
         grown, _ = _growth(ramp, 2, rate)
         assert grown.growing and grown.per_iter >= rate
+
+
+@pytest.mark.parametrize("resumes", [True, False])
+def test_a_mid_run_plateau_the_loss_leaves_is_history_in_the_report_not_advice(
+        resumes: bool) -> None:
+    """A mid-run check sees a plateau (and warns, live); the loss then falls again. At exit
+    the whole run's curve shows no plateau: the report keeps it as INFO, with the step it
+    was seen at, and the run passes. Its twin stays flat to the end: the plateau is a WARN,
+    in the whole run's words."""
+    import math
+    import random
+
+    rng = random.Random(0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with diag.watch(nn.Linear(2, 1), None, out=None, every=50) as w:
+            for i in range(400):
+                if i < 150:
+                    v = 0.3 + 0.7 * math.exp(-i / 30)
+                elif i < 250 or not resumes:
+                    v = 0.3
+                else:
+                    v = 0.3 * math.exp(-(i - 250) / 60)
+                w.step(v * (1 + 0.02 * rng.gauss(0, 1)))
+    assert any("plateau" in str(c.message) for c in caught)  # warned live, mid-run
+    plateau = [f for f in w.findings if f.message.startswith("plateau")]
+    assert len(plateau) == 1 and w.result is not None
+    if resumes:
+        assert plateau[0].severity == Severity.INFO, plateau
+        assert "no longer shows it" in plateau[0].message
+        assert w.result.status == Status.PASS
+    else:
+        assert plateau[0].severity == Severity.WARN, plateau
+        assert w.result.status == Status.WARN
+        assert "seen at step" not in plateau[0].message
