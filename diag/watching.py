@@ -16,8 +16,10 @@ the optimizer; the loss curve goes through lr-schedule's detectors every ``every
 at exit. With ``loader=``, the time spent waiting for the next batch is measured.
 
 A finding is reported once, when first seen, as a ``diag.DiagWarning`` and on the
-``diag.watch`` logger; training goes on unless ``raise_on`` says otherwise. At exit the
-same report files as the CLI are written (``watch.json``, ``watch_curve.png``,
+``diag.watch`` logger; training goes on unless ``raise_on`` says otherwise. A curve warning
+(plateau, oscillation) of a mid-run check is reported when the next check sees it too; at
+exit the whole curve's verdict replaces the mid-run ones, and a mid-run finding it no longer
+shows is kept as INFO. At exit the same report files as the CLI are written (``watch.json``, ``watch_curve.png``,
 ``summary.md``); ``w.findings`` and ``w.result`` hold them in code.
 
 It never changes training: it reads gradients, never writes them; it touches no parameter,
@@ -131,6 +133,8 @@ class Watch:
         self._attributing = 0
         self._leak_reported = False
         self._seen: set[str] = set()
+        self._pending: set[str] = set()
+        """Curve warnings the last mid-run check saw first (reported if the next sees them)."""
         self._at: dict[str, tuple[int, int]] = {}
         """Each reported finding's key: (its index in ``findings``, the step it was seen at)."""
         self._params = list(model.named_parameters())
@@ -487,6 +491,7 @@ class Watch:
         if len(self.losses) < 5:
             return
         final_keys: set[str] = set()
+        seen_now: set[str] = set()
         steps, losses, lrs_seen = (list(self.loss_steps), list(self.losses), list(self.lrs))
         if not final:
             steps, losses, lrs_seen = _coarse(steps, losses, lrs_seen, MID_RUN_POINTS)
@@ -504,11 +509,20 @@ class Watch:
             if f.severity in (Severity.FAIL, Severity.WARN):
                 key = "curve:" + f.message.split(":", 1)[0]
                 finding = Finding(f.severity, f.message, f.hint, f.location, rule=f.rule)
+                if not final and f.severity == Severity.WARN and key not in self._seen:
+                    # a warning of a mid-run check is reported when the next check sees it
+                    # too: a short curve's chance verdict (the last 5 steps "flat" at step
+                    # 50) does not last; a failure (divergence) is reported at once
+                    seen_now.add(key)
+                    if key not in self._pending:
+                        continue
                 if final and key in self._at:  # seen mid-run: the whole run's words now (a
                     # plateau seen at step 300 may be one from step 541 at exit)
                     self.findings[self._at[key][0]] = finding
                 final_keys.add(key)
                 self._report(key, finding)
+        if not final:
+            self._pending = seen_now
         if final:  # a curve finding of a mid-run check that the whole curve no longer shows
             # (a plateau the loss left, a rise it recovered from) is history, not advice
             for key, (index, seen) in self._at.items():
