@@ -19,8 +19,9 @@ A finding is reported once, when first seen, as a ``diag.DiagWarning`` and on th
 ``diag.watch`` logger; training goes on unless ``raise_on`` says otherwise. A curve warning
 (plateau, oscillation) of a mid-run check is reported when the next check sees it too; at
 exit the whole curve's verdict replaces the mid-run ones, and a mid-run finding it no longer
-shows is kept as INFO. At exit the same report files as the CLI are written (``watch.json``, ``watch_curve.png``,
-``summary.md``); ``w.findings`` and ``w.result`` hold them in code.
+shows is kept as INFO. At exit the same report files as the CLI are written
+(``watch.json``, ``watch_curve.png``, ``summary.md``); ``w.findings`` and ``w.result`` hold
+them in code.
 
 It never changes training: it reads gradients, never writes them; it touches no parameter,
 optimizer state or RNG stream (tests/test_watch.py compares weights bitwise with and without
