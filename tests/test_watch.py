@@ -567,3 +567,63 @@ def test_a_mid_run_plateau_the_loss_leaves_is_history_in_the_report_not_advice(
         assert plateau[0].severity == Severity.WARN, plateau
         assert w.result.status == Status.WARN
         assert "seen at step" not in plateau[0].message
+
+
+@pytest.mark.parametrize("leak", [True, False])
+def test_a_loop_holding_weakref_proxies_is_watched_and_its_leak_twin_is_found(
+        leak: bool) -> None:
+    """A weakref.proxy passes isinstance(proxy, Tensor) for the tensor it points to: the
+    census took it for a tensor, asked for a weak reference to it and raised TypeError out
+    of w.step(), inside the user's loop. Objects are now judged by their own type. The loop
+    keeps a proxy a step (clean: the tensors die), its twin keeps the tensors too (a leak)."""
+    import weakref
+
+    model, x, y = _problem()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-2)
+    proxies: list[Any] = []
+    held: list[torch.Tensor] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with diag.watch(model, opt, out=None) as w:
+            for _ in range(80):
+                loss = F.mse_loss(model(x[:32]), y[:32])
+                loss.backward()
+                opt.step()
+                opt.zero_grad()
+                t = torch.randn(3)
+                proxies.append(weakref.proxy(t))
+                if leak:
+                    held.append(t)
+                w.step(loss)
+    assert w.result is not None
+    assert w.result.metrics["leak"] is leak, w.result.summary
+
+
+def test_the_census_never_reads_an_objects_class_attribute() -> None:
+    """isinstance() falls back to ``obj.__class__``, which deprecated torch attributes answer
+    with a warning (``torch.distributed.reduce_op``): the census silenced them with a
+    process-wide warnings filter around every scan. It now looks at the object's own type
+    only: an object whose ``__class__`` counts its reads is never read."""
+    from diag.checks.leaks.census import TensorCensus, live_objects
+
+    reads = []
+
+    class Sneaky:
+        @property
+        def __class__(self) -> type:  # type: ignore[override]
+            reads.append(1)
+            warnings.warn("deprecated", DeprecationWarning, stacklevel=2)
+            return torch.Tensor
+
+    census = TensorCensus(attribute=False, scan=True)
+    census.begin(baseline=False)
+    try:
+        kept = [Sneaky(), torch.zeros(2)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a warning would raise here
+            snap = census.take(graph=False, baseline=False)
+            found = live_objects(torch.Tensor)
+    finally:
+        census.end()
+    assert not reads
+    assert snap.tensors >= 1 and any(t is kept[1] for t in found)

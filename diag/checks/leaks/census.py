@@ -13,7 +13,6 @@ import collections
 import gc
 import os
 import sys
-import warnings
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -266,25 +265,23 @@ class TensorCensus(TorchFunctionMode):
         young generations, after the freeze). No reference outlives the call."""
         records = self.records
         seen = False if self.attribute else None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # isinstance() on deprecated torch attributes
-            young = gc.get_objects()
-            try:
-                for obj in young:
-                    try:
-                        if not isinstance(obj, Tensor):
-                            continue
-                    except ReferenceError:  # a weakref.proxy whose object died (dynamo)
-                        continue
-                    old = records.get(obj._cdata)
-                    if old is not None and old.ref() is obj:
-                        continue
-                    self._order += 1
-                    records[obj._cdata] = Record(_ref(obj), "", "", self.iteration,
-                                                 self._order, seen=seen)
-            finally:
-                self.young = len(young)
-                del young
+        young = gc.get_objects()
+        try:
+            for obj in young:
+                # the object's own type (see _is): no warnings filter is needed, and none is
+                # set (filters are process-wide: one set every step could hide another
+                # thread's warnings while it is set)
+                if not issubclass(type(obj), Tensor):
+                    continue
+                old = records.get(obj._cdata)
+                if old is not None and old.ref() is obj:
+                    continue
+                self._order += 1
+                records[obj._cdata] = Record(_ref(obj), "", "", self.iteration,
+                                             self._order, seen=seen)
+        finally:
+            self.young = len(young)
+            del young
         if self._transient is None:
             self._transient = self.young
         elif self.young >= max(self.REFREEZE_AT, 2 * self._transient):
@@ -564,17 +561,16 @@ def rss_bytes() -> int | None:
 
 def live_objects(kind: type[T]) -> list[T]:
     """Every gc-tracked object of ``kind``: one full scan, for use a few times per run."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # isinstance() on deprecated torch attributes
-        return [o for o in gc.get_objects() if _is(o, kind)]
+    return [o for o in gc.get_objects() if _is(o, kind)]
 
 
 def _is(obj: object, kind: type) -> bool:
-    """isinstance() that a dead ``weakref.proxy`` (torch.compile keeps some) cannot break."""
-    try:
-        return isinstance(obj, kind)
-    except ReferenceError:
-        return False
+    """Whether the object's own type is ``kind`` or a subclass. Not isinstance(), which reads
+    ``obj.__class__``: on deprecated torch module attributes that warns
+    (``torch.distributed.reduce_op``), and a ``weakref.proxy`` (torch.compile keeps some)
+    passes for the tensor it points to (a second count of it), or raises ReferenceError once
+    that tensor is dead."""
+    return issubclass(type(obj), kind)
 
 
 def naive_tensor_count() -> int:
