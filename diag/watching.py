@@ -155,6 +155,8 @@ class Watch:
         self._started = 0.0
         self._ended = 0.0
         self._open = False
+        self._broken: str | None = None
+        """The watch's own error that stopped it (training went on unwatched)."""
         self._resumed = False
         """The optimizer had state when the watch began: training was resumed, so a loss
         that starts flat is where training had left it, not a model that cannot learn."""
@@ -223,7 +225,13 @@ class Watch:
                 self._census.__exit__(None, None, None)
             self._attributing = 0
             self._census.end()
-        self._analyse_curve(final=True)
+            self._census = None  # ended: nothing is left to take down
+        try:
+            self._analyse_curve(final=True)
+        except WatchFailure:
+            raise
+        except Exception as exc:
+            self._stop_watching(exc, "the final curve check")
         self.result = self._build()
         if self.out is not None:
             self._write(self.result)
@@ -235,9 +243,16 @@ class Watch:
         None when the loss is recorded otherwise, e.g. from a framework's logs)."""
         if not self._open:
             raise UsageError("w.step() outside the watch", hint="call it inside the with block")
+        if self._broken:
+            self.steps += 1
+            return
         start = time.perf_counter()
         try:
             self._step(loss)
+        except (UsageError, WatchFailure):
+            raise
+        except Exception as exc:  # a bug of the watch must not stop the user's training
+            self._stop_watching(exc, "w.step()")
         finally:
             self.own_seconds += time.perf_counter() - start
 
@@ -281,12 +296,44 @@ class Watch:
 
     # --- gradients, through the optimizer's step pre-hook ---------------------------------
     def _before_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        if self._broken:
+            return
         start = time.perf_counter()
         try:
             self.optimizer_steps += 1
             self._read_gradients()
+        except WatchFailure:
+            raise
+        except Exception as exc:  # ... nor the optimizer's step
+            self._stop_watching(exc, "the optimizer hook")
         finally:
             self.own_seconds += time.perf_counter() - start
+
+    def _stop_watching(self, exc: Exception, where: str) -> None:
+        """An error of the watch itself: reported once (ERROR, with the traceback on the
+        logger at debug level), the hook and the census taken down, and training goes on
+        unwatched; the report covers the steps before it."""
+        self._broken = f"{type(exc).__name__}: {exc}"
+        LOG.debug("diag.watch: internal error in %s", where, exc_info=exc)
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        census, self._census = self._census, None
+        if census is not None:
+            try:
+                if self._attributing or not census.scanning:
+                    census.__exit__(None, None, None)
+                census.end()
+            except Exception:  # noqa: BLE001  (already broken: the gc state is what matters)
+                import gc
+
+                gc.unfreeze()
+        self._attributing = 0
+        self._report("internal", Finding(
+            Severity.ERROR, f"stopped watching at step {self.steps} after an "
+            f"error of its own in {where}: {self._broken}",
+            "training went on unwatched and the report covers the steps before it; please "
+            "report this to diag with the traceback (logger 'diag.watch', level DEBUG)"))
 
     def _groups(self, named: list[tuple[str, nn.Parameter]]) -> list[list[int]]:
         """Parameters split into groups of about GROUP_ELEMENTS values (largest first, each
@@ -611,11 +658,13 @@ class Watch:
         }
         if self.loader is not None and elapsed > 0:
             metrics["data_wait_fraction"] = round(self._wait / elapsed, 3)
-        bad = [f for f in findings if f.severity in (Severity.FAIL, Severity.WARN)]
+        bad = [f for f in findings
+               if f.severity in (Severity.FAIL, Severity.WARN, Severity.ERROR)]
         status = (Status.FAIL if any(f.severity == Severity.FAIL for f in bad) else
+                  Status.ERROR if any(f.severity == Severity.ERROR for f in bad) else
                   Status.WARN if bad else Status.PASS)
-        if bad:
-            summary = bad[0].message
+        if bad:  # the finding that sets the status (a failure of training before an error)
+            summary = next(f.message for f in bad if f.severity.value == status.value)
         elif self.losses:
             summary = (f"healthy: {self.steps} steps, loss {self.losses[0]:.4g} -> "
                        f"{self.losses[-1]:.4g}; no leak, no non-finite value, no dead or "

@@ -627,3 +627,48 @@ def test_the_census_never_reads_an_objects_class_attribute() -> None:
         census.end()
     assert not reads
     assert snap.tensors >= 1 and any(t is kept[1] for t in found)
+
+
+@pytest.mark.parametrize("where", ["_take_census", "_read_gradients"])
+def test_an_error_of_the_watch_itself_never_stops_training(
+        where: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug of the watch raised out of w.step() (the census) or out of optimizer.step()
+    (the gradient hook), in the user's loop. Now it is reported once as an ERROR finding,
+    the hook and the census come down, and training goes on unwatched: the loop runs to its
+    end with the same weights as without the watch, and the report covers the steps before
+    it. Its twin (no error) has no error finding."""
+    from diag.watching import Watch
+
+    def trained(broken: bool) -> tuple[Any, nn.Module]:
+        if broken:
+            real = getattr(Watch, where)
+
+            def fails_at_step_10(self: Watch, *args: Any) -> Any:
+                if self.steps >= 10:
+                    raise RuntimeError("planted")
+                return real(self, *args)
+
+            monkeypatch.setattr(Watch, where, fails_at_step_10)
+        model, x, y = _problem()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with diag.watch(model, opt, out=None) as w:
+                _loop(model, opt, x, y, w, steps=40)
+        ours = [c for c in caught if "stopped watching" in str(c.message)]
+        assert len(ours) == (1 if broken else 0), [str(c.message) for c in caught]
+        monkeypatch.undo()
+        return w, model
+
+    w, model = trained(True)
+    assert w.steps == 40 and w.result is not None
+    assert w.result.status == Status.ERROR, w.result.summary
+    err = [f for f in w.findings if f.severity == Severity.ERROR]
+    assert len(err) == 1 and "RuntimeError: planted" in err[0].message
+    assert "at step 10" in err[0].message or "at step 9" in err[0].message, err[0].message
+    assert not w._handles  # the hook is gone
+    clean, reference = trained(False)
+    assert clean.result is not None and clean.result.status != Status.ERROR
+    assert not any(f.severity == Severity.ERROR for f in clean.findings)
+    for a, b in zip(model.parameters(), reference.parameters(), strict=True):
+        assert torch.equal(a, b)  # training went on, the same as without the error
