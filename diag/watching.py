@@ -155,6 +155,8 @@ class Watch:
         self._started = 0.0
         self._ended = 0.0
         self._open = False
+        self._sparse = False
+        """A sparse gradient was seen: norms are read through coalesced values."""
         self._broken: str | None = None
         """The watch's own error that stopped it (training went on unwatched)."""
         self._resumed = False
@@ -313,7 +315,8 @@ class Watch:
         """An error of the watch itself: reported once (ERROR, with the traceback on the
         logger at debug level), the hook and the census taken down, and training goes on
         unwatched; the report covers the steps before it."""
-        self._broken = f"{type(exc).__name__}: {exc}"
+        first = (str(exc).strip().splitlines() or [""])[0]  # (torch's can run to pages)
+        self._broken = f"{type(exc).__name__}: {first[:200]}"
         LOG.debug("diag.watch: internal error in %s", where, exc_info=exc)
         for handle in self._handles:
             handle.remove()
@@ -375,14 +378,13 @@ class Watch:
             part = [named[i] for i in group]
             part_grads = [p.grad for _, p in part]
         with torch.no_grad():  # (no graph is recorded: no detach() needed)
-            norms = _floats(torch._foreach_norm(part_grads))  # type: ignore[arg-type]
+            norms = self._norms(part_grads)
             weights = (_floats(torch._foreach_norm([p for _, p in part]))
                        if (self._reads - 1) // len(self._group_list) % 10 == 0 else None)
         total = math.hypot(*norms)  # inf or NaN when any layer's is
         if not math.isfinite(total):  # name the first one, over all of them
             with torch.no_grad():
-                every = _floats(torch._foreach_norm(
-                    [p.grad for _, p in named]))  # type: ignore[misc]
+                every = self._norms([p.grad for _, p in named])
             bad = next(n for (n, _), v in zip(named, every, strict=True)
                        if not math.isfinite(v))
             self._report("nonfinite_grad", Finding(
@@ -433,6 +435,20 @@ class Watch:
                         f"(|grad| / |weight|, averaged) is {live[low] / top:.2g} of the "
                         "largest layer's", "He or Glorot init, normalisation or residual "
                         "connections; ReLU rather than sigmoid/tanh", location=low))
+
+    def _norms(self, grads: list[Any]) -> list[float]:
+        """Each gradient's norm, one fused call; a sparse gradient (an nn.Embedding with
+        sparse=True), which the fused norm cannot take, is read through its coalesced
+        values (from the first one seen on, every read takes that path)."""
+        if not self._sparse:
+            try:
+                return _floats(torch._foreach_norm(grads))
+            except (NotImplementedError, RuntimeError):
+                if not any(g.is_sparse for g in grads):
+                    raise
+                self._sparse = True
+        return _floats(torch._foreach_norm(
+            [g.coalesce().values() if g.is_sparse else g for g in grads]))
 
     def _lr(self) -> float | None:
         if self.optimizer is None or not self.optimizer.param_groups:

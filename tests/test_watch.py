@@ -672,3 +672,39 @@ def test_an_error_of_the_watch_itself_never_stops_training(
     assert not any(f.severity == Severity.ERROR for f in clean.findings)
     for a, b in zip(model.parameters(), reference.parameters(), strict=True):
         assert torch.equal(a, b)  # training went on, the same as without the error
+
+
+@pytest.mark.parametrize("planted", [True, False])
+def test_a_sparse_embedding_gradient_is_read_and_its_nan_is_named(planted: bool) -> None:
+    """nn.Embedding(sparse=True) gives a sparse gradient, which the fused norm cannot take:
+    the read raised NotImplementedError in the optimizer hook (since the error guard, the
+    watch stopped at step 0). Sparse gradients are now read through their coalesced values.
+    A NaN planted in the embedding's gradient alone (the loss stays finite) is named at its
+    step; the twin passes with no error."""
+    torch.manual_seed(0)
+    emb, head = nn.Embedding(100, 8, sparse=True), nn.Linear(8, 1)
+    model = nn.ModuleDict({"emb": emb, "head": head})
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    ids, y = torch.randint(0, 100, (64,)), torch.randn(64, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with diag.watch(model, opt, out=None) as w:
+            for i in range(40):
+                h = emb(ids)
+                if planted and i == 30:
+                    h.register_hook(lambda g: g * float("nan"))
+                loss = F.mse_loss(head(h), y)
+                loss.backward()
+                opt.step()
+                opt.zero_grad()
+                w.step(loss)
+                if planted and i == 30:
+                    break
+    assert w.result is not None
+    assert not any(f.severity == Severity.ERROR for f in w.findings), w.findings
+    if planted:
+        bad = [f for f in w.findings if f.message.startswith("non-finite gradient")]
+        assert bad and bad[0].message == "non-finite gradient at step 31, first at emb.weight"
+        assert not any(f.message.startswith("non-finite loss") for f in w.findings)
+    else:
+        assert w.result.status == Status.PASS, w.result.summary
