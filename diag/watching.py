@@ -133,11 +133,11 @@ class Watch:
         self._site_snaps: list[Any] = []
         self._attributing = 0
         self._leak_reported = False
-        self._seen: set[str] = set()
         self._pending: set[str] = set()
         """Curve warnings the last mid-run check saw first (reported if the next sees them)."""
         self._at: dict[str, tuple[int, int]] = {}
-        """Each reported finding's key: (its index in ``findings``, the step it was seen at)."""
+        """Each reported finding's key (a finding is reported once): its index in
+        ``findings`` and the step it was seen at."""
         self._params = list(model.named_parameters())
         """Taken once: walking the modules every step costs more than the read itself."""
         self._all_key = tuple(n for n, _ in self._params)
@@ -216,18 +216,10 @@ class Watch:
             return self.result if self.result is not None else self._build()
         self._open = False
         self._ended = time.perf_counter()
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
+        self._take_down()
         if self._loader_class is not None:
             self.loader.__class__ = self._loader_class
             self._loader_class = None
-        if self._census is not None:
-            if self._attributing or not self._census.scanning:  # the mode is on: off once
-                self._census.__exit__(None, None, None)
-            self._attributing = 0
-            self._census.end()
-            self._census = None  # ended: nothing is left to take down
         try:
             self._analyse_curve(final=True)
         except WatchFailure:
@@ -318,25 +310,30 @@ class Watch:
         first = (str(exc).strip().splitlines() or [""])[0]  # (torch's can run to pages)
         self._broken = f"{type(exc).__name__}: {first[:200]}"
         LOG.debug("diag.watch: internal error in %s", where, exc_info=exc)
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-        census, self._census = self._census, None
-        if census is not None:
-            try:
-                if self._attributing or not census.scanning:
-                    census.__exit__(None, None, None)
-                census.end()
-            except Exception:  # noqa: BLE001  (already broken: the gc state is what matters)
-                import gc
+        try:
+            self._take_down()
+        except Exception:  # noqa: BLE001  (already broken: the gc state is what matters)
+            import gc
 
-                gc.unfreeze()
-        self._attributing = 0
+            gc.unfreeze()
         self._report("internal", Finding(
             Severity.ERROR, f"stopped watching at step {self.steps} after an "
             f"error of its own in {where}: {self._broken}",
             "training went on unwatched and the report covers the steps before it; please "
             "report this to diag with the traceback (logger 'diag.watch', level DEBUG)"))
+
+    def _take_down(self) -> None:
+        """The optimizer hook removed, the census's mode off (when on) and the gc
+        unfrozen, once."""
+        handles, self._handles = self._handles, []
+        for handle in handles:
+            handle.remove()
+        census, self._census = self._census, None
+        self._attributing, attributing = 0, self._attributing
+        if census is not None:
+            if attributing or not census.scanning:  # the mode is on: off once
+                census.__exit__(None, None, None)
+            census.end()
 
     def _groups(self, named: list[tuple[str, nn.Parameter]]) -> list[list[int]]:
         """Parameters split into groups of about GROUP_ELEMENTS values (largest first, each
@@ -573,7 +570,7 @@ class Watch:
             if f.severity in (Severity.FAIL, Severity.WARN):
                 key = "curve:" + f.message.split(":", 1)[0]
                 finding = Finding(f.severity, f.message, f.hint, f.location, rule=f.rule)
-                if not final and f.severity == Severity.WARN and key not in self._seen:
+                if not final and f.severity == Severity.WARN and key not in self._at:
                     # a warning of a mid-run check is reported when the next check sees it
                     # too: a short curve's chance verdict (the last 5 steps "flat" at step
                     # 50) does not last; a failure (divergence) is reported at once
@@ -638,9 +635,8 @@ class Watch:
 
     # --- reporting ------------------------------------------------------------------------
     def _report(self, key: str, finding: Finding) -> None:
-        if key in self._seen:
+        if key in self._at:
             return
-        self._seen.add(key)
         self._at[key] = (len(self.findings), self.steps)
         self.findings.append(finding)
         text = f"diag.watch: {finding.message}" + (f" ({finding.hint})" if finding.hint else "")

@@ -105,6 +105,12 @@ class Trend:
     def improving(self) -> bool:
         return self.significant and self.pace >= PACE
 
+    def improving_at(self, z: float) -> bool:
+        """``improving`` at another one-sided level, given by its normal quantile ``z``
+        (the fit's degrees of freedom: its points, bucketed to at most MAX_POINTS, less 2)."""
+        t = t_quantile(min(self.points, MAX_POINTS) - 2, z)
+        return self.pace >= PACE and self.pace - t * self.pace_se > 0
+
     @property
     def flat(self) -> bool:
         return not self.significant and self.pace + self.t * self.pace_se < PACE
@@ -193,8 +199,7 @@ def plateau_onset(values: np.ndarray, horizon: int | None = None, min_points: in
     # the short stretches near the end fall by chance and would hold off a plateau of half
     # the run. That question is tested at 5 % for the whole family (Bonferroni).
     z_family = NormalDist().inv_cdf(1 - ALPHA / (len(fits) if FAMILYWISE else 1))
-    improving = [c for c, f in fits.items() if f.pace >= PACE and f.pace - t_quantile(
-        min(f.points, MAX_POINTS) - 2, z_family) * f.pace_se > 0]
+    improving = [c for c, f in fits.items() if f.improving_at(z_family)]
     after = max(improving) if improving else -1
     flat = [c for c, v in verdicts.items() if v == "flat" and c > after]
     if not flat:
