@@ -230,3 +230,63 @@ def test_hypothesis_noise_around_a_level_is_never_an_alternation(seed: int, n: i
     rng = np.random.default_rng(seed)
     x = 1.0 + noise * rng.standard_normal(n)
     assert detect_oscillation(np.abs(x)) is None
+
+
+def _window_one_at_a_time(x: np.ndarray, s: np.ndarray, w: int, i: int) -> float | None:
+    """The oscillation scan's judgement of one window, as it was written before the scan
+    judged every window at once (the reference the vectorised one must equal)."""
+    from diag.checks.lr.detect import CurveParams
+
+    params = CurveParams()
+    seg = x[i:i + w]
+    d1 = np.diff(seg)
+    lag1 = float(np.median(np.abs(d1)))
+    lag2 = float(np.median(np.abs(seg[2:] - seg[:-2])))
+    nz = d1[d1 != 0]
+    level = abs(float(np.median(seg)))
+    if nz.size < 3:
+        return None
+    alternation = float(np.mean(np.sign(nz[1:]) != np.sign(nz[:-1])))
+    progress = float(s[i] - s[i + w - 1])
+    ok = (alternation >= params.osc_alternation
+          and lag1 >= params.osc_ratio * max(lag2, 1e-12 * max(level, 1e-12))
+          and lag1 / 2 >= params.osc_rel_amp * level
+          and progress < params.rel_tol * level + lag1 / 2)
+    return lag1 if ok else None
+
+
+@pytest.mark.parametrize("decimals", [None, 2, 1])  # rounded: windows with zero changes
+def test_the_oscillation_scan_judges_every_window_as_one_at_a_time(decimals: int | None
+                                                                   ) -> None:
+    from diag.checks.lr.detect import CurveParams, _windows_oscillating, smooth
+
+    rng = np.random.default_rng(3)
+    judged = oscillating = 0
+    for n in (40, 64, 97, 300):
+        t = np.arange(n)
+        for amp, flip in ((0.0, 1.0), (0.05, 1.0), (0.2, 1.0), (0.2, 0.8), (0.2, 0.75)):
+            x = 2 * np.exp(-t / (n / 4)) + 0.3 + rng.normal(0, 0.02, n)
+            # up, down, up...; a share of the flips missed: windows near the alternation
+            # threshold
+            signs = np.cumprod(np.where(rng.random(n - n // 3) < flip, -1, 1))
+            x[n // 3:] += amp * signs
+            if decimals is not None:
+                x = np.round(x, decimals)
+            w = max(n // 10, 8)
+            s = smooth(x, w)
+            starts = list(range(0, n - w + 1))
+            fast = _windows_oscillating(x, s, w, starts, CurveParams())
+            for i in starts:
+                assert fast[i] == _window_one_at_a_time(x, s, w, i), (n, amp, i)
+                judged += 1
+                oscillating += fast[i] is not None
+    assert oscillating > 50 and judged - oscillating > 50  # both answers were exercised
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8, 9, 31, 32, 1001])
+def test_the_scan_median_is_numpys(n: int) -> None:
+    from diag.checks.lr.trend import median
+
+    a = np.random.default_rng(n).normal(size=n)
+    assert median(a) == float(np.median(a))
+    assert median(np.round(a, 1)) == float(np.median(np.round(a, 1)))  # ties

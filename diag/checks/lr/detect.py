@@ -14,8 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from diag.checks.lr.trend import median
-
 FloatArray = np.ndarray
 Curve = Sequence[float] | FloatArray
 """A curve: a list of numbers or a numpy array."""
@@ -466,33 +464,18 @@ def detect_oscillation(values: Curve, params: CurveParams = CurveParams()
     s = smooth(x, w)
     stride = 1 if n <= 2000 else max(1, w // 4)
     last = n - w
-    cache: dict[int, float | None] = {}
+    starts = range(0, last + 1, stride)
+    # every window the scan may ask about (each start and the one half a window later),
+    # judged at once
+    lag1s = _windows_oscillating(x, s, w, sorted({*starts, *(min(i + w // 2, last)
+                                                              for i in starts)}), params)
 
-    def lag1_if_oscillating(i: int) -> float | None:
-        if i not in cache:
-            seg = x[i : i + w]
-            d1 = np.diff(seg)
-            lag1 = median(np.abs(d1))
-            lag2 = median(np.abs(seg[2:] - seg[:-2]))
-            nz = d1[d1 != 0]
-            level = abs(median(seg))
-            ok = False
-            if nz.size >= 3:
-                alternation = float(np.mean(np.sign(nz[1:]) != np.sign(nz[:-1])))
-                progress = float(s[i] - s[i + w - 1])
-                ok = (alternation >= params.osc_alternation
-                      and lag1 >= params.osc_ratio * max(lag2, 1e-12 * max(level, 1e-12))
-                      and lag1 / 2 >= params.osc_rel_amp * level
-                      and progress < params.rel_tol * level + lag1 / 2)
-            cache[i] = lag1 if ok else None
-        return cache[i]
-
-    for i in range(0, last + 1, stride):
-        lag1 = lag1_if_oscillating(i)
+    for i in starts:
+        lag1 = lag1s[i]
         # it must persist: the window half a window later oscillates too (chance
         # alternation in noise does not last), and from there on the detrended curve's
         # lag-1 autocorrelation is strongly negative beyond chance (noise: about 0)
-        if lag1 is None or lag1_if_oscillating(min(i + w // 2, last)) is None or \
+        if lag1 is None or lag1s[min(i + w // 2, last)] is None or \
                 not _alternates(x[i:]):
             continue
         d1 = np.diff(x[i : i + w])
@@ -505,6 +488,50 @@ def detect_oscillation(values: Curve, params: CurveParams = CurveParams()
         big = np.flatnonzero(np.abs(d1) >= 0.5 * lag1)
         return int(i + big[0] + 1) if big.size else i
     return None
+
+
+def _windows_oscillating(x: FloatArray, s: FloatArray, w: int, starts: list[int],
+                         params: CurveParams) -> dict[int, float | None]:
+    """For each start i: the median |change| of the window x[i:i+w] when that window
+    alternates (most consecutive non-zero changes flip sign) with up/down changes well above
+    its lag-2 changes and its level, while its smoothed curve ``s`` makes no net progress;
+    else None. All windows at once, in blocks (the same numbers as one window at a time: a
+    median of each row, and the same comparisons)."""
+    out: dict[int, float | None] = {}
+    if not starts:
+        return out
+    d = np.diff(x)
+    d2 = x[2:] - x[:-2]
+    span = np.arange(w)
+    block = max(1, (1 << 16) // w)  # a few MB of windows at a time
+    for k in range(0, len(starts), block):
+        st = np.asarray(starts[k:k + block], dtype=np.intp)
+        rows = st[:, None] + span
+        d1 = d[rows[:, :-1]]
+        lag1 = np.median(np.abs(d1), axis=1)
+        lag2 = np.median(np.abs(d2[rows[:, :-2]]), axis=1)
+        level = np.abs(np.median(x[rows], axis=1))
+        signs = np.sign(d1)
+        nonzero = np.count_nonzero(signs, axis=1)
+        # the share of flips among consecutive changes; a window with a zero change is
+        # judged among its non-zero ones, below
+        alternation = np.count_nonzero(signs[:, 1:] != signs[:, :-1], axis=1) / (w - 2)
+        progress = s[st] - s[st + w - 1]
+        ok = ((alternation >= params.osc_alternation)
+              & (lag1 >= params.osc_ratio * np.maximum(lag2, 1e-12 * np.maximum(level, 1e-12)))
+              & (lag1 / 2 >= params.osc_rel_amp * level)
+              & (progress < params.rel_tol * level + lag1 / 2))
+        for j, i in enumerate(st.tolist()):
+            good = bool(ok[j])
+            if nonzero[j] < w - 1:  # zero changes: the flips among the non-zero ones
+                nz = d1[j][d1[j] != 0]
+                good = nz.size >= 3 and bool(
+                    float(np.mean(np.sign(nz[1:]) != np.sign(nz[:-1]))) >= params.osc_alternation
+                    and lag1[j] >= params.osc_ratio * max(lag2[j], 1e-12 * max(level[j], 1e-12))
+                    and lag1[j] / 2 >= params.osc_rel_amp * level[j]
+                    and progress[j] < params.rel_tol * level[j] + lag1[j] / 2)
+            out[i] = float(lag1[j]) if good else None
+    return out
 
 
 def _alternates(seg: FloatArray) -> bool:

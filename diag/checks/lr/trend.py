@@ -48,10 +48,12 @@ def median(a: np.ndarray) -> float:
     takes thousands of medians of short arrays)."""
     n = a.size
     k = n // 2
-    if n % 2:
-        return float(np.partition(a, k)[k])
+    if n < 3:
+        return float(a[0] if n == 1 else (a[0] + a[1]) / 2)
+    # two ranks even for an odd size: numpy 2's partition with a single rank runs 1.5-5x
+    # slower here (32,641 slopes: 350 us against 75-245)
     p = np.partition(a, (k - 1, k))
-    return float((p[k - 1] + p[k]) / 2)
+    return float(p[k] if n % 2 else (p[k - 1] + p[k]) / 2)
 
 
 def t_quantile(dof: int, z: float = _Z) -> float:
@@ -146,6 +148,14 @@ def _pairs(m: int) -> tuple[np.ndarray, np.ndarray]:
     return i, j
 
 
+@lru_cache(maxsize=MAX_POINTS + 1)
+def _spread(m: int) -> float:
+    """The sum of squared deviations of the positions 0..m-1 (an unbucketed stretch's),
+    computed as for any positions: the same number every fit of that length."""
+    t = np.arange(m, dtype=float)
+    return float(np.sum((t - t.mean()) ** 2))
+
+
 def horizon_of(run: int) -> int:
     """The pace's horizon for a run of ``run`` points: a tenth of it, at least 5 points."""
     return max(5, run // 10)
@@ -162,11 +172,17 @@ def fit(values: np.ndarray, horizon: int | None = None) -> Trend:
         return Trend(0.0, math.inf, n, level, horizon, math.inf)
     t, y = _bucketed(x)
     i, j = _pairs(len(t))
-    slope = median((y[j] - y[i]) / (t[j] - t[i]))
+    # in place: each temporary of up to 32,640 pairs is a fresh allocation (page faults)
+    slopes = y[j]
+    slopes -= y[i]
+    gaps = t[j]
+    gaps -= t[i]
+    slopes /= gaps
+    slope = median(slopes)
     resid = y - slope * t
     resid = resid - median(resid)
     sigma = 1.4826 * median(np.abs(resid))
-    spread = float(np.sum((t - t.mean()) ** 2))
+    spread = _spread(len(t)) if len(t) == n else float(np.sum((t - t.mean()) ** 2))
     se = sigma / math.sqrt(spread) if spread > 0 else math.inf
     return Trend(slope, se, n, level, horizon, t_quantile(len(t) - 2))
 
