@@ -156,14 +156,38 @@ def _spread(m: int) -> float:
     return float(np.sum((t - t.mean()) ** 2))
 
 
+SMALL_SAMPLE = True
+"""The plateau scan's fits correct their robust scale for its small-sample bias (False: not,
+the rule before; benchmarks/bench_plateau.py compares the two). Only there: the scan takes
+the earliest "flat" stretch among up to 64, so a short stretch whose scale came out small by
+chance is the one chosen (a single fit, such as the overfitting rule's, is not so picked)."""
+_MAD_BIAS = {4: 1.839, 5: 1.738, 6: 1.552, 7: 1.36, 8: 1.316, 9: 1.241, 10: 1.221,
+             11: 1.184, 12: 1.166, 13: 1.149, 14: 1.137, 15: 1.123, 16: 1.122, 17: 1.105,
+             18: 1.102, 19: 1.094, 20: 1.088}
+"""1 / E[1.4826 MAD] of the residuals of this module's Theil-Sen line through m points of
+unit Gaussian noise (40,000 draws each; ``python benchmarks/mad_factors.py``); above 20
+points m / (m - 1.6) (within 1 % of the draws to 60 points)."""
+
+
+def _mad_small_sample(m: int) -> float:
+    """The factor that makes the residual MAD of an m-point fit unbiased for Gaussian noise:
+    biased low for few points (at 5 points its mean is 0.58 of the noise's SD), which made
+    a short stretch look "flat" or "improving" by chance. Under 4 points: none (the t
+    quantile, for 1 degree of freedom, is the guard there)."""
+    if m < 4:
+        return 1.0
+    return _MAD_BIAS.get(m) or m / (m - 1.6)
+
+
 def horizon_of(run: int) -> int:
     """The pace's horizon for a run of ``run`` points: a tenth of it, at least 5 points."""
     return max(5, run // 10)
 
 
-def fit(values: np.ndarray, horizon: int | None = None) -> Trend:
+def fit(values: np.ndarray, horizon: int | None = None, unbiased: bool = False) -> Trend:
     """The Theil-Sen line of ``values`` (finite numbers) and its uncertainty; ``horizon``
-    defaults to ``horizon_of(len(values))``."""
+    defaults to ``horizon_of(len(values))``; ``unbiased``: the noise's scale corrected for
+    its small-sample bias (``_mad_small_sample``)."""
     x = np.asarray(values, dtype=float)
     n = len(x)
     horizon = max(int(horizon or horizon_of(n)), 1)
@@ -181,7 +205,7 @@ def fit(values: np.ndarray, horizon: int | None = None) -> Trend:
     slope = median(slopes)
     resid = y - slope * t
     resid = resid - median(resid)
-    sigma = 1.4826 * median(np.abs(resid))
+    sigma = 1.4826 * median(np.abs(resid)) * (_mad_small_sample(len(t)) if unbiased else 1.0)
     spread = _spread(len(t)) if len(t) == n else float(np.sum((t - t.mean()) ** 2))
     se = sigma / math.sqrt(spread) if spread > 0 else math.inf
     return Trend(slope, se, n, level, horizon, t_quantile(len(t) - 2))
@@ -209,7 +233,7 @@ def plateau_onset(values: np.ndarray, horizon: int | None = None, min_points: in
     horizon = horizon or horizon_of(n)
     last = n - shortest
     candidates = np.unique(np.linspace(0, last, min(last + 1, CANDIDATES)).round().astype(int))
-    fits = {int(c): fit(x[c:], horizon) for c in candidates}
+    fits = {int(c): fit(x[c:], horizon, SMALL_SAMPLE) for c in candidates}
     verdicts = {c: f.verdict for c, f in fits.items()}
     # "still improving somewhere" is asked of every candidate at once: at 5 % each, a few of
     # the short stretches near the end fall by chance and would hold off a plateau of half
@@ -225,7 +249,7 @@ def plateau_onset(values: np.ndarray, horizon: int | None = None, min_points: in
     # flat stretch may begin before the bend: the onset is the change point of a two-piece
     # line fitted from the last improving stretch on, when the rest from it is flat too.
     bend = change_point(x, max(after, 0), last)
-    if bend is not None and bend > earliest and fit(x[bend:], horizon).flat:
+    if bend is not None and bend > earliest and fit(x[bend:], horizon, SMALL_SAMPLE).flat:
         return bend
     return earliest
 
