@@ -503,7 +503,7 @@ def _windows_oscillating(x: FloatArray, s: FloatArray, w: int, starts: list[int]
     d = np.diff(x)
     d2 = x[2:] - x[:-2]
     span = np.arange(w)
-    block = max(1, (1 << 16) // w)  # a few MB of windows at a time
+    block = max(1, (1 << 16) // w)  # about 65,000 values (0.5 MB) of windows at a time
     for k in range(0, len(starts), block):
         st = np.asarray(starts[k:k + block], dtype=np.intp)
         rows = st[:, None] + span
