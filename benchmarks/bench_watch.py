@@ -8,6 +8,7 @@ few hundred steps: a watch lives a whole training.
 
 Run: python benchmarks/bench_watch.py [--quick]
      python benchmarks/bench_watch.py --long   (a 20,000-step loop that keeps a list a step)
+     python benchmarks/bench_watch.py --parts  (the browser net's overhead taken apart)
 """
 
 from __future__ import annotations
@@ -200,11 +201,105 @@ def long_run(steps: int = 20_000, every: int = 5_000) -> None:
     TensorCensus.REFREEZE_AT = default
 
 
+def parts(rounds: int = 7, steps: int = 150, block: int = 25, turns: int = 12) -> None:
+    """The browser net's overhead taken apart. (1) The issue's measure with the watch's
+    start and end timed apart: the watched ratio, its own time, its end, and the watched
+    loop less the watch's own time against the plain loop (what the watch's work costs the
+    user's own code, such as the caches it evicts). (2) The same loop with one part of the
+    watch switched off at a time, in turns (a fresh watch per block, its start and end
+    untimed): each part's own time per step and the loop's ratio."""
+    import logging
+
+    import diag
+
+    logging.getLogger("diag.watch").setLevel(logging.ERROR)
+    step, model, opt = browser_loop()
+    step(None)
+    plain, watched, again, enter, leave, loop, own = [], [], [], [], [], [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(rounds):
+            t = time.perf_counter()
+            for _ in range(steps):
+                step(None)
+            plain.append(time.perf_counter() - t)
+            w = diag.watch(model, opt, out=None, every=50)
+            t0 = time.perf_counter()
+            w.__enter__()
+            t1 = time.perf_counter()
+            for _ in range(steps):
+                step(w)
+            t2 = time.perf_counter()
+            w.__exit__(None, None, None)
+            t3 = time.perf_counter()
+            watched.append(t3 - t0)
+            enter.append(t1 - t0)
+            loop.append(t2 - t1)
+            leave.append(t3 - t2)
+            own.append(w.own_seconds)
+            t = time.perf_counter()
+            for _ in range(steps):
+                step(None)
+            again.append(time.perf_counter() - t)
+    m = statistics.median
+    p = m(plain)
+    print(f"browser net, {steps} loops of 4 steps, median of {rounds}: watched "
+          f"{m(watched) / p:.3f}x (A/A {m(again) / p:.3f}x); its own time {m(own) / p:.1%}, "
+          f"its start {m(enter) * 1e3:.1f} ms, its end {m(leave) * 1e3:.1f} ms "
+          f"({m(leave) / p:.1%}); the watched loop less its own time "
+          f"{(m(loop) - m(own)) / p:.3f}x")
+
+    def variant(kind: str) -> tuple[float, float]:
+        if kind == "plain":
+            t = time.perf_counter()
+            for _ in range(block):
+                step(None)
+            return time.perf_counter() - t, 0.0
+        w = diag.watch(model, opt, out=None, every=10**9 if kind == "no curve checks" else 50,
+                       census=kind != "no census")
+        if kind in ("no gradient read", "hooks only"):
+            w._read_gradients = lambda: None
+        if kind == "hooks only":
+            w._step = lambda loss: None
+        with w:
+            t = time.perf_counter()
+            for _ in range(block):
+                step(w)
+            elapsed = time.perf_counter() - t
+        return elapsed, w.own_seconds
+
+    kinds = ["plain", "full watch", "no census", "no gradient read", "no curve checks",
+             "hooks only"]
+    times: dict[str, list[float]] = {k: [] for k in kinds}
+    owns: dict[str, list[float]] = {k: [] for k in kinds}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for turn in range(turns):
+            for kind in kinds[turn % len(kinds):] + kinds[:turn % len(kinds)]:
+                elapsed, mine = variant(kind)
+                times[kind].append(elapsed)
+                owns[kind].append(mine)
+    base = m(times["plain"])
+    per_step = 4 * block
+    print(f"one part off at a time ({turns} turns of {block} loops, a fresh watch a block):")
+    for kind in kinds:
+        print(f"  {kind:18} {m(times[kind]) / per_step * 1e3:7.3f} ms/step, "
+              f"{m(times[kind]) / base:.3f}x; the watch's own "
+              f"{m(owns[kind]) / per_step * 1e3:.3f} ms/step")
+    full = m(owns["full watch"]) / per_step * 1e3
+    for kind, part in (("no census", "the census"), ("no gradient read", "the gradient read"),
+                       ("no curve checks", "the curve checks")):
+        print(f"  {part}: {full - m(owns[kind]) / per_step * 1e3:.3f} ms/step")
+
+
 def main() -> None:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     quick = "--quick" in sys.argv
     if "--long" in sys.argv:
         long_run()
+        return
+    if "--parts" in sys.argv:
+        parts()
         return
     measure("browser net (4 steps/loop)", browser_loop, 25 if quick else 150, 5)
     measure("ResNet-18, 8x3x64x64, CPU", resnet_loop, 10 if quick else 60, 5)
