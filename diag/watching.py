@@ -33,11 +33,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import statistics
 import time
 import warnings
 from collections.abc import Iterator
-from itertools import repeat
-from operator import attrgetter, is_not
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +141,6 @@ class Watch:
         self._params = list(model.named_parameters())
         """Taken once: walking the modules every step costs more than the read itself."""
         self._all_key = tuple(n for n, _ in self._params)
-        self._tensors = [p for _, p in self._params]
         self._frozen_seen = False
         """A parameter without a gradient was seen: the trained ones are listed each read."""
         self._zero_run: dict[str, int] = {}
@@ -353,10 +351,9 @@ class Watch:
 
     def _read_gradients(self) -> None:
         params = self._params
-        grads = [p.grad for p in self._tensors]
+        grads = [p.grad for _, p in params]
         if (not self._frozen_seen and len(self._group_list) <= 1
-                and all(map(is_not, grads, repeat(None)))
-                and all(map(_REQUIRES_GRAD, self._tensors))):
+                and all(g is not None for g in grads) and all(p.requires_grad for _, p in params)):
             named = params  # every parameter trained and with a gradient: the usual step
         else:
             named = [(n, p) for n, p in params if p.grad is not None and p.requires_grad]
@@ -393,7 +390,7 @@ class Watch:
                 "steps); check the loss for log(0) or division by zero", location=bad))
             return
         history = self._norm_history.setdefault(group[0], [])
-        if len(history) >= 10 and total > SPIKE * max(recent := _median(history), 1e-30):
+        if len(history) >= 10 and total > SPIKE * max(recent := statistics.median(history), 1e-30):
             self._report("exploding", Finding(
                 Severity.WARN, f"exploding gradient at step {at}: the norm is "
                 f"{total:.3g}, {total / recent:.3g}x its recent median",
@@ -745,16 +742,6 @@ def _growth(values: list[float], warmup: int, rate: float) -> tuple[Any, bool]:
         return whole, False
     recent = persistent_growth(values[-RECENT:])
     return (recent, True) if recent.growing and recent.per_iter >= rate else (whole, False)
-
-
-_REQUIRES_GRAD = attrgetter("requires_grad")
-
-
-def _median(values: list[float]) -> float:
-    """statistics.median of a short list, without its overhead (read every step)."""
-    ordered = sorted(values)
-    k = len(ordered) // 2
-    return ordered[k] if len(ordered) % 2 else (ordered[k - 1] + ordered[k]) / 2
 
 
 def _floats(norms: Any) -> list[float]:

@@ -512,25 +512,22 @@ def _windows_oscillating(x: FloatArray, s: FloatArray, w: int, starts: list[int]
         lag2 = np.median(np.abs(d2[rows[:, :-2]]), axis=1)
         level = np.abs(np.median(x[rows], axis=1))
         signs = np.sign(d1)
-        nonzero = np.count_nonzero(signs, axis=1)
         # the share of flips among consecutive changes; a window with a zero change is
-        # judged among its non-zero ones, below
+        # judged among its non-zero ones (at least 3 of them)
         alternation = np.count_nonzero(signs[:, 1:] != signs[:, :-1], axis=1) / (w - 2)
+        enough = np.ones(len(st), dtype=bool)
+        for j in np.flatnonzero(np.count_nonzero(signs, axis=1) < w - 1).tolist():
+            nz = d1[j][d1[j] != 0]
+            enough[j] = nz.size >= 3
+            alternation[j] = (float(np.mean(np.sign(nz[1:]) != np.sign(nz[:-1])))
+                              if enough[j] else 0.0)
         progress = s[st] - s[st + w - 1]
-        ok = ((alternation >= params.osc_alternation)
+        ok = (enough & (alternation >= params.osc_alternation)
               & (lag1 >= params.osc_ratio * np.maximum(lag2, 1e-12 * np.maximum(level, 1e-12)))
               & (lag1 / 2 >= params.osc_rel_amp * level)
               & (progress < params.rel_tol * level + lag1 / 2))
         for j, i in enumerate(st.tolist()):
-            good = bool(ok[j])
-            if nonzero[j] < w - 1:  # zero changes: the flips among the non-zero ones
-                nz = d1[j][d1[j] != 0]
-                good = nz.size >= 3 and bool(
-                    float(np.mean(np.sign(nz[1:]) != np.sign(nz[:-1]))) >= params.osc_alternation
-                    and lag1[j] >= params.osc_ratio * max(lag2[j], 1e-12 * max(level[j], 1e-12))
-                    and lag1[j] / 2 >= params.osc_rel_amp * level[j]
-                    and progress[j] < params.rel_tol * level[j] + lag1[j] / 2)
-            out[i] = float(lag1[j]) if good else None
+            out[i] = float(lag1[j]) if ok[j] else None
     return out
 
 
