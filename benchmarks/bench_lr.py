@@ -1,6 +1,6 @@
 """Benchmark lr-schedule: the detectors on a 100,000-point history (budget 1 s), the LR
 range test against the same number of plain training steps (budget +10%), and the range
-test's candidate rules on eight tasks (benchmarks/lr_tasks.py) against each task's grid
+test's candidate rules on nine tasks (benchmarks/lr_tasks.py) against each task's grid
 search (benchmarks/lr_grid.py, committed in benchmarks/data/lr_grid.json), beside
 torch-lr-finder on the same models and batches: median distance from the grid's best LR in
 decades (target <= 0.5), spread over 5 seeds (target <= 0.3), and the rule chosen by
@@ -12,6 +12,9 @@ Run: pip install -e '.[bench]' && python benchmarks/bench_lr.py [--quick] [--see
 of its default two (``SWEEPS``), for the comparison. ``--rescore FILE [--grid GRID]`` runs
 nothing: it scores the answers recorded in FILE against another grid (default
 data/lr_grid_steps100.json, a sensitivity check of the truth from lr_grid.py --min-steps).
+``--only NAME[,NAME]`` sweeps those tasks only and merges them into the recorded runs of the
+same seeds and sweeps before scoring them all (a task added later, without sweeping the
+others again).
 """
 
 from __future__ import annotations
@@ -111,7 +114,8 @@ def torch_lr_finder_answer(history: dict[str, list[float]]) -> float | None:
     return float(lrs[int(np.argmin(np.gradient(np.asarray(losses))))])
 
 
-def sweeps(seeds: int = 5, num_iter: int = 100, repeats: int | None = None) -> dict[str, Any]:
+def sweeps(seeds: int = 5, num_iter: int = 100, repeats: int | None = None,
+           only: list[str] | None = None) -> dict[str, Any]:
     """diag's range test (``repeats`` sweeps averaged: diag's default when None) and
     torch-lr-finder's sweep on every task and seed (same model init, same first batches),
     interleaved; each rule's answer, torch-lr-finder's, and the wall times."""
@@ -122,7 +126,7 @@ def sweeps(seeds: int = 5, num_iter: int = 100, repeats: int | None = None) -> d
     from diag.checks.lr.rangetest import range_test
 
     out: dict[str, Any] = {}
-    for task in tasks():
+    for task in tasks(only):
         rows = []
         for seed in range(seeds):
             model = task.make(seed)
@@ -178,9 +182,11 @@ def score(answers: list[float | None], best: float) -> tuple[float, float, int, 
     return dist, statistics.median(spreads), len(found), over
 
 
-def suggestion_against_grid(seeds: int = 5, repeats: int | None = None) -> None:
+def suggestion_against_grid(seeds: int = 5, repeats: int | None = None,
+                            only: list[str] | None = None) -> None:
     """Each rule on each task against the committed grid truth, torch-lr-finder beside it,
-    and the rule chosen by leave-one-task-out."""
+    and the rule chosen by leave-one-task-out (``only``: those tasks swept, the others'
+    recorded runs kept)."""
     import json
 
     import torch
@@ -189,11 +195,13 @@ def suggestion_against_grid(seeds: int = 5, repeats: int | None = None) -> None:
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     grid = json.loads((Path(__file__).resolve().parent / "data" / "lr_grid.json").read_text())
-    runs = sweeps(seeds, repeats=repeats)
+    new = sweeps(seeds, repeats=repeats, only=only)
     repeats = repeats or SWEEPS
-    table, held = report(runs, grid, seeds, repeats)
     suffix = "" if (seeds, repeats) == (5, SWEEPS) else f"_{seeds}seeds_{repeats}sweeps"
     out = Path(__file__).resolve().parent / "data" / f"lr_bench{suffix}.json"
+    runs = json.loads(out.read_text())["runs"] if only and out.exists() else {}
+    runs.update(new)
+    table, held = report(runs, grid, seeds, repeats)
     out.write_text(json.dumps({"table": {n: {r: list(v) for r, v in row.items()}
                                          for n, row in table.items()},
                                "leave_one_task_out": held, "runs": runs}, indent=1,
@@ -253,14 +261,14 @@ def report(runs: dict[str, Any], grid: dict[str, Any], seeds: int, repeats: int 
         chosen = min(RULES, key=lambda r: cost(r, rest))
         d, s, _, _ = table[out_task][chosen]
         held.append((out_task, chosen, d, s))
-    print("leave-one-task-out: the rule chosen on the other seven, scored on the eighth")
+    print("leave-one-task-out: the rule chosen on the other tasks, scored on the one left out")
     for out_task, chosen, d, s in held:
         tlf = table[out_task]["torch-lr-finder"]
         print(f"  {out_task:22} chose {chosen:10} distance {d:.2f}, spread {s:.2f} "
               f"(torch-lr-finder {tlf[0]:.2f} / {tlf[1]:.2f})")
     print(f"  mean over held-out tasks: distance "
           f"{statistics.mean(min(h[2], 10) for h in held):.2f}, spread "
-          f"{statistics.mean(min(h[3], 10) for h in held):.2f} decades; chosen on all eight: "
+          f"{statistics.mean(min(h[3], 10) for h in held):.2f} decades; chosen on all of them: "
           f"{min(RULES, key=lambda r: cost(r, names))}")
     per_step_diag = [r["diag_s"] / r["diag_steps"] for rows in runs.values() for r in rows]
     per_step_tlf = [r["tlf_s"] / r["tlf_steps"] for rows in runs.values() for r in rows]
@@ -326,4 +334,6 @@ if __name__ == "__main__":
         sys.exit(0)
     if "--quick" not in sys.argv:
         main()
-    suggestion_against_grid(_arg("--seeds", 5) or 5, _arg("--sweeps", None))
+    suggestion_against_grid(_arg("--seeds", 5) or 5, _arg("--sweeps", None),
+                            sys.argv[sys.argv.index("--only") + 1].split(",")
+                            if "--only" in sys.argv else None)

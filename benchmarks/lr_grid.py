@@ -8,6 +8,9 @@ Run: pip install -e '.[bench]' && python benchmarks/lr_grid.py
 N Adam steps (its epochs raised to match; 3 epochs are 12 steps on iris and the browser net,
 168 on digits), written to benchmarks/data/lr_grid_steps<N>.json. `python
 benchmarks/bench_lr.py --rescore FILE` scores the committed sweeps' answers against it.
+
+``--only NAME[,NAME]``: those tasks only, merged into the existing file (a task added later
+gets its truth with the same settings without the others being recomputed).
 """
 
 from __future__ import annotations
@@ -36,11 +39,14 @@ def main() -> None:
     min_steps = int(sys.argv[sys.argv.index("--min-steps") + 1]) if "--min-steps" in sys.argv \
         else 0
     out = OUT.with_name(f"lr_grid_steps{min_steps}.json") if min_steps else OUT
+    only = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
     result: dict[str, object] = {"epochs": EPOCHS, "seeds": list(SEEDS),
                                  "optimizer": "Adam", "tasks": {}}
+    if only and out.exists():
+        result = json.loads(out.read_text())
     if min_steps:
         result["min_steps"] = min_steps
-    for task in tasks():
+    for task in tasks(only):
         start = time.perf_counter()
         epochs = max(EPOCHS, math.ceil(min_steps / task.batches_per_epoch))
         grid = {}
