@@ -1,5 +1,5 @@
 """Score `diag lr-schedule` on the labelled published logs (tests/data/curves/), the tuning
-part and the held-out part of the committed split separately.
+part, the held-out part and the logs that diverge (part "added") separately.
 
     python benchmarks/score_curves.py [--verbose]
 """
@@ -16,7 +16,7 @@ from curve_labels import keys, problems, run  # noqa: E402
 
 def main() -> None:
     verbose = "--verbose" in sys.argv
-    for part in ("tune", "heldout"):
+    for part in ("tune", "heldout", "added"):
         cases = keys(part)
         right = 0
         for key in cases:
