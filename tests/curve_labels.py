@@ -65,8 +65,8 @@ def problems(key: str, result: Any) -> list[str]:
             out.append(f"plateau at {plateau}, expected one from {lo} to {hi}")
     if "problem_between" in label:
         lo, hi = label["problem_between"]
-        starts = [m[k] for k in ("plateau_start", "oscillation_start", "divergence_start")
-                  if m.get(k) is not None]
+        starts = [m[k] for k in ("plateau_start", "oscillation_start", "divergence_start",
+                                 "ends_at_worst") if m.get(k) is not None]
         if not any(lo <= s <= hi for s in starts):
             out.append(f"problems at {starts}, expected one from {lo} to {hi}")
     if "recommended_lr" in label and m.get("recommended_lr") is not None and abs(

@@ -516,3 +516,33 @@ def test_the_range_answer_declines_when_no_two_readings_agree(
         assert answer.lr is None and "disagree by more than a decade" in answer.reason
     else:
         assert answer.lr == pytest.approx(expected)
+
+
+def test_a_last_point_above_the_start_is_a_warning_not_healthy() -> None:
+    """The run ends worse than it began (a molecular-docking log's last epoch, 3.97 after
+    3.88 -> 1.89): one point cannot tell a spike from divergence, so it is a warning at that
+    point, never "healthy, still improving". Its twin ends on the falling trend: pass."""
+    falling = [3.88, 3.03, 2.76, 2.49, 2.20, 1.89]
+    r = lr.analyse(falling + [3.97], list(range(7)), "epoch", None, 1e-3)
+    assert r.status == Status.WARN and r.metrics["ends_at_worst"] == 6, r.summary
+    assert r.summary.startswith("the loss ends at its worst") and "2.1x its best" in r.summary
+    twin = lr.analyse(falling + [1.75], list(range(7)), "epoch", None, 1e-3)
+    assert twin.status == Status.PASS and twin.metrics["ends_at_worst"] is None
+
+
+def test_a_spike_size_jump_on_the_last_point_is_a_warning_and_a_recovered_one_a_spike() -> None:
+    """A last point that jumps as a spike would (7x the level, under the start) has no point
+    after it to show it comes back: a warning there. The same jump earlier, followed by the
+    fall again, is a spike (info); a last point within the noise is nothing."""
+    base = list(np.exp(-np.arange(40) / 10) + 0.1)
+    jump = base[:-1] + [0.9]
+    r = lr.analyse(jump, list(range(40)), "epoch", None, 1e-3)
+    assert r.status == Status.WARN and r.metrics["ends_at_worst"] == 39, r.summary
+    spike = base.copy()
+    spike[30] = 0.9
+    r = lr.analyse(spike, list(range(40)), "epoch", None, 1e-3)
+    assert r.metrics["ends_at_worst"] is None and r.metrics["spikes"] == [30]
+    assert r.status == Status.PASS
+    quiet = base[:-1] + [base[-1] * 1.03]
+    assert lr.analyse(quiet, list(range(40)), "epoch", None, 1e-3).metrics[
+        "ends_at_worst"] is None

@@ -193,6 +193,23 @@ def analyse(values: list[float], index: list[float], index_name: str, lrs: list[
                 f"({unit} {label(at)}), within its noise: too early to call it overfitting",
                 "log more epochs (or evaluate on more samples) to decide",
                 location=f"{unit} {label(at)}"))
+    if d.ends_at_worst is not None and overfit_at is None:
+        at = d.ends_at_worst
+        best_at = min(range(at), key=lambda i: values[i])
+        ratio = (f", {values[at] / values[best_at]:.3g}x its best" if values[best_at] > 0
+                 else ", its best")
+        findings.append(Finding(
+            Severity.WARN, f"the {metric} ends at its worst: its last point ({unit} "
+            f"{label(at)}: {values[at]:.4g}) is above every earlier one, its start "
+            f"({values[0]:.4g}) included{ratio} ({values[best_at]:.4g} at {unit} "
+            f"{label(best_at)}); one point cannot tell a spike from the start of a "
+            "divergence",
+            f"log a few more {unit}s; if it stays up, "
+            + (f"keep the best checkpoint ({unit} {label(best_at)}): a validation loss that "
+               "jumps while training does not points at overfitting or at the evaluation (a "
+               "changed split or preprocessing)" if validation else
+               f"go back to the best checkpoint ({unit} {label(best_at)}) and lower the LR "
+               "10x"), location=f"{unit} {label(at)}"))
     if d.no_learning and d.nonfinite_at is None and d.divergence_start is None:
         findings.append(Finding(
             Severity.FAIL, f"no learning: the loss never leaves its starting level "
@@ -324,6 +341,7 @@ def analyse(values: list[float], index: list[float], index_name: str, lrs: list[
         "still_improving": d.still_improving,
         "trend": d.tail,
         "lr_collapse": label(d.lr_collapse) if collapsed else None,
+        "ends_at_worst": label(d.ends_at_worst) if overfit_at is None else None,
         "best_epoch_val": label(overfit_at) if validation and overfit_at is not None else (
             label(int(min(range(len(values)), key=lambda i: values[i]
                           if math.isfinite(values[i]) else math.inf)))
@@ -355,8 +373,9 @@ def analyse(values: list[float], index: list[float], index_name: str, lrs: list[
         trend = (f"still improving ({-100 * d.improvement:.2g}% over the last "
                  f"{points(d.improvement_window)}: train longer)" if d.still_improving else
                  "no plateau, oscillation or divergence")
-        summary = (f"healthy: the {metric} falls from {values[0]:.4g} to {values[-1]:.4g} "
-                   f"over {points(len(values))}, {trend}")
+        moves = "falls" if values[-1] < values[0] else "goes"
+        summary = (f"healthy: the {metric} {moves} from {values[0]:.4g} to "
+                   f"{values[-1]:.4g} over {points(len(values))}, {trend}")
     else:
         rec = (f"; recommended LR {recommended:.3g} from {unit} {label(point)}"
                if recommended else "")

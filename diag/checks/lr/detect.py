@@ -231,6 +231,31 @@ def detect_spikes(values: Curve, limit: int = 20) -> list[int]:
     return [int(i) for i in np.flatnonzero(hit)[:limit]]
 
 
+def ends_at_worst(values: Curve) -> int | None:
+    """The last point, when it is a jump the curve's end leaves unresolved: above every
+    earlier point, the first included (the run ends worse than it began), or a jump that
+    ``detect_spikes`` would call a spike, over the median of the 5 points before it, with no
+    point after it to show whether it comes back. One point cannot tell a spike from the
+    start of a divergence (``detect_divergence`` needs a window of them), so the caller
+    warns of both instead of calling either. None for a curve with a NaN/Inf or under 7
+    points (the spike test's window)."""
+    x, first_bad = _finite_prefix(values)
+    n = len(x)
+    if first_bad is not None or n < 7:
+        return None
+    last = float(x[-1])
+    if last > float(np.max(x[:-1])):
+        return n - 1
+    before = float(np.median(x[-6:-1]))
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    med = np.median(sliding_window_view(np.pad(x, 3, mode="edge"), 7), axis=1)
+    rel = curvature_noise(x / np.maximum(np.abs(med), 1e-12))  # as detect_spikes has it
+    threshold = max(max(8 * rel, 0.3) * abs(before), 1e-12)
+    jumped = last - before > threshold and last - float(x[-2]) > threshold
+    return n - 1 if jumped else None
+
+
 def detect_periodic_oscillation(values: Curve, params: CurveParams = CurveParams(),
                                 start: int = 0) -> int | None:
     """Oscillation of any period (4 to 40 points) around a flat level in the curve's tail:
@@ -604,6 +629,9 @@ class CurveDiagnosis:
     """Where the LR fell 1,000x below its peak, or under 1e-7, with most of the run left."""
     tail: str = "unsure"
     """The last fifth's trend verdict: improving, flat or unsure."""
+    ends_at_worst: int | None = None
+    """The last point, when it is above every earlier one (``ends_at_worst``) on a curve
+    that learned and did not diverge: a jump the curve's end leaves unresolved."""
 
 
 def lr_phases(lrs: Sequence[float] | None, n: int) -> tuple[int, tuple[int, ...], int]:
@@ -677,11 +705,14 @@ def diagnose(values: Sequence[float], params: CurveParams = CurveParams(),
         flat = float(np.max(x) - np.min(x)) <= 0.1 * level
     rises = len(x) > 0 and float(np.median(x[-max(3, window(len(x)) // 2):])) > float(
         np.median(x[:3])) * (1 + params.div_rel_rise)
+    no_learning = flat and oscillation is None and not rises and not validation
+    worst = (None if divergence is not None or flat or no_learning
+             else ends_at_worst(values))
     return CurveDiagnosis(
         plateau_start=plateau,
         oscillation_start=oscillation,
         divergence_start=divergence,
-        no_learning=flat and oscillation is None and not rises and not validation,
+        no_learning=no_learning,
         nonfinite_at=first_bad,
         window=window(n),
         stall=stall,
@@ -694,6 +725,7 @@ def diagnose(values: Sequence[float], params: CurveParams = CurveParams(),
         lr_steps=steps,
         lr_collapse=collapse,
         tail=tail_verdict,
+        ends_at_worst=worst,
     )
 
 
