@@ -530,19 +530,18 @@ def test_a_last_point_above_the_start_is_a_warning_not_healthy() -> None:
     assert twin.status == Status.PASS and twin.metrics["ends_at_worst"] is None
 
 
-def test_a_spike_size_jump_on_the_last_point_is_a_warning_and_a_recovered_one_a_spike() -> None:
-    """A last point that jumps as a spike would (7x the level, under the start) has no point
-    after it to show it comes back: a warning there. The same jump earlier, followed by the
-    fall again, is a spike (info); a last point within the noise is nothing."""
+def test_only_a_last_point_above_the_whole_run_ends_at_its_worst() -> None:
+    """A last point above the start ends the run at its worst (warn); the same jump earlier,
+    followed by the fall again, is a spike (info); a last point that jumps but stays under
+    the start is no such warning (an unlucky last minibatch does that)."""
     base = list(np.exp(-np.arange(40) / 10) + 0.1)
-    jump = base[:-1] + [0.9]
-    r = lr.analyse(jump, list(range(40)), "epoch", None, 1e-3)
+    r = lr.analyse(base[:-1] + [1.3], list(range(40)), "epoch", None, 1e-3)
     assert r.status == Status.WARN and r.metrics["ends_at_worst"] == 39, r.summary
     spike = base.copy()
-    spike[30] = 0.9
+    spike[30] = 1.3
     r = lr.analyse(spike, list(range(40)), "epoch", None, 1e-3)
     assert r.metrics["ends_at_worst"] is None and r.metrics["spikes"] == [30]
     assert r.status == Status.PASS
-    quiet = base[:-1] + [base[-1] * 1.03]
-    assert lr.analyse(quiet, list(range(40)), "epoch", None, 1e-3).metrics[
+    under = base[:-1] + [0.9]
+    assert lr.analyse(under, list(range(40)), "epoch", None, 1e-3).metrics[
         "ends_at_worst"] is None
