@@ -545,3 +545,30 @@ def test_only_a_last_point_above_the_whole_run_ends_at_its_worst() -> None:
     under = base[:-1] + [0.9]
     assert lr.analyse(under, list(range(40)), "epoch", None, 1e-3).metrics[
         "ends_at_worst"] is None
+
+
+def test_a_run_that_never_learned_and_only_wobbles_is_not_divergence() -> None:
+    """A published Lightning log (16 points, 0.29-0.76, no progress over 800 steps) read as
+    "divergence: lower the LR"; so did a third of flat noisy curves. A rise must stand out
+    of the noise at 1 %. The twin: the same noise on a real rise is divergence."""
+    sml = [0.4344, 0.4850, 0.4575, 0.3823, 0.5294, 0.5514, 0.5468, 0.2942, 0.6882, 0.7588,
+           0.5108, 0.4652, 0.4935, 0.5555, 0.6016, 0.4614]
+    r = lr.analyse(sml, [49 + 50 * i for i in range(16)], "step", None, 1e-3)
+    assert r.metrics["divergence_start"] is None and r.status != Status.PASS, r.summary
+    false = rises = 0
+    for seed in range(40):
+        noise = 0.15 * np.random.default_rng(seed).standard_normal(30)
+        flat = 0.5 * (1 + noise)
+        false += lr.analyse(list(flat), list(range(30)), "step", None, 1e-3).metrics[
+            "divergence_start"] is not None
+        t = np.arange(30)
+        level = np.where(t < 15, 1.0 - 0.5 * t / 15, 0.5 + 0.5 * (t - 15) / 14)
+        r = lr.analyse(list(level * (1 + noise)), list(range(30)), "step", None, 1e-3)
+        rises += r.metrics["divergence_start"] is not None
+        # every rise is flagged: divergence, or (when the noise hides it at 1 %) a plateau
+        # from the fall's end or the rise's start, with the same "lower the LR 10x"
+        at = r.metrics["divergence_start"] if r.metrics["divergence_start"] is not None \
+            else r.metrics["plateau_start"]
+        assert r.status != Status.PASS and at is not None and 6 <= at <= 18, (seed, r.summary)
+    assert false <= 3, false  # 10 of these 40 before the noise test
+    assert rises >= 28, rises  # 36 before, 31 with it: a stricter level for a failure

@@ -416,6 +416,10 @@ def detect_divergence(values: Curve, params: CurveParams = CurveParams()
     return _rise_start(x, params)
 
 
+_Z_DIVERGENCE = 2.3263478740408408
+"""The standard normal's 99th percentile: a rise is divergence (a failure) only when it
+stands out of the noise at 1 % (one-sided)."""
+
 BLOW_UP = 5.0
 """A jump to this many times the running best is a blow-up..."""
 RECOVERED = 2.0
@@ -441,6 +445,28 @@ def detect_blow_up(values: Curve) -> int | None:
     return int(found[0]) + 1 if found.size else None
 
 
+def _rising(x: FloatArray, m: int, skip: int) -> bool:
+    """The raw points after the smoothed minimum ``m`` rise significantly (one-sided 1 %):
+    a smoothed noisy curve that never learned wanders up from its lowest point by chance,
+    and 20 % of its level is within its noise. The minimum's own ``skip`` points are left
+    out of the test (their choice as the lowest pulled them down: a line from them rises by
+    selection alone). Three points or more after them: their Theil-Sen slope is above zero.
+    Fewer (a rise in the last two points of a run): each is above the minimum's points by
+    more than the noise of a point and of their median (``curvature_noise``)."""
+    from diag.checks.lr import trend
+
+    tail = x[m + skip:]
+    if len(tail) >= 3:
+        fitted = trend.fit(tail)
+        t = trend.t_quantile(min(fitted.points, trend.MAX_POINTS) - 2, _Z_DIVERGENCE)
+        return fitted.slope - t * fitted.se > 0
+    if not len(tail):
+        return False
+    base = x[m:m + skip]
+    sigma = curvature_noise(x) * math.sqrt(1 + 1.2533 ** 2 / len(base))
+    return bool(np.all(tail - float(np.median(base)) > _Z_DIVERGENCE * sigma))
+
+
 def _rise_start(x: FloatArray, params: CurveParams) -> int | None:
     n = len(x)
     w = window(n)
@@ -453,13 +479,20 @@ def _rise_start(x: FloatArray, params: CurveParams) -> int | None:
     tail = s[m:]
     ups = float(np.mean(np.diff(tail) > 0))
     near_top = s[-1] >= tail.max() - 0.25 * (tail.max() - s[m])
-    if rise > params.div_rel_rise * level and ups >= 0.6 and near_top:
+    if (rise > params.div_rel_rise * level and ups >= 0.6 and near_top
+            and _rising(x, m, max(3, w // 2) // 2 + 1)):
         return m
     # A blow-up that settles: after its best, the loss ends well above where it started
-    # (most later steps may go down, so the steady-rise test above misses it).
+    # (most later steps may go down, so the steady-rise test above misses it). The rise of
+    # the end's median over the start's must also stand out of the noise (one-sided 1 %:
+    # a median of k points has a standard error of 1.2533 sigma / sqrt(k)); a flat curve
+    # that only wobbles ends 20 % up by chance often enough (a published 16-point log that
+    # never learned read as divergence).
     k = max(3, w // 2)
     start, final = float(np.median(x[:k])), float(np.median(x[-k:]))
-    if final > start + params.div_rel_rise * max(abs(start), 1e-12) and start > s[m]:
+    noise = _Z_DIVERGENCE * 1.2533 * curvature_noise(x) * math.sqrt(2 / k)
+    if (final > start + params.div_rel_rise * max(abs(start), 1e-12) and start > s[m]
+            and final - start > noise):
         jump = np.flatnonzero(s[m:] > s[m] + 0.5 * (final - float(s[m])))
         return m + int(jump[0]) - 1 if jump.size and jump[0] > 0 else m
     return None
