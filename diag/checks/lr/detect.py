@@ -239,9 +239,9 @@ def ends_at_worst(values: Curve) -> int | None:
     calling either. None for a curve with a NaN/Inf or under 5 points.
 
     A last point that merely jumps as a spike would (under the start) is not enough: on
-    per-step minibatch losses an unlucky last batch does that at 2.6 % of end points
-    (benchmarks/bench_lr tasks, 300 Adam steps, every end from the 20th), and a watched
-    training would end on a false warning that often."""
+    per-step minibatch losses an unlucky last batch does that at 2.6 % of end points (the
+    range-test tasks, 300 Adam steps, every end from the 20th: benchmarks/
+    bench_divergence.py), and a watched training would end on a false warning that often."""
     x, first_bad = _finite_prefix(values)
     if first_bad is not None or len(x) < 5:
         return None
