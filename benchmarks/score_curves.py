@@ -16,7 +16,7 @@ from curve_labels import keys, problems, run  # noqa: E402
 
 def main() -> None:
     verbose = "--verbose" in sys.argv
-    for part in ("tune", "heldout", "added", "round5", "round6"):
+    for part in ("tune", "heldout", "added", "round5", "round6", "round7"):
         cases = keys(part)
         right = 0
         for key in cases:

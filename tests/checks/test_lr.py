@@ -572,3 +572,11 @@ def test_a_run_that_never_learned_and_only_wobbles_is_not_divergence() -> None:
         assert r.status != Status.PASS and at is not None and 6 <= at <= 18, (seed, r.summary)
     assert false <= 3, false  # 10 of these 40 before the noise test
     assert rises >= 28, rises  # 36 before, 31 with it: a stricter level for a failure
+
+
+def test_a_fall_of_many_times_its_level_is_printed_without_an_exponent() -> None:
+    """A loss that falls 1.45 -> 0.00057 "improves" by 3,000 % of its last level: the summary
+    printed "-3.2e+03%"; it prints the whole number."""
+    x = [1.448, 1.157, 0.6306, 0.3667, 0.109, 0.0648, 0.0513, 0.00208, 0.000747, 0.000569]
+    r = lr.analyse(x, list(range(10)), "epoch", None, 1e-3)
+    assert "e+" not in r.summary and "%" in r.summary, r.summary

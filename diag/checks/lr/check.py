@@ -279,14 +279,15 @@ def analyse(values: list[float], index: list[float], index_name: str, lrs: list[
     if d.still_improving and not any(f.severity in (Severity.FAIL, Severity.WARN)
                                      for f in findings):
         findings.append(Finding(
-            Severity.INFO, f"still improving: {-100 * d.improvement:.2g}% over the last "
+            Severity.INFO, f"still improving: {_percent(-100 * d.improvement)}% over the last "
             f"{points(d.improvement_window)}", "train longer"))
     if (d.tail == "unsure" and not collapsed and d.plateau_start is None and not validation
             and not any(f.severity in (Severity.FAIL, Severity.WARN) for f in findings)):
         findings.append(Finding(
             Severity.INFO, f"too noisy to tell whether the {metric} still falls: over the "
-            f"last {points(d.improvement_window)} it moved {-100 * d.improvement:.2g}% of its "
-            "level, within its noise", "log more points (or a smoother metric) to decide"))
+            f"last {points(d.improvement_window)} it moved "
+            f"{_percent(-100 * d.improvement)}% of its level, within its noise",
+            "log more points (or a smoother metric) to decide"))
     if len(values) < SHORT:
         findings.append(Finding(
             Severity.INFO, f"a short curve ({points(len(values))}): oscillation and plateaus "
@@ -370,7 +371,7 @@ def analyse(values: list[float], index: list[float], index_name: str, lrs: list[
                             f"{values[-1]:.4g} over {points(len(values))}, best "
                             f"{values[best_at]:.4g} at {unit} {label(best_at)}")
     elif top is None:
-        trend = (f"still improving ({-100 * d.improvement:.2g}% over the last "
+        trend = (f"still improving ({_percent(-100 * d.improvement)}% over the last "
                  f"{points(d.improvement_window)}: train longer)" if d.still_improving else
                  "no plateau, oscillation or divergence")
         moves = "falls" if values[-1] < values[0] else "goes"
@@ -600,3 +601,9 @@ def _range(target: Any, options: LrOptions, metrics: dict[str, Any],
     return {"range_lrs": rt.lrs, "range_losses": rt.losses,
             "range_smoothed": list(answer.smoothed),
             "range_suggestion": suggestion}
+
+
+def _percent(value: float) -> str:
+    """A percentage in words people read: two significant digits, never an exponent
+    (``.2g`` printed a fall of 3,200 % of the level as "-3.2e+03")."""
+    return f"{value:.2g}" if abs(value) < 100 else f"{value:.0f}"
