@@ -1,0 +1,90 @@
+"""Would another fraction of the LR at the sweep's minimum do better? Offline, from the
+answers recorded by bench_lr.py (no sweep is run again): the recorded "a tenth of the LR at
+the smoothed minimum" gives that LR, so a third and a thirtieth of it are exact too, and so
+is the median of three (steepest, valley entry, the fraction; declining when no two agree
+within a decade, as diag's ensemble does: the recorded ensemble is reproduced exactly).
+Each candidate is scored per task against the grid's best (median distance / spread of five
+seeds, in decades) and chosen by leave-one-task-out as bench_lr.py chooses.
+
+Run: python benchmarks/lr_fractions.py [benchmarks/data/lr_bench.json]
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent / "data"
+
+
+def median_of_three(a: float | None, b: float | None, c: float | None) -> float | None:
+    found = sorted(x for x in (a, b, c) if x)
+    if len(found) < 2 or not any(abs(math.log10(p / q)) <= 1
+                                 for p, q in itertools.combinations(found, 2)):
+        return None
+    return float(10 ** statistics.median(math.log10(x) for x in found))
+
+
+def candidates(rules: dict[str, float | None]) -> dict[str, float | None]:
+    steepest, valley, tenth = rules["steepest"], rules["valley"], rules["min_tenth"]
+    out: dict[str, float | None] = {"steepest": steepest, "valley": valley}
+    for fraction, name in ((1 / 3, "min/3"), (1 / 10, "min/10"), (1 / 30, "min/30")):
+        value = tenth * 10 * fraction if tenth else None
+        out[name] = value
+        out[f"median(..., {name})"] = median_of_three(steepest, valley, value)
+    return out
+
+
+def score(answers: list[float | None], best: float) -> tuple[float, float]:
+    found = [a for a in answers if a]
+    if not found:
+        return math.inf, math.inf
+    distance = statistics.median(abs(math.log10(a / best)) for a in found)
+    spreads = []
+    for draw in itertools.combinations(answers, min(5, len(answers))):
+        got = [a for a in draw if a]
+        spreads.append(math.log10(max(got) / min(got)) if got else 0.0)
+    return distance, statistics.median(spreads)
+
+
+def main() -> None:
+    runs = json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else HERE / "lr_bench.json")
+                      .read_text())["runs"]
+    grid = json.loads((HERE / "lr_grid.json").read_text())["tasks"]
+    table: dict[str, dict[str, tuple[float, float]]] = {}
+    for task, rows in runs.items():
+        per_seed = [candidates(r["rules"]) for r in rows]
+        recorded = [r["rules"]["ensemble"] for r in rows]
+        mine = [c["median(..., min/10)"] for c in per_seed]
+        assert all((a is None and b is None) or (a and b and abs(a / b - 1) < 1e-9)
+                   for a, b in zip(recorded, mine, strict=True)), task
+        table[task] = {k: score([c[k] for c in per_seed], grid[task]["best_lr"])
+                       for k in per_seed[0]}
+    rules = list(next(iter(table.values())))
+    print("median distance / spread (decades)")
+    for task, row in table.items():
+        print(f"  {task:22} " + "  ".join(f"{k} {d:.2f}/{s:.2f}" for k, (d, s) in row.items()))
+
+    def cost(rule: str, names: list[str]) -> float:
+        return statistics.mean(min(table[n][rule][0] + table[n][rule][1], 10) for n in names)
+
+    names = list(table)
+    held = []
+    for out in names:
+        chosen = min(rules, key=lambda r: cost(r, [n for n in names if n != out]))
+        held.append((out, chosen, *table[out][chosen]))
+        print(f"  left out {out:22} chose {chosen:20} {held[-1][2]:.2f} / {held[-1][3]:.2f}")
+    print(f"mean held-out distance {statistics.mean(h[2] for h in held):.2f}, spread "
+          f"{statistics.mean(h[3] for h in held):.2f}; chosen on all: "
+          f"{min(rules, key=lambda r: cost(r, names))}")
+    for rule in rules:
+        over = [n for n in names if table[n][rule][0] > 0.5]
+        print(f"  {rule:20} over 0.5 decades on: {', '.join(over) or 'none'}")
+
+
+if __name__ == "__main__":
+    main()
