@@ -1,32 +1,29 @@
 """Would another fraction of the LR at the sweep's minimum do better? Offline, from the
 answers recorded by bench_lr.py (no sweep is run again): the recorded "a tenth of the LR at
 the smoothed minimum" gives that LR, so a third and a thirtieth of it are exact too, and so
-is the median of three (steepest, valley entry, the fraction; declining when no two agree
-within a decade, as diag's ensemble does: the recorded ensemble is reproduced exactly).
+is the median of three (steepest, valley entry, the fraction: diag's own
+``median_of_rules``; the recorded ensemble is reproduced exactly).
 Each candidate is scored per task against the grid's best (median distance / spread of five
-seeds, in decades) and chosen by leave-one-task-out as bench_lr.py chooses.
+seeds, in decades: bench_lr.py's ``score``) and chosen by leave-one-task-out as bench_lr.py
+chooses.
 
 Run: python benchmarks/lr_fractions.py [benchmarks/data/lr_bench.json]
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-import math
 import statistics
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_lr import score  # noqa: E402
+
+from diag.checks.lr.detect import median_of_rules  # noqa: E402
+
 HERE = Path(__file__).resolve().parent / "data"
-
-
-def median_of_three(a: float | None, b: float | None, c: float | None) -> float | None:
-    found = sorted(x for x in (a, b, c) if x)
-    if len(found) < 2 or not any(abs(math.log10(p / q)) <= 1
-                                 for p, q in itertools.combinations(found, 2)):
-        return None
-    return float(10 ** statistics.median(math.log10(x) for x in found))
 
 
 def candidates(rules: dict[str, float | None]) -> dict[str, float | None]:
@@ -35,20 +32,8 @@ def candidates(rules: dict[str, float | None]) -> dict[str, float | None]:
     for fraction, name in ((1 / 3, "min/3"), (1 / 10, "min/10"), (1 / 30, "min/30")):
         value = tenth * 10 * fraction if tenth else None
         out[name] = value
-        out[f"median(..., {name})"] = median_of_three(steepest, valley, value)
+        out[f"median(..., {name})"] = median_of_rules((steepest, valley, value))[0]
     return out
-
-
-def score(answers: list[float | None], best: float) -> tuple[float, float]:
-    found = [a for a in answers if a]
-    if not found:
-        return math.inf, math.inf
-    distance = statistics.median(abs(math.log10(a / best)) for a in found)
-    spreads = []
-    for draw in itertools.combinations(answers, min(5, len(answers))):
-        got = [a for a in draw if a]
-        spreads.append(math.log10(max(got) / min(got)) if got else 0.0)
-    return distance, statistics.median(spreads)
 
 
 def main() -> None:
@@ -62,7 +47,7 @@ def main() -> None:
         mine = [c["median(..., min/10)"] for c in per_seed]
         assert all((a is None and b is None) or (a and b and abs(a / b - 1) < 1e-9)
                    for a, b in zip(recorded, mine, strict=True)), task
-        table[task] = {k: score([c[k] for c in per_seed], grid[task]["best_lr"])
+        table[task] = {k: score([c[k] for c in per_seed], grid[task]["best_lr"])[:2]
                        for k in per_seed[0]}
     rules = list(next(iter(table.values())))
     print("median distance / spread (decades)")

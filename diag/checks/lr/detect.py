@@ -9,7 +9,7 @@ Also: a pure-Python replica of torch's ReduceLROnPlateau, so users see both side
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,6 +91,12 @@ def curvature_noise(x: FloatArray) -> float:
         return 0.0
     d2 = x[2:] - 2 * x[1:-1] + x[:-2]
     return float(1.4826 * np.median(np.abs(d2 - np.median(d2))) / math.sqrt(6))
+
+
+def _medians_se(sigma: float, *sizes: int) -> float:
+    """The standard error of a difference of medians of ``sizes`` points each, under
+    Gaussian noise of ``sigma`` a point (a median of n points: 1.2533 sigma / sqrt(n))."""
+    return 1.2533 * sigma * math.sqrt(sum(1 / n for n in sizes))
 
 
 def _tail_noise(x: FloatArray) -> float:
@@ -346,8 +352,7 @@ def detect_overfitting(train: Sequence[float] | None, val: Sequence[float],
     if levels is None:
         return None
     best, lo, hi, best_level, final, w, k = levels
-    sigma = curvature_noise(v)
-    se = 1.2533 * sigma * math.sqrt(1 / k + 1 / w)  # two medians' standard errors
+    se = _medians_se(curvature_noise(v), k, w)
     rise = final - best_level
     train_falls = tr is None or float(np.median(tr[n - k:n])) < float(
         np.median(tr[lo:hi]))
@@ -484,13 +489,12 @@ def _rise_start(x: FloatArray, params: CurveParams) -> int | None:
         return m
     # A blow-up that settles: after its best, the loss ends well above where it started
     # (most later steps may go down, so the steady-rise test above misses it). The rise of
-    # the end's median over the start's must also stand out of the noise (one-sided 1 %:
-    # a median of k points has a standard error of 1.2533 sigma / sqrt(k)); a flat curve
-    # that only wobbles ends 20 % up by chance often enough (a published 16-point log that
-    # never learned read as divergence).
+    # the end's median over the start's must also stand out of the noise (one-sided 1 %);
+    # a flat curve that only wobbles ends 20 % up by chance often enough (a published
+    # 16-point log that never learned read as divergence).
     k = max(3, w // 2)
     start, final = float(np.median(x[:k])), float(np.median(x[-k:]))
-    noise = _Z_DIVERGENCE * 1.2533 * curvature_noise(x) * math.sqrt(2 / k)
+    noise = _Z_DIVERGENCE * _medians_se(curvature_noise(x), k, k)
     if (final > start + params.div_rel_rise * max(abs(start), 1e-12) and start > s[m]
             and final - start > noise):
         jump = np.flatnonzero(s[m:] > s[m] + 0.5 * (final - float(s[m])))
@@ -731,8 +735,7 @@ def diagnose(values: Sequence[float], params: CurveParams = CurveParams(),
     rises = len(x) > 0 and float(np.median(x[-max(3, window(len(x)) // 2):])) > float(
         np.median(x[:3])) * (1 + params.div_rel_rise)
     no_learning = flat and oscillation is None and not rises and not validation
-    worst = (None if divergence is not None or flat or no_learning
-             else ends_at_worst(values))
+    worst = None if divergence is not None or flat else ends_at_worst(values)
     return CurveDiagnosis(
         plateau_start=plateau,
         oscillation_start=oscillation,
@@ -884,18 +887,29 @@ def suggest_range_lr(lrs: Sequence[float], losses: Sequence[float]) -> RangeSugg
     if valley.lr is None and valley.reason.startswith(("the loss never fell", "only ",
                                                        "the loss falls from the very")):
         return valley
-    found = sorted(v for v in rules.values() if isinstance(v, float) and v > 0)
-    if len(found) < 2:
+    answer, gap = median_of_rules(v for v in rules.values() if isinstance(v, float))
+    if answer is None and math.isinf(gap):
         return RangeSuggestion(None, "fewer than two rules found an LR in the sweep",
                                math.inf, valley.smoothed)
-    gaps = [math.log10(b / a) for a, b in zip(found, found[1:], strict=False)]
-    if min(gaps) > 1.0:
+    if answer is None:
         shown = ", ".join(f"{k} {v:.2g}" for k, v in rules.items() if isinstance(v, float))
         return RangeSuggestion(None, f"the rules disagree by more than a decade ({shown})",
-                               min(gaps), valley.smoothed)
-    answer = float(10 ** np.median(np.log10(found)))
-    return RangeSuggestion(answer, "", min(gaps), valley.smoothed,
+                               gap, valley.smoothed)
+    return RangeSuggestion(answer, "", gap, valley.smoothed,
                            tuple((k, v) for k, v in rules.items() if isinstance(v, float)))
+
+
+def median_of_rules(lrs: Iterable[float | None]) -> tuple[float | None, float]:
+    """The range test's ensemble from its rules' LRs: their median (in log), or None when
+    fewer than two were found or no two agree within a decade; and the distance in decades
+    between the nearest two (inf with fewer than two)."""
+    found = sorted(v for v in lrs if v is not None and v > 0)
+    if len(found) < 2:
+        return None, math.inf
+    gap = min(math.log10(b / a) for a, b in zip(found, found[1:], strict=False))
+    if gap > 1.0:
+        return None, gap
+    return float(10 ** np.median(np.log10(found))), gap
 
 
 def range_rules(lrs: Sequence[float], losses: Sequence[float]
