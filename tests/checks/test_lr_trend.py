@@ -292,6 +292,66 @@ def test_the_scan_median_is_numpys(n: int) -> None:
     assert median(np.round(a, 1)) == float(np.median(np.round(a, 1)))  # ties
 
 
+def _scan_curves() -> list[np.ndarray]:
+    """Curves of 5-256 points of the kinds the plateau scan meets: noise, noisy falls,
+    values with ties, exact straight pieces, a fall onto a floor, a memorised 1e-5 level."""
+    rng = np.random.default_rng(7)
+    curves = []
+    for trial in range(240):
+        n = int(rng.integers(5, 257))
+        t = np.arange(n)
+        kind = trial % 6
+        if kind == 0:
+            x = rng.standard_normal(n)
+        elif kind == 1:
+            x = 2 * np.exp(-t / (n / rng.uniform(2, 30))) + 0.3 + 0.05 * rng.standard_normal(n)
+        elif kind == 2:
+            x = np.round(rng.standard_normal(n), 1)
+        elif kind == 3:
+            x = np.ones(n)
+            x[:n // 3] = np.linspace(3, 1, n // 3)
+        elif kind == 4:
+            x = np.maximum(1 - t / n * 3, 0.2) + 1e-3 * rng.standard_normal(n)
+        else:
+            x = 1e-5 * (1 + 0.3 * rng.standard_normal(n))
+        curves.append(x)
+    return curves
+
+
+def test_the_scan_s_fits_at_once_are_each_stretch_s_own_fit_to_the_last_bit() -> None:
+    from diag.checks.lr.trend import horizon_of, suffix_fits
+
+    for x in _scan_curves():
+        n = len(x)
+        last = n - max(5, int(np.ceil(0.1 * n)))
+        if last < 0:
+            continue
+        starts = np.unique(np.linspace(0, last, min(last + 1, 64)).round().astype(int))
+        for unbiased in (True, False):
+            assert suffix_fits(x, starts, horizon_of(n), unbiased) == [
+                fit(x[c:], horizon_of(n), unbiased) for c in starts], n
+
+
+def test_the_bend_found_from_a_few_is_the_bend_of_every_one_tried() -> None:
+    """change_point takes least squares for the bends the normal equations put within a
+    millionth of the best: the same bend as least squares on every one of them."""
+    from diag.checks.lr.detect import smooth_robust
+    from diag.checks.lr.trend import _least_bend, change_point
+
+    rng = np.random.default_rng(3)
+    for x in _scan_curves():
+        n = len(x)
+        if n < 8:
+            continue
+        lo = int(rng.integers(0, n - 6))
+        hi = n - 3
+        y = smooth_robust(x[lo:], 5)
+        t = np.arange(len(y), dtype=float)
+        taus = np.unique(np.linspace(2, hi - lo, min(hi - lo - 1, 200)).round().astype(int))
+        every = _least_bend(t, y, taus)
+        assert change_point(x, lo, hi) == (None if every is None else lo + every), (n, lo)
+
+
 @pytest.mark.parametrize("m", [5, 8, 12, 25])
 def test_the_scan_scale_is_unbiased_for_gaussian_noise(m: int) -> None:
     """The residual MAD of an m-point Theil-Sen fit is biased low (at 5 points its mean is

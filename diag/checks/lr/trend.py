@@ -56,6 +56,7 @@ def median(a: np.ndarray) -> float:
     return float(p[k] if n % 2 else (p[k - 1] + p[k]) / 2)
 
 
+@lru_cache(maxsize=1024)
 def t_quantile(dof: int, z: float = _Z) -> float:
     """Student's t 95th percentile (one-sided) for ``dof`` degrees of freedom, by the
     Cornish-Fisher expansion around the normal's (within 1 % from dof 3 on); ``z``: the
@@ -211,6 +212,109 @@ def fit(values: np.ndarray, horizon: int | None = None, unbiased: bool = False) 
     return Trend(slope, se, n, level, horizon, t_quantile(len(t) - 2))
 
 
+def suffix_fits(values: np.ndarray, starts: np.ndarray, horizon: int | None = None,
+                unbiased: bool = False) -> list[Trend]:
+    """``[fit(values[c:], horizon, unbiased) for c in starts]``, the same numbers to the last
+    bit, in a few array operations instead of a fit each (the plateau scan's 64 fits were
+    most of a watched run's mid-run curve check). The stretches are suffixes of one curve,
+    so their pairwise slopes are the same numbers: they are sorted once, and each
+    stretch's median is the order statistic of the pairs that start inside it. A curve
+    that is bucketed (over MAX_POINTS), has a non-finite value or a stretch under 3 points
+    is fitted one stretch at a time."""
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    c = np.asarray(starts, dtype=int)
+    if (n > MAX_POINTS or not c.size or n - int(c.max()) < 3
+            or not np.isfinite(x).all()):
+        return [fit(x[int(k):], horizon, unbiased) for k in c]
+    t = np.arange(n, dtype=float)
+    i, j = _pairs(n)
+    slopes = x[j]
+    slopes -= x[i]
+    gaps = t[j]
+    gaps -= t[i]
+    slopes /= gaps
+    m = n - c  # points of each stretch
+    # the pairs (i < j, ordered by i) inside the stretch from c are those from i = c on: a
+    # tail of the same array
+    tail = m * (m - 1) // 2
+    slope = np.array([median(slopes[len(slopes) - p:]) for p in tail.tolist()])
+    rows = np.arange(len(c))
+    # each stretch's own positions 0..m-1 (as fit's), the points before it set aside (+inf
+    # sorts last, and |inf - median| stays inf)
+    local = t[None, :] - c[:, None]
+    outside = local < 0
+    resid = x[None, :] - slope[:, None] * local
+    resid[outside] = np.inf
+    resid.sort(axis=1)
+    resid_med = _sorted_median(resid, m, rows)
+    resid = np.abs(resid - resid_med[:, None])
+    resid.sort(axis=1)
+    mad = _sorted_median(resid, m, rows)
+    level_rows = np.where(outside, np.inf, x[None, :])
+    level_rows.sort(axis=1)
+    level = _sorted_median(level_rows, m, rows)
+    out = []
+    for k in range(len(c)):
+        size = int(m[k])
+        h = max(int(horizon or horizon_of(size)), 1)
+        sigma = 1.4826 * float(mad[k]) * (_mad_small_sample(size) if unbiased else 1.0)
+        spread = _spread(size)
+        se = sigma / math.sqrt(spread) if spread > 0 else math.inf
+        out.append(Trend(float(slope[k]), se, size, float(level[k]), h,
+                         t_quantile(size - 2)))
+    return out
+
+
+def _sorted_median(rows: np.ndarray, counts: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Per row of ascending values, the median (as ``median``) of its first ``counts``."""
+    k = counts // 2
+    upper = rows[index, k]
+    lower = rows[index, np.maximum(k - 1, 0)]
+    return np.where(counts % 2 == 1, upper, (lower + upper) / 2)
+
+
+def _near_best(t: np.ndarray, y: np.ndarray, taus: np.ndarray) -> np.ndarray:
+    """The bends among ``taus`` whose two-piece line's squared error is within a millionth
+    of the least, found for all bends at once by the normal equations; ``change_point``
+    then takes its least-squares answer for just these (the normal equations' rounding,
+    far under a millionth, cannot change which bend is best). All of them when the
+    equations are singular."""
+    if len(taus) <= 2:
+        return taus
+    shifted = t[None, :] - taus[:, None].astype(float)
+    a = np.minimum(shifted, 0)
+    b = np.maximum(shifted, 0)
+    ones = np.ones_like(a)
+    design = np.stack([ones, a, b], axis=2)  # (bends, points, 3)
+    gram = np.einsum("kpi,kpj->kij", design, design)
+    rhs = np.einsum("kpi,p->ki", design, y)
+    try:
+        beta = np.linalg.solve(gram, rhs[:, :, None])[:, :, 0]
+    except np.linalg.LinAlgError:
+        return taus
+    sse = np.sum((np.einsum("kpi,ki->kp", design, beta) - y[None, :]) ** 2, axis=1)
+    if not np.isfinite(sse).all():
+        return taus
+    least = float(sse.min())
+    # (plus rounding's own size: a line through the points exactly is 0 either way)
+    return taus[sse <= least * (1 + 1e-6) + 1e-20 * float(np.dot(y, y))]
+
+
+def _least_bend(t: np.ndarray, y: np.ndarray, taus: np.ndarray) -> int | None:
+    """The first of ``taus`` whose two-piece line has the least squared error (least
+    squares, full rank), or None."""
+    best, best_sse = None, math.inf
+    for tau in taus:
+        design = np.stack([np.ones_like(t), np.minimum(t - tau, 0), np.maximum(t - tau, 0)], 1)
+        _, sse, rank, _ = np.linalg.lstsq(design, y, rcond=None)
+        err = float(sse[0]) if sse.size else float(
+            np.sum((design @ np.linalg.lstsq(design, y, rcond=None)[0] - y) ** 2))
+        if rank == 3 and err < best_sse:
+            best, best_sse = int(tau), err
+    return best
+
+
 def plateau_onset(values: np.ndarray, horizon: int | None = None, min_points: int = 5
                   ) -> int | None:
     """Where the plateau at the end of ``values`` begins, or None.
@@ -233,7 +337,8 @@ def plateau_onset(values: np.ndarray, horizon: int | None = None, min_points: in
     horizon = horizon or horizon_of(n)
     last = n - shortest
     candidates = np.unique(np.linspace(0, last, min(last + 1, CANDIDATES)).round().astype(int))
-    fits = {int(c): fit(x[c:], horizon, SMALL_SAMPLE) for c in candidates}
+    fits = dict(zip((int(c) for c in candidates), suffix_fits(x, candidates, horizon, SMALL_SAMPLE),
+                    strict=True))
     verdicts = {c: f.verdict for c, f in fits.items()}
     # "still improving somewhere" is asked of every candidate at once: at 5 % each, a few of
     # the short stretches near the end fall by chance and would hold off a plateau of half
@@ -271,12 +376,7 @@ def change_point(values: np.ndarray, lo: int, hi: int) -> int | None:
         keep = np.unique((np.arange(MAX_POINTS) * step).astype(int))
         t, y = t[keep], y[keep]
     taus = np.unique(np.linspace(2, hi - lo, min(hi - lo - 1, 200)).round().astype(int))
-    best, best_sse = None, math.inf
-    for tau in taus:
-        design = np.stack([np.ones_like(t), np.minimum(t - tau, 0), np.maximum(t - tau, 0)], 1)
-        _, sse, rank, _ = np.linalg.lstsq(design, y, rcond=None)
-        err = float(sse[0]) if sse.size else float(
-            np.sum((design @ np.linalg.lstsq(design, y, rcond=None)[0] - y) ** 2))
-        if rank == 3 and err < best_sse:
-            best, best_sse = int(tau), err
+    best = _least_bend(t, y, _near_best(t, y, taus))
+    if best is None:  # the few were rank-deficient to least squares: every bend, as before
+        best = _least_bend(t, y, taus)
     return None if best is None else lo + best
