@@ -271,7 +271,8 @@ def _sorted_median(rows: np.ndarray, counts: np.ndarray, index: np.ndarray) -> n
     k = counts // 2
     upper = rows[index, k]
     lower = rows[index, np.maximum(k - 1, 0)]
-    return np.where(counts % 2 == 1, upper, (lower + upper) / 2)
+    out: np.ndarray = np.where(counts % 2 == 1, upper, (lower + upper) / 2)
+    return out
 
 
 def _near_best(t: np.ndarray, y: np.ndarray, taus: np.ndarray) -> np.ndarray:
@@ -298,7 +299,8 @@ def _near_best(t: np.ndarray, y: np.ndarray, taus: np.ndarray) -> np.ndarray:
         return taus
     least = float(sse.min())
     # (plus rounding's own size: a line through the points exactly is 0 either way)
-    return taus[sse <= least * (1 + 1e-6) + 1e-20 * float(np.dot(y, y))]
+    near: np.ndarray = taus[sse <= least * (1 + 1e-6) + 1e-20 * float(np.dot(y, y))]
+    return near
 
 
 def _least_bend(t: np.ndarray, y: np.ndarray, taus: np.ndarray) -> int | None:
