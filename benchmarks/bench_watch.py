@@ -1,10 +1,15 @@
 """Overhead of diag.watch inside a training loop: the same loop with and without the watch,
-interleaved (A B A' A B A' ...: A' is the plain loop again, an A/A comparison that shows
-this machine's noise), median of 5 rounds each, on the browser net's loop and on a
-ResNet-18 step on CPU (torchvision's layout, written out: its registry build does not load
-here). The watch's curve diagnosis every K steps (every=50), its start (a scan of the live
-objects) and its end (the final diagnosis) are inside the timed part, so each round is a
-few hundred steps: a watch lives a whole training.
+on the browser net's loop and on a ResNet-18 step on CPU (torchvision's layout, written out:
+its registry build does not load here). The watch's curve diagnosis every K steps
+(every=50), its start (a scan of the live objects) and its end (the final diagnosis) are
+inside the timed part, so each round is a few hundred steps: a watch lives a whole training.
+Two forms of the issue's measure (interleaved with the plain loop, median of 5 rounds):
+
+- ``measure``: whole runs alternating (A B A' A B A' ...: A' is the plain loop again, an A/A
+  comparison that shows this machine's noise); a run is 10 s here, and this shared
+  machine's speed drifts by 5-10 % over that, more than the effect;
+- ``interleaved``: each round's watched and plain loops alternate in blocks of a fraction
+  of a second, so the drift cancels within the round (the steadier figure).
 
 Run: python benchmarks/bench_watch.py [--quick]
      python benchmarks/bench_watch.py --long   (a 20,000-step loop that keeps a list a step)
@@ -83,10 +88,17 @@ def resnet_loop() -> tuple[Callable[[Any], None], Any, Any]:
 def measure(name: str, make: Callable[[], tuple[Callable[[Any], None], Any, Any]],
             steps: int, rounds: int) -> float:
     """The issue's measure: ``rounds`` rounds, each the plain loop, the watched one (a
-    fresh watch: its start and end inside the timed part), then the plain loop again;
-    median of each side. The second plain loop against the first (an A/A comparison: the
-    same work on both sides) is the noise floor of this machine for this measure: a watched
-    ratio within it is not told apart from 1."""
+    fresh watch: its start and end inside the timed part), then the plain loop again.
+
+    Two readings of "median of 5". (1) Each round's watched time against the mean of the
+    plain loops right before and after it (A B A: a drift of the machine's speed that is
+    steady over the round cancels), median over the rounds: the headline, since this
+    machine's speed drifts by more than the effect over a few minutes (the same 600 steps
+    took 8.7-11.5 s in one run, 2026-12-01). (2) The median of each side, then their ratio
+    (what earlier stops reported): drift between rounds enters it. The noise floor of each:
+    a plain loop against the plain loop right after it (the next round's first; an A/A
+    comparison, the same work on both sides): a watched ratio within it is not told apart
+    from 1."""
     import diag
 
     step, model, opt = make()
@@ -110,60 +122,73 @@ def measure(name: str, make: Callable[[], tuple[Callable[[Any], None], Any, Any]
         for _ in range(steps):
             step(None)
         again.append(time.perf_counter() - start)
-    a, b, c = statistics.median(plain), statistics.median(watched), statistics.median(again)
+    m = statistics.median
+    a, b = m(plain), m(watched)
+    bracketed = sorted(w / ((p + q) / 2) for p, w, q in zip(plain, watched, again, strict=True))
+    aa = sorted(nxt / cur for cur, nxt in zip(again[:-1], plain[1:], strict=True))
     print(f"{name:28} plain {a / steps * 1e3:8.2f} ms/loop, watched {b / steps * 1e3:8.2f} "
-          f"ms/loop: {b / a:.3f}x (median of {rounds}, interleaved); the same plain loop "
-          f"again {c / a:.3f}x (A/A: the noise); the watch's own time "
-          f"{statistics.median(own):.1%} of the watched loop")
-    return b / a
+          f"ms/loop; each watched round against the plain loops around it: "
+          f"{m(bracketed):.3f}x (median of {rounds}, rounds {bracketed[0]:.3f}-"
+          f"{bracketed[-1]:.3f}); A/A, a plain loop against the next: {m(aa):.3f}x (rounds "
+          f"{aa[0]:.3f}-{aa[-1]:.3f}); median of each side: {b / a:.3f}x (A/A "
+          f"{m(again) / a:.3f}x); the watch's own time {m(own):.1%} of the watched loop")
+    return m(bracketed)
 
 
-def paired(name: str, make: Callable[[], tuple[Callable[[Any], None], Any, Any]],
-           block: int, pairs: int) -> None:
-    """The same comparison, robust to a shared machine's drift: one watch lives through the
-    whole run (as in a training); ``pairs`` times a block of plain loops then a block of
-    watched loops right after it, the watch switched off between its blocks (hook removed,
-    no step() calls: the loop is then the plain one). The ratio of each adjacent pair is
-    taken, and their median; the watch's start and end are timed apart (paid once per
-    training)."""
+def interleaved(name: str, make: Callable[[], tuple[Callable[[Any], None], Any, Any]],
+                loops: int, block: int, rounds: int) -> None:
+    """The issue's measure, interleaved finely enough for a shared machine: ``rounds``
+    rounds, each a fresh watch over ``loops`` loops (its start, its curve checks every 50
+    steps and its end all counted) taken in blocks of ``block`` loops, each block next to a
+    block of the plain loop (the order alternating block by block, so a steady drift
+    cancels); while a plain block runs the watch is set aside (its optimizer hook removed,
+    no step() calls). A round's ratio is its watched time, start and end included, over
+    its plain time; the median of the rounds is the figure. The A/A comparison, the noise
+    floor: each round's odd plain blocks against its even ones. The gc stays frozen by the
+    watch's census through the plain blocks too (a frozen gc alone: 1.002x, 2026-12-01)."""
     import diag
 
     step, model, opt = make()
     step(None)
+    m = statistics.median
+    ratios, floors, owns = [], [], []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        w = diag.watch(model, opt, out=None, every=50)
-        t0 = time.perf_counter()
-        w.__enter__()
-        entered = time.perf_counter() - t0
-        hooks = list(w._handles)
-        ratios, own0 = [], 0.0
-        for _ in range(pairs):
-            for h in hooks:
-                h.remove()
-            start = time.perf_counter()
-            for _ in range(block):
-                step(None)
-            plain = time.perf_counter() - start
-            w._handles = [opt.register_step_pre_hook(w._before_step)]
-            hooks = w._handles
-            own0 = w.own_seconds
-            start = time.perf_counter()
-            for _ in range(block):
-                step(w)
-            watched = time.perf_counter() - start
-            ratios.append(watched / plain)
-        t0 = time.perf_counter()
-        w.__exit__(None, None, None)
-        exited = time.perf_counter() - t0
+        for _ in range(rounds):
+            w = diag.watch(model, opt, out=None, every=50)
+            t0 = time.perf_counter()
+            w.__enter__()
+            watched = time.perf_counter() - t0
+            hooks = list(w._handles)
+            plain: list[float] = []
+            for b in range(loops // block):
+                for turn in ((False, True) if b % 2 == 0 else (True, False)):
+                    if turn:
+                        w._handles = hooks = [opt.register_step_pre_hook(w._before_step)]
+                    else:
+                        for h in hooks:
+                            h.remove()
+                    start = time.perf_counter()
+                    for _ in range(block):
+                        step(w if turn else None)
+                    elapsed = time.perf_counter() - start
+                    if turn:
+                        watched += elapsed
+                    else:
+                        plain.append(elapsed)
+            t0 = time.perf_counter()
+            w.__exit__(None, None, None)
+            watched += time.perf_counter() - t0
+            ratios.append(watched / sum(plain))
+            odd, even = plain[1::2], plain[0::2]
+            floors.append((sum(odd) / len(odd)) / (sum(even) / len(even)))
+            owns.append(w.own_seconds / watched)
     ratios.sort()
-    q1, q3 = ratios[len(ratios) // 4], ratios[(3 * len(ratios)) // 4]
-    whole = w.own_seconds / max(w.loop_seconds, 1e-9)
-    last = (w.own_seconds - own0) / watched
-    print(f"{name:28} paired blocks of {block} loops x {pairs}: median "
-          f"{statistics.median(ratios):.3f}x (quartiles {q1:.3f}-{q3:.3f}); the watch's own "
-          f"time {whole:.1%} of its loop time (last block {last:.1%}); start "
-          f"{entered * 1e3:.0f} ms and end {exited * 1e3:.0f} ms, once per training")
+    floors.sort()
+    print(f"{name:28} interleaved in blocks of {block} loops, {loops} loops a round: median "
+          f"{m(ratios):.3f}x (median of {rounds}, rounds {ratios[0]:.3f}-{ratios[-1]:.3f}); "
+          f"A/A {m(floors):.3f}x (rounds {floors[0]:.3f}-{floors[-1]:.3f}); the watch's own "
+          f"time {m(owns):.1%} of the watched loop, start and end included")
 
 
 def long_run(steps: int = 20_000, every: int = 5_000) -> None:
@@ -303,8 +328,8 @@ def main() -> None:
         return
     measure("browser net (4 steps/loop)", browser_loop, 25 if quick else 150, 5)
     measure("ResNet-18, 8x3x64x64, CPU", resnet_loop, 10 if quick else 60, 5)
-    paired("browser net (4 steps/loop)", browser_loop, 10, 8 if quick else 30)
-    paired("ResNet-18, 8x3x64x64, CPU", resnet_loop, 4, 6 if quick else 20)
+    interleaved("browser net (4 steps/loop)", browser_loop, 25 if quick else 150, 5, 5)
+    interleaved("ResNet-18, 8x3x64x64, CPU", resnet_loop, 10 if quick else 60, 2, 5)
 
 
 if __name__ == "__main__":
