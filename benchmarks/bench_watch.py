@@ -159,15 +159,16 @@ def interleaved(name: str, make: Callable[[], tuple[Callable[[Any], None], Any, 
             t0 = time.perf_counter()
             w.__enter__()
             watched = time.perf_counter() - t0
-            hooks = list(w._handles)
+            hooked = True  # the watch's optimizer hook is on (w._handles)
             plain: list[float] = []
             for b in range(loops // block):
                 for turn in ((False, True) if b % 2 == 0 else (True, False)):
-                    if turn:
-                        w._handles = hooks = [opt.register_step_pre_hook(w._before_step)]
-                    else:
-                        for h in hooks:
+                    if turn and not hooked:
+                        w._handles = [opt.register_step_pre_hook(w._before_step)]
+                    elif not turn and hooked:
+                        for h in w._handles:
                             h.remove()
+                    hooked = turn
                     start = time.perf_counter()
                     for _ in range(block):
                         step(w if turn else None)
