@@ -327,10 +327,11 @@ def main() -> None:
     if "--parts" in sys.argv:
         parts()
         return
-    measure("browser net (4 steps/loop)", browser_loop, 25 if quick else 150, 5)
-    measure("ResNet-18, 8x3x64x64, CPU", resnet_loop, 10 if quick else 60, 5)
     interleaved("browser net (4 steps/loop)", browser_loop, 25 if quick else 150, 5, 5)
     interleaved("ResNet-18, 8x3x64x64, CPU", resnet_loop, 10 if quick else 60, 2, 5)
+    print("the same, whole runs alternating (this machine's drift between runs enters):")
+    measure("browser net (4 steps/loop)", browser_loop, 25 if quick else 150, 5)
+    measure("ResNet-18, 8x3x64x64, CPU", resnet_loop, 10 if quick else 60, 5)
 
 
 if __name__ == "__main__":
