@@ -18,6 +18,7 @@ Run: python benchmarks/bench_watch.py [--quick]
 
 from __future__ import annotations
 
+import gc
 import statistics
 import sys
 import time
@@ -227,13 +228,15 @@ def long_run(steps: int = 20_000, every: int = 5_000) -> None:
     TensorCensus.REFREEZE_AT = default
 
 
-def parts(rounds: int = 7, steps: int = 150, block: int = 25, turns: int = 12) -> None:
+def parts(rounds: int = 7, steps: int = 150, block: int = 40, turns: int = 12) -> None:
     """The browser net's overhead taken apart. (1) The issue's measure with the watch's
     start and end timed apart: the watched ratio, its own time, its end, and the watched
     loop less the watch's own time against the plain loop (what the watch's work costs the
     user's own code, such as the caches it evicts). (2) The same loop with one part of the
-    watch switched off at a time, in turns (a fresh watch per block, its start and end
-    untimed): each part's own time per step and the loop's ratio."""
+    watch switched off at a time, or the gc frozen alone (as the census's start leaves it),
+    in turns (a fresh watch per block, its start and end untimed), each block between two
+    plain ones: its ratio to them, its own time, and the rest (what the part costs the
+    user's code beyond its own time)."""
     import logging
 
     import diag
@@ -276,11 +279,17 @@ def parts(rounds: int = 7, steps: int = 150, block: int = 25, turns: int = 12) -
           f"{(m(loop) - m(own)) / p:.3f}x")
 
     def variant(kind: str) -> tuple[float, float]:
-        if kind == "plain":
+        if kind in ("plain", "gc frozen"):
+            if kind == "gc frozen":  # as the census's start leaves it
+                gc.collect()
+                gc.freeze()
             t = time.perf_counter()
             for _ in range(block):
                 step(None)
-            return time.perf_counter() - t, 0.0
+            elapsed = time.perf_counter() - t
+            if kind == "gc frozen":
+                gc.unfreeze()
+            return elapsed, 0.0
         w = diag.watch(model, opt, out=None, every=10**9 if kind == "no curve checks" else 50,
                        census=kind != "no census")
         if kind in ("no gradient read", "hooks only"):
@@ -294,28 +303,32 @@ def parts(rounds: int = 7, steps: int = 150, block: int = 25, turns: int = 12) -
             elapsed = time.perf_counter() - t
         return elapsed, w.own_seconds
 
-    kinds = ["plain", "full watch", "no census", "no gradient read", "no curve checks",
-             "hooks only"]
-    times: dict[str, list[float]] = {k: [] for k in kinds}
+    # each variant's block between two plain blocks (A B A), its ratio to their mean
+    kinds = ["full watch", "no census", "no gradient read", "no curve checks", "hooks only",
+             "gc frozen"]
+    ratios: dict[str, list[float]] = {k: [] for k in kinds}
     owns: dict[str, list[float]] = {k: [] for k in kinds}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        before = variant("plain")[0]
         for turn in range(turns):
             for kind in kinds[turn % len(kinds):] + kinds[:turn % len(kinds)]:
                 elapsed, mine = variant(kind)
-                times[kind].append(elapsed)
-                owns[kind].append(mine)
-    base = m(times["plain"])
-    per_step = 4 * block
-    print(f"one part off at a time ({turns} turns of {block} loops, a fresh watch a block):")
+                after = variant("plain")[0]
+                ratios[kind].append(elapsed / ((before + after) / 2))
+                owns[kind].append(mine / elapsed)
+                before = after
+    print(f"one part off at a time ({turns} turns of {block} loops, a fresh watch a block, "
+          "each block against the plain blocks around it):")
     for kind in kinds:
-        print(f"  {kind:18} {m(times[kind]) / per_step * 1e3:7.3f} ms/step, "
-              f"{m(times[kind]) / base:.3f}x; the watch's own "
-              f"{m(owns[kind]) / per_step * 1e3:.3f} ms/step")
-    full = m(owns["full watch"]) / per_step * 1e3
+        r = sorted(ratios[kind])
+        print(f"  {kind:18} {m(r):.3f}x (quartiles {r[len(r) // 4]:.3f}-"
+              f"{r[(3 * len(r)) // 4]:.3f}); the watch's own time {m(owns[kind]):.1%}; "
+              f"the rest {m(r) - 1 - m(owns[kind]):+.1%}")
+    full = m(owns["full watch"])
     for kind, part in (("no census", "the census"), ("no gradient read", "the gradient read"),
                        ("no curve checks", "the curve checks")):
-        print(f"  {part}: {full - m(owns[kind]) / per_step * 1e3:.3f} ms/step")
+        print(f"  {part}: {full - m(owns[kind]):.1%} of the loop")
 
 
 def main() -> None:
