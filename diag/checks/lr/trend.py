@@ -217,10 +217,10 @@ def suffix_fits(values: np.ndarray, starts: np.ndarray, horizon: int | None = No
     """``[fit(values[c:], horizon, unbiased) for c in starts]``, the same numbers to the last
     bit, in a few array operations instead of a fit each (the plateau scan's 64 fits were
     most of a watched run's mid-run curve check). The stretches are suffixes of one curve,
-    so their pairwise slopes are the same numbers: they are sorted once, and each
-    stretch's median is the order statistic of the pairs that start inside it. A curve
-    that is bucketed (over MAX_POINTS), has a non-finite value or a stretch under 3 points
-    is fitted one stretch at a time."""
+    so their pairwise slopes are the same numbers, taken once: a stretch's pairs are a tail
+    of them. Its residuals' and values' medians come from row sorts of one matrix, the
+    points before each stretch set aside. A curve that is bucketed (over MAX_POINTS), has a
+    non-finite value or a stretch under 3 points is fitted one stretch at a time."""
     x = np.asarray(values, dtype=float)
     n = len(x)
     c = np.asarray(starts, dtype=int)
@@ -278,9 +278,10 @@ def _sorted_median(rows: np.ndarray, counts: np.ndarray, index: np.ndarray) -> n
 def _near_best(t: np.ndarray, y: np.ndarray, taus: np.ndarray) -> np.ndarray:
     """The bends among ``taus`` whose two-piece line's squared error is within a millionth
     of the least, found for all bends at once by the normal equations; ``change_point``
-    then takes its least-squares answer for just these (the normal equations' rounding,
-    far under a millionth, cannot change which bend is best). All of them when the
-    equations are singular."""
+    then takes its least-squares answer for just these. The normal equations' rounding is
+    far under a millionth at these sizes (to 256 points, 200 bends): on 3,000 generated
+    curves, and in the tests, the bend is the one least squares finds over every bend. All
+    of them when the equations are singular or give a non-finite error."""
     if len(taus) <= 2:
         return taus
     shifted = t[None, :] - taus[:, None].astype(float)
