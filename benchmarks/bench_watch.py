@@ -93,7 +93,7 @@ def measure(name: str, make: Callable[[], tuple[Callable[[Any], None], Any, Any]
 
     Two readings of "median of 5". (1) Each round's watched time against the mean of the
     plain loops right before and after it (A B A: a drift of the machine's speed that is
-    steady over the round cancels), median over the rounds: the headline, since this
+    steady over the round cancels), median over the rounds; still drift-prone, since this
     machine's speed drifts by more than the effect over a few minutes (the same 600 steps
     took 8.7-11.5 s in one run, 2026-12-01). (2) The median of each side, then their ratio
     (what earlier stops reported): drift between rounds enters it. The noise floor of each:
