@@ -463,8 +463,7 @@ def _rising(x: FloatArray, m: int, skip: int) -> bool:
     tail = x[m + skip:]
     if len(tail) >= 3:
         fitted = trend.fit(tail)
-        t = trend.t_quantile(min(fitted.points, trend.MAX_POINTS) - 2, _Z_DIVERGENCE)
-        return fitted.slope - t * fitted.se > 0
+        return fitted.slope - fitted.t_at(_Z_DIVERGENCE) * fitted.se > 0
     if not len(tail):
         return False
     base = x[m:m + skip]

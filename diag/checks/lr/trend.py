@@ -108,11 +108,14 @@ class Trend:
     def improving(self) -> bool:
         return self.significant and self.pace >= PACE
 
-    def improving_at(self, z: float) -> bool:
-        """``improving`` at another one-sided level, given by its normal quantile ``z``
+    def t_at(self, z: float) -> float:
+        """The one-sided critical value at another level, given by its normal quantile ``z``
         (the fit's degrees of freedom: its points, bucketed to at most MAX_POINTS, less 2)."""
-        t = t_quantile(min(self.points, MAX_POINTS) - 2, z)
-        return self.pace >= PACE and self.pace - t * self.pace_se > 0
+        return t_quantile(min(self.points, MAX_POINTS) - 2, z)
+
+    def improving_at(self, z: float) -> bool:
+        """``improving`` at another one-sided level, given by its normal quantile ``z``."""
+        return self.pace >= PACE and self.pace - self.t_at(z) * self.pace_se > 0
 
     @property
     def flat(self) -> bool:
@@ -196,20 +199,32 @@ def fit(values: np.ndarray, horizon: int | None = None, unbiased: bool = False) 
     if n < 3:
         return Trend(0.0, math.inf, n, level, horizon, math.inf)
     t, y = _bucketed(x)
+    slope = median(_pair_slopes(t, y))
+    resid = y - slope * t
+    resid = resid - median(resid)
+    spread = _spread(len(t)) if len(t) == n else float(np.sum((t - t.mean()) ** 2))
+    return _trend(slope, median(np.abs(resid)), n, len(t), level, horizon, unbiased, spread)
+
+
+def _pair_slopes(t: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The slope of every pair of points (i < j, ordered by i: ``_pairs``)."""
     i, j = _pairs(len(t))
     # in place: each temporary of up to 32,640 pairs is a fresh allocation (page faults)
-    slopes = y[j]
+    slopes: np.ndarray = y[j]
     slopes -= y[i]
     gaps = t[j]
     gaps -= t[i]
     slopes /= gaps
-    slope = median(slopes)
-    resid = y - slope * t
-    resid = resid - median(resid)
-    sigma = 1.4826 * median(np.abs(resid)) * (_mad_small_sample(len(t)) if unbiased else 1.0)
-    spread = _spread(len(t)) if len(t) == n else float(np.sum((t - t.mean()) ** 2))
+    return slopes
+
+
+def _trend(slope: float, mad: float, points: int, fitted: int, level: float, horizon: int,
+           unbiased: bool, spread: float) -> Trend:
+    """The Trend of a Theil-Sen line through ``fitted`` positions (``points`` before any
+    bucketing) whose residuals' median absolute deviation is ``mad``."""
+    sigma = 1.4826 * mad * (_mad_small_sample(fitted) if unbiased else 1.0)
     se = sigma / math.sqrt(spread) if spread > 0 else math.inf
-    return Trend(slope, se, n, level, horizon, t_quantile(len(t) - 2))
+    return Trend(slope, se, points, level, horizon, t_quantile(fitted - 2))
 
 
 def suffix_fits(values: np.ndarray, starts: np.ndarray, horizon: int | None = None,
@@ -228,12 +243,7 @@ def suffix_fits(values: np.ndarray, starts: np.ndarray, horizon: int | None = No
             or not np.isfinite(x).all()):
         return [fit(x[int(k):], horizon, unbiased) for k in c]
     t = np.arange(n, dtype=float)
-    i, j = _pairs(n)
-    slopes = x[j]
-    slopes -= x[i]
-    gaps = t[j]
-    gaps -= t[i]
-    slopes /= gaps
+    slopes = _pair_slopes(t, x)
     m = n - c  # points of each stretch
     # the pairs (i < j, ordered by i) inside the stretch from c are those from i = c on: a
     # tail of the same array
@@ -254,16 +264,9 @@ def suffix_fits(values: np.ndarray, starts: np.ndarray, horizon: int | None = No
     level_rows = np.where(outside, np.inf, x[None, :])
     level_rows.sort(axis=1)
     level = _sorted_median(level_rows, m, rows)
-    out = []
-    for k in range(len(c)):
-        size = int(m[k])
-        h = max(int(horizon or horizon_of(size)), 1)
-        sigma = 1.4826 * float(mad[k]) * (_mad_small_sample(size) if unbiased else 1.0)
-        spread = _spread(size)
-        se = sigma / math.sqrt(spread) if spread > 0 else math.inf
-        out.append(Trend(float(slope[k]), se, size, float(level[k]), h,
-                         t_quantile(size - 2)))
-    return out
+    return [_trend(float(slope[k]), float(mad[k]), size, size, float(level[k]),
+                   max(int(horizon or horizon_of(size)), 1), unbiased, _spread(size))
+            for k, size in enumerate(m.tolist())]
 
 
 def _sorted_median(rows: np.ndarray, counts: np.ndarray, index: np.ndarray) -> np.ndarray:
