@@ -205,6 +205,8 @@ def _read(path: str) -> dict[str, Any] | None:
         return None
     if not isinstance(data, dict):
         return None
+    if os.path.exists(f"{path}.term"):  # stopped by a signal (worker._note_termination)
+        data["terminated"] = True
     try:
         with open(f"{path}.now", encoding="utf-8") as fh:
             now = json.load(fh)

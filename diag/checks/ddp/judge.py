@@ -97,15 +97,21 @@ def _failures(records: Sequence[dict[str, Any] | None], findings: list[Finding],
     explained = True
     culprits: list[int] = []
     failed = [r for r in records if r is not None and (r.get("error") or r.get("stuck"))]
+    # ranks torchrun stopped (SIGTERM) after another failed: consequences, like a rank whose
+    # collective lost its peers; one waiting in a collective may be stopped before that
+    # collective raises, so it leaves no error of its own
+    stopped = [r for r in records if r is not None and r.get("terminated")
+               and not r.get("error") and not r.get("stuck")]
     # a rank in user code that raised or hung is a cause; a rank whose collective lost its
     # peers, or that waits inside torch for them, is a consequence
     causes = [r for r in failed if (r.get("error") and not r["error"].get("collective"))
               or (r.get("stuck") and r["stuck"].get("in_user_code"))]
-    if failed and not causes:
-        # only collectives failed: a rank that left neither an error nor a hang behind
-        # died under them (killed, os._exit, a crash in native code)
+    if not causes:
+        # a rank that did not finish and left neither an error, a hang nor a stop behind
+        # died (killed, os._exit, a crash in native code); a run with one never passes
         died = [r for r in records if r is not None and not r.get("error")
-                and not r.get("stuck") and r.get("phase") != "done"]
+                and not r.get("stuck") and not r.get("terminated")
+                and r.get("phase") != "done"]
         for dead in died:
             findings.append(Finding(
                 Severity.ERROR, f"rank {dead['rank']} died at step {dead.get('step')} "
@@ -169,8 +175,8 @@ def _failures(records: Sequence[dict[str, Any] | None], findings: list[Finding],
                 where, rule="rank-hang"))
             explained = False
     for rank, other in enumerate(records):
-        if other is None or other.get("error") or other.get("stuck") or not failed or \
-                rank in culprits:
+        if other is None or other.get("error") or other.get("stuck") or \
+                not (failed or stopped or culprits) or rank in culprits:
             continue
         if other.get("phase") != "done":
             findings.append(Finding(

@@ -19,6 +19,7 @@ import datetime
 import hashlib
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -570,6 +571,7 @@ def rank_main(job: dict[str, Any], path: str | None, exit_on_error: bool
     rec = Recorder(path, rank, world)
     dog = Watchdog(rec, float(job["deadline"]) - MARGIN_S)
     dog.start()
+    before = _note_termination(path)
     group = None
     started = time.perf_counter()
     try:
@@ -589,8 +591,29 @@ def rank_main(job: dict[str, Any], path: str | None, exit_on_error: bool
     finally:
         rec.set(duration_s=round(time.perf_counter() - started, 3))
         rec.flush()
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
     dog.stop()
     return rec, group
+
+
+def _note_termination(path: str | None) -> Any:
+    """In launch mode (our own worker process), a SIGTERM (torchrun stopping this rank
+    after another one failed) leaves ``<record>.term`` behind before the rank exits, so a
+    rank that was stopped is told from one that died (a rank waiting in a collective can
+    be stopped before its collective raises, and would otherwise leave no trace either).
+    The mark is its own file: the handler runs between any two bytecodes of the main
+    thread, maybe inside ``Recorder.set`` (its lock is not reentrant). Returns the handler
+    it replaced (None: none installed, as in attach mode, the user's process)."""
+    if path is None:
+        return None
+
+    def stopped(signum: int, frame: Any) -> None:
+        with contextlib.suppress(OSError), open(f"{path}.term", "w", encoding="utf-8") as fh:
+            fh.write(str(signum))
+        os._exit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, stopped)
 
 
 def main(argv: list[str]) -> int:
