@@ -1,0 +1,141 @@
+"""How firm is the range-test benchmark's truth against the grid's own seeds? The grid
+(benchmarks/lr_grid.py) takes the best LR from the mean loss of two seeds. This runs the same
+grid (Adam, 10^-4 to 10^0 in quarter decades, 3 epochs) seed by seed for seeds 0-5 and keeps
+every seed's loss (benchmarks/data/lr_grid_seeds.json), then asks how far the best LR moves
+when the two seeds behind it are another pair: the pairs (0, 1), (2, 3), (4, 5), and the
+median over all 15 pairs of six seeds. A distance target of 0.5 decades is only meaningful
+where the truth itself moves less than that.
+
+The six seeds' mean is also written as a grid (data/lr_grid_6seeds.json, lr_grid.py's
+format): ``python benchmarks/bench_lr.py --rescore benchmarks/data/lr_bench_20seeds_2sweeps.json
+--grid benchmarks/data/lr_grid_6seeds.json`` scores the recorded answers against it.
+
+Run: python benchmarks/lr_grid_seeds.py [--report] (``--report``: train nothing, use the
+recorded file; it also scores the range-test answers recorded in data/lr_sweeps.json against
+each pair's truth).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+HERE = Path(__file__).resolve().parent / "data"
+OUT = HERE / "lr_grid_seeds.json"
+GRID6 = HERE / "lr_grid_6seeds.json"
+SEEDS = tuple(range(6))
+EPOCHS = 3
+EXPONENTS = np.arange(-4, 0.01, 0.25)
+
+
+def record() -> None:
+    import torch
+    from lr_tasks import tasks, train_loss_after
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    result: dict[str, object] = {"epochs": EPOCHS, "seeds": list(SEEDS), "optimizer": "Adam",
+                                 "tasks": {}}
+    for task in tasks():
+        start = time.perf_counter()
+        losses = {f"{float(10 ** e):.6g}": [train_loss_after(task, float(10 ** e), s, EPOCHS)
+                                            for s in SEEDS] for e in EXPONENTS}
+        result["tasks"][task.name] = {  # type: ignore[index]
+            "loss_by_lr_and_seed": {k: [v if math.isfinite(v) else None for v in vs]
+                                    for k, vs in losses.items()}}
+        print(f"{task.name:22} [{time.perf_counter() - start:.0f} s]", flush=True)
+    OUT.write_text(json.dumps(result, indent=1) + "\n")
+
+
+def best_of(losses: dict[str, list[float | None]], seeds: tuple[int, ...]) -> float:
+    """The grid's best LR from the mean loss of ``seeds`` (as lr_grid.py takes it)."""
+    means = {}
+    for lr, vs in losses.items():
+        picked = [vs[s] for s in seeds]
+        if all(v is not None for v in picked):
+            means[float(lr)] = statistics.mean(picked)  # type: ignore[arg-type]
+    return min(means, key=means.__getitem__)
+
+
+def write_grid() -> None:
+    """The six seeds' mean loss as a grid in lr_grid.py's format (data/lr_grid_6seeds.json),
+    for ``bench_lr.py --rescore FILE --grid`` it: a loss that blew up on any seed is inf, as
+    in lr_grid.py's mean."""
+    from lr_tasks import tasks
+
+    recorded = json.loads(OUT.read_text())
+    steps = {t.name: t.batches_per_epoch for t in tasks()}
+    result: dict[str, object] = {"epochs": EPOCHS, "seeds": list(SEEDS), "optimizer": "Adam",
+                                 "tasks": {}}
+    for name, row in recorded["tasks"].items():
+        grid = {lr: (statistics.mean(vs) if all(v is not None for v in vs) else math.inf)
+                for lr, vs in row["loss_by_lr_and_seed"].items()}
+        finite = {k: v for k, v in grid.items() if math.isfinite(v)}
+        best = min(finite, key=finite.__getitem__)
+        good = sorted(float(k) for k, v in finite.items() if v <= 2 * finite[best])
+        result["tasks"][name] = {  # type: ignore[index]
+            "best_lr": float(best), "best_loss": finite[best],
+            "within_2x_of_best_loss": [good[0], good[-1]],
+            "loss_by_lr": {k: (v if math.isfinite(v) else None) for k, v in grid.items()},
+            "batches_per_epoch": steps[name], "epochs": EPOCHS,
+            "steps": EPOCHS * steps[name]}
+    GRID6.write_text(json.dumps(result, indent=1) + "\n")
+
+
+def report() -> None:
+    from bench_lr import rule_answers
+
+    grid = json.loads(OUT.read_text())["tasks"]
+    committed = json.loads((HERE / "lr_grid.json").read_text())["tasks"]
+    sweeps = json.loads((HERE / "lr_sweeps.json").read_text())["runs"] \
+        if (HERE / "lr_sweeps.json").exists() else {}
+    pairs = list(itertools.combinations(SEEDS, 2))
+    print("the grid's best LR from each pair of seeds' mean loss; how far it moves (decades); "
+          "diag's and torch-lr-finder's median distance (20 seeds' sweeps) against each truth")
+    print(f"  {'task':22} {'committed':>9} {'(0,1)':>7} {'(2,3)':>7} {'(4,5)':>7} "
+          f"{'all 6':>7} {'pairs: median move / max':>25}   diag vs pair truths   "
+          "torch-lr-finder vs pair truths")
+    for name, row in grid.items():
+        losses = row["loss_by_lr_and_seed"]
+        bests = {p: best_of(losses, p) for p in pairs}
+        ref = best_of(losses, (0, 1))
+        moves = [abs(math.log10(b / ref)) for b in bests.values()]
+        all_pairs = [abs(math.log10(a / b)) for a, b in itertools.combinations(bests.values(), 2)]
+        line = (f"  {name:22} {committed[name]['best_lr']:9.3g} "
+                + " ".join(f"{bests[p]:7.3g}" for p in ((0, 1), (2, 3), (4, 5)))
+                + f" {best_of(losses, SEEDS):7.3g} {statistics.median(all_pairs):12.2f} / "
+                  f"{max(all_pairs):.2f}  ")
+        if name in sweeps:
+            ours = []
+            theirs = []
+            for r in sweeps[name]:
+                n = min(len(s) for s in r["sweeps"])
+                mean = [sum(s[i] for s in r["sweeps"]) / len(r["sweeps"]) for i in range(n)]
+                ours.append(rule_answers(r["lrs"][:n], mean)["ensemble"])
+                theirs.append(r["torch_lr_finder"])
+
+            def dist(answers: list[float | None], truth: float) -> float:
+                found = [a for a in answers if a]
+                return statistics.median(abs(math.log10(a / truth)) for a in found)
+
+            d_ours = [dist(ours, bests[p]) for p in ((0, 1), (2, 3), (4, 5))]
+            d_tlf = [dist(theirs, bests[p]) for p in ((0, 1), (2, 3), (4, 5))]
+            line += (" ".join(f"{d:.2f}" for d in d_ours) + "       "
+                     + " ".join(f"{d:.2f}" for d in d_tlf))
+        del moves
+        print(line)
+
+
+if __name__ == "__main__":
+    if "--report" not in sys.argv:
+        record()
+    write_grid()
+    report()

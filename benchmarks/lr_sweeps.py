@@ -1,0 +1,65 @@
+"""Record the range test's raw sweeps on the nine tasks (benchmarks/lr_tasks.py), so that a
+reading of them can be scored offline against the grid (benchmarks/lr_readings.py) without
+sweeping again: per task and seed, the sweep's LRs, each of diag's sweeps' losses as
+recorded, and torch-lr-finder's suggestion on the same model and batches.
+
+Run: python benchmarks/lr_sweeps.py [--seeds N] [--out FILE]
+(default 20 seeds, benchmarks/data/lr_sweeps.json).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def record(seeds: int) -> dict[str, Any]:
+    import torch
+    from bench_lr import torch_lr_finder_answer
+    from lr_tasks import tasks
+    from torch_lr_finder import LRFinder
+
+    from diag.checks.lr.rangetest import range_test
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    out: dict[str, Any] = {}
+    for task in tasks():
+        rows = []
+        start = time.perf_counter()
+        for seed in range(seeds):
+            model = task.make(seed)
+            opt = torch.optim.Adam(model.parameters(), lr=1e-7)
+            rt = range_test(model, opt, task.batches(seed), task.loss, start_lr=1e-7,
+                            end_lr=10.0, num_iter=100)
+            model = task.make(seed)
+            opt = torch.optim.Adam(model.parameters(), lr=1e-7)
+            finder = LRFinder(model, opt, task.loss, device="cpu")
+            with contextlib.redirect_stdout(io.StringIO()), \
+                    contextlib.redirect_stderr(io.StringIO()):
+                finder.range_test(task.loader(seed), start_lr=1e-7, end_lr=10.0, num_iter=100)
+                finder.reset()
+            rows.append({"seed": seed, "lrs": [float(f"{v:.6g}") for v in rt.lrs],
+                         "sweeps": [[float(f"{v:.6g}") for v in s] for s in rt.sweeps],
+                         "torch_lr_finder": torch_lr_finder_answer(finder.history)})
+        out[task.name] = rows
+        print(f"{task.name}: {seeds} seeds in {time.perf_counter() - start:.1f} s", flush=True)
+    return out
+
+
+def main() -> None:
+    seeds = int(sys.argv[sys.argv.index("--seeds") + 1]) if "--seeds" in sys.argv else 20
+    path = (Path(sys.argv[sys.argv.index("--out") + 1]) if "--out" in sys.argv
+            else Path(__file__).resolve().parent / "data" / "lr_sweeps.json")
+    path.write_text(json.dumps({"seeds": seeds, "runs": record(seeds)}) + "\n")
+    print(f"written {path}")
+
+
+if __name__ == "__main__":
+    main()
