@@ -10,7 +10,10 @@ The six seeds' mean is also written as a grid (data/lr_grid_6seeds.json, lr_grid
 format): ``python benchmarks/bench_lr.py --rescore benchmarks/data/lr_bench_20seeds_2sweeps.json
 --grid benchmarks/data/lr_grid_6seeds.json`` scores the recorded answers against it.
 
-Run: python benchmarks/lr_grid_seeds.py [--report] (``--report``: train nothing, use the
+``--fresh``: the tasks added after the candidates were fixed (lr_tasks.fresh_tasks), written
+to lr_grid_seeds_fresh.json and lr_grid_6seeds_fresh.json.
+
+Run: python benchmarks/lr_grid_seeds.py [--report] [--fresh] (``--report``: train nothing, use the
 recorded file; it also scores the range-test answers recorded in data/lr_sweeps.json against
 each pair's truth).
 """
@@ -30,8 +33,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 HERE = Path(__file__).resolve().parent / "data"
-OUT = HERE / "lr_grid_seeds.json"
-GRID6 = HERE / "lr_grid_6seeds.json"
+FRESH = "--fresh" in sys.argv
+OUT = HERE / ("lr_grid_seeds_fresh.json" if FRESH else "lr_grid_seeds.json")
+GRID6 = HERE / ("lr_grid_6seeds_fresh.json" if FRESH else "lr_grid_6seeds.json")
 SEEDS = tuple(range(6))
 EPOCHS = 3
 EXPONENTS = np.arange(-4, 0.01, 0.25)
@@ -39,12 +43,12 @@ EXPONENTS = np.arange(-4, 0.01, 0.25)
 
 def record() -> None:
     import torch
-    from lr_tasks import tasks, train_loss_after
+    from lr_tasks import fresh_tasks, tasks, train_loss_after
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     result: dict[str, object] = {"epochs": EPOCHS, "seeds": list(SEEDS), "optimizer": "Adam",
                                  "tasks": {}}
-    for task in tasks():
+    for task in fresh_tasks() if FRESH else tasks():
         start = time.perf_counter()
         losses = {f"{float(10 ** e):.6g}": [train_loss_after(task, float(10 ** e), s, EPOCHS)
                                             for s in SEEDS] for e in EXPONENTS}
@@ -69,10 +73,10 @@ def write_grid() -> None:
     """The six seeds' mean loss as a grid in lr_grid.py's format (data/lr_grid_6seeds.json),
     for ``bench_lr.py --rescore FILE --grid`` it: a loss that blew up on any seed is inf, as
     in lr_grid.py's mean."""
-    from lr_tasks import tasks
+    from lr_tasks import fresh_tasks, tasks
 
     recorded = json.loads(OUT.read_text())
-    steps = {t.name: t.batches_per_epoch for t in tasks()}
+    steps = {t.name: t.batches_per_epoch for t in (fresh_tasks() if FRESH else tasks())}
     result: dict[str, object] = {"epochs": EPOCHS, "seeds": list(SEEDS), "optimizer": "Adam",
                                  "tasks": {}}
     for name, row in recorded["tasks"].items():
@@ -94,9 +98,9 @@ def report() -> None:
     from bench_lr import rule_answers
 
     grid = json.loads(OUT.read_text())["tasks"]
-    committed = json.loads((HERE / "lr_grid.json").read_text())["tasks"]
-    sweeps = json.loads((HERE / "lr_sweeps.json").read_text())["runs"] \
-        if (HERE / "lr_sweeps.json").exists() else {}
+    committed = {} if FRESH else json.loads((HERE / "lr_grid.json").read_text())["tasks"]
+    recorded = HERE / ("lr_sweeps_fresh.json" if FRESH else "lr_sweeps.json")
+    sweeps = json.loads(recorded.read_text())["runs"] if recorded.exists() else {}
     pairs = list(itertools.combinations(SEEDS, 2))
     print("the grid's best LR from each pair of seeds' mean loss; how far it moves (decades); "
           "diag's and torch-lr-finder's median distance (20 seeds' sweeps) against each truth")
@@ -109,7 +113,7 @@ def report() -> None:
         ref = best_of(losses, (0, 1))
         moves = [abs(math.log10(b / ref)) for b in bests.values()]
         all_pairs = [abs(math.log10(a / b)) for a, b in itertools.combinations(bests.values(), 2)]
-        line = (f"  {name:22} {committed[name]['best_lr']:9.3g} "
+        line = (f"  {name:22} {committed[name]['best_lr'] if committed else math.nan:9.3g} "
                 + " ".join(f"{bests[p]:7.3g}" for p in ((0, 1), (2, 3), (4, 5)))
                 + f" {best_of(losses, SEEDS):7.3g} {statistics.median(all_pairs):12.2f} / "
                   f"{max(all_pairs):.2f}  ")

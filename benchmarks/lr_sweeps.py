@@ -3,8 +3,9 @@ reading of them can be scored offline against the grid (benchmarks/lr_readings.p
 sweeping again: per task and seed, the sweep's LRs, each of diag's sweeps' losses as
 recorded, and torch-lr-finder's suggestion on the same model and batches.
 
-Run: python benchmarks/lr_sweeps.py [--seeds N] [--out FILE]
-(default 20 seeds, benchmarks/data/lr_sweeps.json).
+Run: python benchmarks/lr_sweeps.py [--seeds N] [--out FILE] [--fresh]
+(default 20 seeds, benchmarks/data/lr_sweeps.json; ``--fresh``: the tasks added after the
+candidates were fixed, lr_tasks.fresh_tasks, to lr_sweeps_fresh.json).
 """
 
 from __future__ import annotations
@@ -20,17 +21,17 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def record(seeds: int) -> dict[str, Any]:
+def record(seeds: int, fresh: bool = False) -> dict[str, Any]:
     import torch
     from bench_lr import torch_lr_finder_answer
-    from lr_tasks import tasks
+    from lr_tasks import fresh_tasks, tasks
     from torch_lr_finder import LRFinder
 
     from diag.checks.lr.rangetest import range_test
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     out: dict[str, Any] = {}
-    for task in tasks():
+    for task in fresh_tasks() if fresh else tasks():
         rows = []
         start = time.perf_counter()
         for seed in range(seeds):
@@ -55,9 +56,11 @@ def record(seeds: int) -> dict[str, Any]:
 
 def main() -> None:
     seeds = int(sys.argv[sys.argv.index("--seeds") + 1]) if "--seeds" in sys.argv else 20
+    fresh = "--fresh" in sys.argv
+    name = "lr_sweeps_fresh.json" if fresh else "lr_sweeps.json"
     path = (Path(sys.argv[sys.argv.index("--out") + 1]) if "--out" in sys.argv
-            else Path(__file__).resolve().parent / "data" / "lr_sweeps.json")
-    path.write_text(json.dumps({"seeds": seeds, "runs": record(seeds)}) + "\n")
+            else Path(__file__).resolve().parent / "data" / name)
+    path.write_text(json.dumps({"seeds": seeds, "runs": record(seeds, fresh)}) + "\n")
     print(f"written {path}")
 
 

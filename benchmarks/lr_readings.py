@@ -1,0 +1,132 @@
+"""The range test's candidate readings, scored offline on the recorded raw sweeps
+(benchmarks/lr_sweeps.py: 9 tasks x 20 seeds, diag's two sweeps averaged as diag averages
+them) against the grid's truth, and chosen by leave-one-task-out; then the rule chosen on all
+nine is scored, untouched, on the tasks added after the candidates were fixed
+(lr_tasks.fresh_tasks; lr_sweeps.py --fresh, lr_grid_seeds.py --fresh).
+
+The candidates were fixed before those tasks were labelled: the steepest fall of the smoothed
+loss, the valley entry, a tenth of the LR at the smoothed minimum (each ``range_rules``), the
+median of the three (diag's rule until 2026-12-01), and the median of the valley entry and a
+tenth of the minimum's LR (the steepest fall left out: its five-seed spread is over two
+decades on six of the nine tasks). Each is scored per task as bench_lr.py scores it: the
+median distance from the grid's best LR and the spread of five seeds (the median over every
+draw of five of the 20), in decades; leave-one-task-out picks the candidate with the least
+mean distance + spread on the other eight and scores it on the one left out.
+
+Truth: the six-seed grid (lr_grid_6seeds.json; lr_grid_seeds.py), and beside it the
+committed two-seed grid (lr_grid.json), whose best LR moves up to 0.75 decades with the pair
+of seeds behind it.
+
+Run: python benchmarks/lr_readings.py
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_lr import score  # noqa: E402
+
+from diag.checks.lr.detect import median_of_rules, range_rules  # noqa: E402
+
+HERE = Path(__file__).resolve().parent / "data"
+CANDIDATES = ("steepest", "valley", "min_tenth", "median of three", "median of valley, tenth")
+
+
+def mean_sweep(row: dict[str, Any]) -> tuple[list[float], list[float]]:
+    """The sweeps averaged point by point over the LRs every sweep reached (range_test's
+    ``losses``)."""
+    n = min(len(s) for s in row["sweeps"])
+    lrs = list(1e-7 * (1e8 ** (np.arange(n) / 99)))
+    return lrs, [sum(s[i] for s in row["sweeps"]) / len(row["sweeps"]) for i in range(n)]
+
+
+def readings(row: dict[str, Any]) -> dict[str, float | None]:
+    """Each candidate's LR on one seed's sweeps (None: it declines)."""
+    from diag.checks.lr.detect import suggest_range_lr
+
+    lrs, losses = mean_sweep(row)
+    rules = range_rules(lrs, losses)
+    valley = rules["valley"]
+    declined = suggest_range_lr(lrs, losses)
+    out: dict[str, float | None] = {k: v if isinstance(v, float) else None
+                                    for k, v in rules.items() if k != "_valley"}
+    out["median of three"] = median_of_rules(
+        v for k, v in rules.items() if k != "_valley" and isinstance(v, float))[0]
+    out["median of valley, tenth"] = median_of_rules(
+        (valley if isinstance(valley, float) else None, out["min_tenth"]))[0]
+    if declined.lr is None and declined.reason.startswith(("the loss never fell", "only ",
+                                                           "the loss falls from the very")):
+        out = dict.fromkeys(out)  # diag declines before any rule is read
+    return out
+
+
+def table_of(runs: dict[str, Any], grid: dict[str, Any]) -> dict[str, dict[str, tuple]]:
+    table = {}
+    for task, rows in runs.items():
+        per = [readings(r) for r in rows]
+        best = grid[task]["best_lr"]
+        table[task] = {k: score([p[k] for p in per], best) for k in CANDIDATES}
+        table[task]["torch-lr-finder"] = score([r["torch_lr_finder"] for r in rows], best)
+    return table
+
+
+def show(table: dict[str, dict[str, tuple]], grid: dict[str, Any], title: str) -> None:
+    print(title)
+    cols = (*CANDIDATES, "torch-lr-finder")
+    print(f"  {'task':26} {'best':>7} " + " ".join(f"{c[:23]:>23}" for c in cols))
+    for task, row in table.items():
+        cells = " ".join(f"{d:5.2f} / {s:4.2f} [{o:4.2f}]    " if math.isfinite(d)
+                         else f"{'none':>23}" for d, s, _, o in (row[c] for c in cols))
+        print(f"  {task:26} {grid[task]['best_lr']:7.3g} {cells}")
+    for c in cols:
+        over = [t for t, row in table.items() if row[c][0] > 0.5 or row[c][1] > 0.3]
+        print(f"  {c:26} misses 0.5 decades or a spread of 0.3 on: {', '.join(over) or 'none'}")
+
+
+def leave_one_out(table: dict[str, dict[str, tuple]]) -> str:
+    def cost(rule: str, names: list[str]) -> float:
+        return statistics.mean(min(table[n][rule][0] + table[n][rule][1], 10) for n in names)
+
+    names = list(table)
+    held = []
+    for out in names:
+        chosen = min(CANDIDATES, key=lambda r: cost(r, [n for n in names if n != out]))
+        d, s = table[out][chosen][:2]
+        held.append((d, s))
+        print(f"  left out {out:26} chose {chosen:24} distance {d:.2f}, spread {s:.2f}")
+    overall = min(CANDIDATES, key=lambda r: cost(r, names))
+    print(f"  mean over the held-out tasks: distance {statistics.mean(h[0] for h in held):.2f}, "
+          f"spread {statistics.mean(h[1] for h in held):.2f}; chosen on all nine: {overall}")
+    return overall
+
+
+def main() -> None:
+    runs = json.loads((HERE / "lr_sweeps.json").read_text())["runs"]
+    chosen = ""
+    for name in ("lr_grid_6seeds.json", "lr_grid.json"):
+        grid = json.loads((HERE / name).read_text())["tasks"]
+        table = table_of(runs, grid)
+        show(table, grid, f"against {name}: median distance / five-seed spread (decades) "
+                          "[the share of five-seed draws over 0.3], 20 seeds")
+        print("leave-one-task-out")
+        pick = leave_one_out(table)
+        chosen = chosen or pick
+    fresh = HERE / "lr_sweeps_fresh.json"
+    if fresh.exists():
+        grid = json.loads((HERE / "lr_grid_6seeds_fresh.json").read_text())["tasks"]
+        table = table_of(json.loads(fresh.read_text())["runs"], grid)
+        show(table, grid, f"tasks added after the candidates were fixed (scored only; chosen "
+                          f"on the nine against the six-seed grid: {chosen})")
+
+
+if __name__ == "__main__":
+    main()
