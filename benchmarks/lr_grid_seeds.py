@@ -128,6 +128,8 @@ def report() -> None:
 
             def dist(answers: list[float | None], truth: float) -> float:
                 found = [a for a in answers if a]
+                if not found:  # declined on every seed
+                    return math.nan
                 return statistics.median(abs(math.log10(a / truth)) for a in found)
 
             d_ours = [dist(ours, bests[p]) for p in ((0, 1), (2, 3), (4, 5))]
