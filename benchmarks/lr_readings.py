@@ -38,7 +38,38 @@ from bench_lr import score  # noqa: E402
 from diag.checks.lr.detect import median_of_rules, range_rules  # noqa: E402
 
 HERE = Path(__file__).resolve().parent / "data"
-CANDIDATES = ("steepest", "valley", "min_tenth", "median of three", "median of valley, tenth")
+CANDIDATES = ("steepest", "valley", "min_tenth", "median of three", "median of valley, tenth",
+              "parting", "median of three, parting", "median of valley, tenth, parting")
+"""The last three were added after the first five had been scored on every task (the fresh
+ones included), defined and committed before any of them was computed: where diag's two
+sweeps part ways (``parting``), alone and as a member of either median."""
+
+
+def parting(row: dict[str, Any]) -> float | None:
+    """Where the two sweeps (the same start, different batches) part ways: the first LR at
+    which their relative disagreement |a - b| / mean(|a|, |b|), smoothed by a centred moving
+    median of 9 points, exceeds twice the 90th percentile of that smoothed disagreement over
+    the sweep's first quarter (LRs 1e-7 to 1e-5, where the weights barely move and the two
+    differ by their batches alone). Up to there both sweeps follow the same path; past it
+    the path depends on the batches drawn, as when an LR is too large for steady training.
+    None when they never part, or part within the first quarter."""
+    from diag.checks.lr.detect import smooth_robust
+
+    if len(row["sweeps"]) < 2:
+        return None
+    n = min(len(s) for s in row["sweeps"])
+    a, b = (np.asarray(s[:n], float) for s in row["sweeps"][:2])
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    lrs = (1e-7 * (1e8 ** (np.arange(n) / 99)))[ok]
+    quarter = 25
+    if len(a) <= quarter + 5:
+        return None
+    rel = np.abs(a - b) / np.maximum((np.abs(a) + np.abs(b)) / 2, 1e-12)
+    smoothed = smooth_robust(rel, 9)
+    threshold = 2 * float(np.percentile(smoothed[:quarter], 90))
+    above = np.flatnonzero(smoothed[quarter:] > threshold)
+    return float(lrs[quarter + above[0]]) if above.size else None
 
 
 def mean_sweep(row: dict[str, Any]) -> tuple[list[float], list[float]]:
@@ -63,6 +94,12 @@ def readings(row: dict[str, Any]) -> dict[str, float | None]:
         v for k, v in rules.items() if k != "_valley" and isinstance(v, float))[0]
     out["median of valley, tenth"] = median_of_rules(
         (valley if isinstance(valley, float) else None, out["min_tenth"]))[0]
+    out["parting"] = parting(row)
+    out["median of three, parting"] = median_of_rules(
+        (*(v for k, v in rules.items() if k != "_valley" and isinstance(v, float)),
+         out["parting"]))[0]
+    out["median of valley, tenth, parting"] = median_of_rules(
+        (valley if isinstance(valley, float) else None, out["min_tenth"], out["parting"]))[0]
     if declined.lr is None and declined.reason.startswith(("the loss never fell", "only ",
                                                            "the loss falls from the very")):
         out = dict.fromkeys(out)  # diag declines before any rule is read
