@@ -278,6 +278,50 @@ def test_range_test_averages_sweeps_that_start_from_the_same_state() -> None:
     assert len(rt.losses) == len(rt.lrs) == min(len(a), len(b))
 
 
+class _GRUClassifier(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.gru = torch.nn.GRU(4, 32, batch_first=True)
+        self.head = torch.nn.Linear(32, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.gru(x)
+        return self.head(out[:, -1])
+
+
+@pytest.mark.parametrize("learnable", [False, True])
+def test_the_range_test_declines_on_a_real_model_that_cannot_learn(learnable: bool) -> None:
+    """A GRU on generated sequences (benchmarks/lr_tasks.py's fresh tasks). Its label is
+    whether the product of two channels' sums is positive: in the benchmark's grid it learned
+    at no LR in 3 epochs (every loss within 10 % of ln 2), and the range test said "the loss
+    never fell" on all 20 seeds (torch-lr-finder printed an LR on every one). The twin, the
+    sign of one channel's sum, is learned: the range test gives an LR."""
+    from diag.checks.lr.detect import suggest_range_lr
+    from diag.checks.lr.rangetest import range_test
+
+    g = torch.Generator().manual_seed(0)
+    seq = torch.randn(512, 20, 4, generator=g)
+    label = ((seq[:, :, 0].sum(1) > 0) if learnable
+             else (seq[:, :, 0].sum(1) * seq[:, :, 1].sum(1) > 0)).long()
+    torch.manual_seed(0)
+    model = _GRUClassifier()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-7)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(seq, label),
+                                         batch_size=32, shuffle=True, drop_last=True,
+                                         generator=torch.Generator().manual_seed(0))
+
+    def batches() -> Any:
+        while True:
+            yield from loader
+
+    rt = range_test(model, opt, batches(), torch.nn.functional.cross_entropy)
+    answer = suggest_range_lr(rt.lrs, rt.losses)
+    if learnable:
+        assert answer.lr is not None and 1e-3 <= answer.lr <= 0.1, answer.reason
+    else:
+        assert answer.lr is None and answer.reason.startswith("the loss never fell"), answer
+
+
 def test_verify_measures_the_gain_of_the_lower_lr() -> None:
     """Linear regression at a far too high LR oscillates; 10x lower keeps falling."""
     from diag.inputs.target import build_target
