@@ -13,13 +13,13 @@ Run: python benchmarks/lr_fractions.py [benchmarks/data/lr_bench.json]
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_lr import score  # noqa: E402
+from lr_readings import leave_one_out  # noqa: E402
 
 from diag.checks.lr.detect import median_of_rules  # noqa: E402
 
@@ -54,18 +54,8 @@ def main() -> None:
     for task, row in table.items():
         print(f"  {task:22} " + "  ".join(f"{k} {d:.2f}/{s:.2f}" for k, (d, s) in row.items()))
 
-    def cost(rule: str, names: list[str]) -> float:
-        return statistics.mean(min(table[n][rule][0] + table[n][rule][1], 10) for n in names)
-
+    leave_one_out(table, tuple(rules))
     names = list(table)
-    held = []
-    for out in names:
-        chosen = min(rules, key=lambda r: cost(r, [n for n in names if n != out]))
-        held.append((out, chosen, *table[out][chosen]))
-        print(f"  left out {out:22} chose {chosen:20} {held[-1][2]:.2f} / {held[-1][3]:.2f}")
-    print(f"mean held-out distance {statistics.mean(h[2] for h in held):.2f}, spread "
-          f"{statistics.mean(h[3] for h in held):.2f}; chosen on all: "
-          f"{min(rules, key=lambda r: cost(r, names))}")
     for rule in rules:
         over = [n for n in names if table[n][rule][0] > 0.5]
         print(f"  {rule:20} over 0.5 decades on: {', '.join(over) or 'none'}")
