@@ -17,7 +17,8 @@ Truth: the six-seed grid (lr_grid_6seeds.json; lr_grid_seeds.py), and beside it 
 committed two-seed grid (lr_grid.json), whose best LR moves up to 0.75 decades with the pair
 of seeds behind it.
 
-Run: python benchmarks/lr_readings.py
+Run: python benchmarks/lr_readings.py [--sweeps FILE] [--fresh FILE] (another recording of
+lr_sweeps.py, e.g. --sweeps K --steps N's, for the nine and for the fresh tasks).
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ def parting(row: dict[str, Any]) -> float | None:
     a, b = (np.asarray(s[:n], float) for s in row["sweeps"][:2])
     ok = np.isfinite(a) & np.isfinite(b)
     a, b = a[ok], b[ok]
-    lrs = (1e-7 * (1e8 ** (np.arange(n) / 99)))[ok]
-    quarter = 25
+    lrs = np.asarray(sweep_lrs(row, n))[ok]
+    quarter = int(0.25 * row.get("steps", 100))
     if len(a) <= quarter + 5:
         return None
     rel = np.abs(a - b) / np.maximum((np.abs(a) + np.abs(b)) / 2, 1e-12)
@@ -72,11 +73,18 @@ def parting(row: dict[str, Any]) -> float | None:
     return float(lrs[quarter + above[0]]) if above.size else None
 
 
+def sweep_lrs(row: dict[str, Any], n: int) -> list[float]:
+    """The sweep's first ``n`` LRs, exact (1e-7 to 10 over the recorded number of steps; the
+    recorded ``lrs`` are rounded and cut at the shortest sweep)."""
+    steps = row.get("steps", 100)
+    return list(1e-7 * (1e8 ** (np.arange(n) / (steps - 1))))
+
+
 def mean_sweep(row: dict[str, Any]) -> tuple[list[float], list[float]]:
     """The sweeps averaged point by point over the LRs every sweep reached (range_test's
     ``losses``)."""
     n = min(len(s) for s in row["sweeps"])
-    lrs = list(1e-7 * (1e8 ** (np.arange(n) / 99)))
+    lrs = sweep_lrs(row, n)
     return lrs, [sum(s[i] for s in row["sweeps"]) / len(row["sweeps"]) for i in range(n)]
 
 
@@ -162,8 +170,20 @@ def leave_one_out(table: dict[str, dict[str, tuple]],
     return overall
 
 
+def load(path: Path) -> dict[str, Any]:
+    """A recording's runs, each row told its sweep's number of steps."""
+    recorded = json.loads(path.read_text())
+    for rows in recorded["runs"].values():
+        for row in rows:
+            row["steps"] = recorded.get("steps", 100)
+    return recorded["runs"]
+
+
 def main() -> None:
-    runs = json.loads((HERE / "lr_sweeps.json").read_text())["runs"]
+    def arg(flag: str, default: Path) -> Path:
+        return Path(sys.argv[sys.argv.index(flag) + 1]) if flag in sys.argv else default
+
+    runs = load(arg("--sweeps", HERE / "lr_sweeps.json"))
     chosen = ""
     for name in ("lr_grid_6seeds.json", "lr_grid.json"):
         grid = json.loads((HERE / name).read_text())["tasks"]
@@ -173,10 +193,10 @@ def main() -> None:
         print("leave-one-task-out")
         pick = leave_one_out(table)
         chosen = chosen or pick
-    fresh = HERE / "lr_sweeps_fresh.json"
+    fresh = arg("--fresh", HERE / "lr_sweeps_fresh.json")
     if fresh.exists():
         grid = json.loads((HERE / "lr_grid_6seeds_fresh.json").read_text())["tasks"]
-        runs = json.loads(fresh.read_text())["runs"]
+        runs = load(fresh)
         table = table_of(runs, grid)
         show(table, grid, f"tasks added after the candidates were fixed (scored only; chosen "
                           f"on the nine against the six-seed grid: {chosen})")

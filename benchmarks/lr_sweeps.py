@@ -3,9 +3,10 @@ reading of them can be scored offline against the grid (benchmarks/lr_readings.p
 sweeping again: per task and seed, the sweep's LRs, each of diag's sweeps' losses as
 recorded, and torch-lr-finder's suggestion on the same model and batches.
 
-Run: python benchmarks/lr_sweeps.py [--seeds N] [--out FILE] [--fresh]
+Run: python benchmarks/lr_sweeps.py [--seeds N] [--out FILE] [--fresh] [--sweeps K --steps N]
 (default 20 seeds, benchmarks/data/lr_sweeps.json; ``--fresh``: the tasks added after the
-candidates were fixed, lr_tasks.fresh_tasks, to lr_sweeps_fresh.json).
+candidates were fixed, lr_tasks.fresh_tasks, to lr_sweeps_fresh.json; ``--sweeps K --steps
+N``: K sweeps of N steps each instead of diag's default, to lr_sweeps_KxN[_fresh].json).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def record(seeds: int, fresh: bool = False) -> dict[str, Any]:
+def record(seeds: int, fresh: bool = False, sweeps: int | None = None, steps: int = 100
+           ) -> dict[str, Any]:
     import torch
     from bench_lr import torch_lr_finder_answer
     from lr_tasks import fresh_tasks, tasks
@@ -37,8 +39,9 @@ def record(seeds: int, fresh: bool = False) -> dict[str, Any]:
         for seed in range(seeds):
             model = task.make(seed)
             opt = torch.optim.Adam(model.parameters(), lr=1e-7)
+            more = {} if sweeps is None else {"sweeps": sweeps}
             rt = range_test(model, opt, task.batches(seed), task.loss, start_lr=1e-7,
-                            end_lr=10.0, num_iter=100)
+                            end_lr=10.0, num_iter=steps, **more)
             model = task.make(seed)
             opt = torch.optim.Adam(model.parameters(), lr=1e-7)
             finder = LRFinder(model, opt, task.loss, device="cpu")
@@ -57,10 +60,14 @@ def record(seeds: int, fresh: bool = False) -> dict[str, Any]:
 def main() -> None:
     seeds = int(sys.argv[sys.argv.index("--seeds") + 1]) if "--seeds" in sys.argv else 20
     fresh = "--fresh" in sys.argv
-    name = "lr_sweeps_fresh.json" if fresh else "lr_sweeps.json"
+    sweeps = int(sys.argv[sys.argv.index("--sweeps") + 1]) if "--sweeps" in sys.argv else None
+    steps = int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else 100
+    shape = "" if (sweeps, steps) == (None, 100) else f"_{sweeps}x{steps}"
+    name = f"lr_sweeps{shape}{'_fresh' if fresh else ''}.json"
     path = (Path(sys.argv[sys.argv.index("--out") + 1]) if "--out" in sys.argv
             else Path(__file__).resolve().parent / "data" / name)
-    path.write_text(json.dumps({"seeds": seeds, "runs": record(seeds, fresh)}) + "\n")
+    path.write_text(json.dumps({"seeds": seeds, "steps": steps,
+                                "runs": record(seeds, fresh, sweeps, steps)}) + "\n")
     print(f"written {path}")
 
 
