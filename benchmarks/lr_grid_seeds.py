@@ -110,8 +110,6 @@ def report() -> None:
     for name, row in grid.items():
         losses = row["loss_by_lr_and_seed"]
         bests = {p: best_of(losses, p) for p in pairs}
-        ref = best_of(losses, (0, 1))
-        moves = [abs(math.log10(b / ref)) for b in bests.values()]
         all_pairs = [abs(math.log10(a / b)) for a, b in itertools.combinations(bests.values(), 2)]
         line = (f"  {name:22} {committed[name]['best_lr'] if committed else math.nan:9.3g} "
                 + " ".join(f"{bests[p]:7.3g}" for p in ((0, 1), (2, 3), (4, 5)))
@@ -136,7 +134,6 @@ def report() -> None:
             d_tlf = [dist(theirs, bests[p]) for p in ((0, 1), (2, 3), (4, 5))]
             line += (" ".join(f"{d:.2f}" for d in d_ours) + "       "
                      + " ".join(f"{d:.2f}" for d in d_tlf))
-        del moves
         print(line)
 
 

@@ -8,7 +8,7 @@ The candidates were fixed before those tasks were labelled: the steepest fall of
 loss, the valley entry, a tenth of the LR at the smoothed minimum (each ``range_rules``), the
 median of the three (diag's rule until 2026-12-01), and the median of the valley entry and a
 tenth of the minimum's LR (the steepest fall left out: its five-seed spread is over two
-decades on six of the nine tasks). Each is scored per task as bench_lr.py scores it: the
+decades on five of the nine tasks). Each is scored per task as bench_lr.py scores it: the
 median distance from the grid's best LR and the spread of five seeds (the median over every
 draw of five of the 20), in decades; leave-one-task-out picks the candidate with the least
 mean distance + spread on the other eight and scores it on the one left out.
