@@ -21,6 +21,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,18 +55,26 @@ def main() -> None:
             lr = float(10 ** e)
             grid[f"{lr:.6g}"] = statistics.mean(
                 train_loss_after(task, lr, seed, epochs) for seed in SEEDS)
-        finite = {k: v for k, v in grid.items() if math.isfinite(v)}
-        best = min(finite, key=finite.__getitem__)
-        good = sorted(float(k) for k, v in finite.items() if v <= 2 * finite[best])
-        result["tasks"][task.name] = {  # type: ignore[index]
-            "best_lr": float(best), "best_loss": finite[best],
+        row = summary(grid, task.batches_per_epoch, epochs)
+        result["tasks"][task.name] = row  # type: ignore[index]
+        low, high = row["within_2x_of_best_loss"]
+        print(f"{task.name:22} best lr {row['best_lr']:.3g} (loss {row['best_loss']:.4g}); "
+              f"within 2x: {low:.3g}-{high:.3g}  [{time.perf_counter() - start:.0f} s]",
+              flush=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+def summary(grid: dict[str, float], batches_per_epoch: int, epochs: int) -> dict[str, Any]:
+    """A task's entry in the grid file from its loss at each LR (inf: it blew up): the best
+    LR and its loss, the LRs within 2x of that loss, every loss (None for inf), the steps."""
+    finite = {k: v for k, v in grid.items() if math.isfinite(v)}
+    best = min(finite, key=finite.__getitem__)
+    good = sorted(float(k) for k, v in finite.items() if v <= 2 * finite[best])
+    return {"best_lr": float(best), "best_loss": finite[best],
             "within_2x_of_best_loss": [good[0], good[-1]],
             "loss_by_lr": {k: (v if math.isfinite(v) else None) for k, v in grid.items()},
-            "batches_per_epoch": task.batches_per_epoch, "epochs": epochs,
-            "steps": epochs * task.batches_per_epoch}
-        print(f"{task.name:22} best lr {float(best):.3g} (loss {finite[best]:.4g}); within 2x: "
-              f"{good[0]:.3g}-{good[-1]:.3g}  [{time.perf_counter() - start:.0f} s]", flush=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+            "batches_per_epoch": batches_per_epoch, "epochs": epochs,
+            "steps": epochs * batches_per_epoch}
 
 
 if __name__ == "__main__":

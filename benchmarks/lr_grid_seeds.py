@@ -73,6 +73,7 @@ def write_grid() -> None:
     """The six seeds' mean loss as a grid in lr_grid.py's format (data/lr_grid_6seeds.json),
     for ``bench_lr.py --rescore FILE --grid`` it: a loss that blew up on any seed is inf, as
     in lr_grid.py's mean."""
+    from lr_grid import summary
     from lr_tasks import fresh_tasks, tasks
 
     recorded = json.loads(OUT.read_text())
@@ -82,15 +83,7 @@ def write_grid() -> None:
     for name, row in recorded["tasks"].items():
         grid = {lr: (statistics.mean(vs) if all(v is not None for v in vs) else math.inf)
                 for lr, vs in row["loss_by_lr_and_seed"].items()}
-        finite = {k: v for k, v in grid.items() if math.isfinite(v)}
-        best = min(finite, key=finite.__getitem__)
-        good = sorted(float(k) for k, v in finite.items() if v <= 2 * finite[best])
-        result["tasks"][name] = {  # type: ignore[index]
-            "best_lr": float(best), "best_loss": finite[best],
-            "within_2x_of_best_loss": [good[0], good[-1]],
-            "loss_by_lr": {k: (v if math.isfinite(v) else None) for k, v in grid.items()},
-            "batches_per_epoch": steps[name], "epochs": EPOCHS,
-            "steps": EPOCHS * steps[name]}
+        result["tasks"][name] = summary(grid, steps[name], EPOCHS)  # type: ignore[index]
     GRID6.write_text(json.dumps(result, indent=1) + "\n")
 
 

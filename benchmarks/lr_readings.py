@@ -89,28 +89,26 @@ def mean_sweep(row: dict[str, Any]) -> tuple[list[float], list[float]]:
 
 
 def readings(row: dict[str, Any]) -> dict[str, float | None]:
-    """Each candidate's LR on one seed's sweeps (None: it declines)."""
+    """Each candidate's LR on one seed's sweeps (None: it declines; every candidate declines
+    where diag declines before any rule is read: the loss never fell, or fell from the very
+    first LRs). "median of three" is diag's own answer (``suggest_range_lr``)."""
     from diag.checks.lr.detect import suggest_range_lr
 
     lrs, losses = mean_sweep(row)
+    answer = suggest_range_lr(lrs, losses)
     rules = range_rules(lrs, losses)
-    valley = rules["valley"]
-    declined = suggest_range_lr(lrs, losses)
     out: dict[str, float | None] = {k: v if isinstance(v, float) else None
                                     for k, v in rules.items() if k != "_valley"}
-    out["median of three"] = median_of_rules(
-        v for k, v in rules.items() if k != "_valley" and isinstance(v, float))[0]
-    out["median of valley, tenth"] = median_of_rules(
-        (valley if isinstance(valley, float) else None, out["min_tenth"]))[0]
+    three = list(out.values())
+    out["median of three"] = answer.lr
+    out["median of valley, tenth"] = median_of_rules((out["valley"], out["min_tenth"]))[0]
     out["parting"] = parting(row)
-    out["median of three, parting"] = median_of_rules(
-        (*(v for k, v in rules.items() if k != "_valley" and isinstance(v, float)),
-         out["parting"]))[0]
+    out["median of three, parting"] = median_of_rules((*three, out["parting"]))[0]
     out["median of valley, tenth, parting"] = median_of_rules(
-        (valley if isinstance(valley, float) else None, out["min_tenth"], out["parting"]))[0]
-    if declined.lr is None and declined.reason.startswith(("the loss never fell", "only ",
-                                                           "the loss falls from the very")):
-        out = dict.fromkeys(out)  # diag declines before any rule is read
+        (out["valley"], out["min_tenth"], out["parting"]))[0]
+    if answer.lr is None and answer.reason.startswith(("the loss never fell", "only ",
+                                                       "the loss falls from the very")):
+        out = dict.fromkeys(out)
     return out
 
 

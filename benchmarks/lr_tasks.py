@@ -156,17 +156,6 @@ def train_loss_after(task: Task, lr: float, seed: int, epochs: int) -> float:
     return value if math.isfinite(value) else math.inf
 
 
-class _GRUClassifier(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.gru = nn.GRU(4, 32, batch_first=True)
-        self.head = nn.Linear(32, 2)
-
-    def forward(self, x: Tensor) -> Tensor:
-        out, _ = self.gru(x)
-        return self.head(out[:, -1])
-
-
 def fresh_tasks() -> list[Task]:
     """Two tasks added on 2026-12-01 after the candidates were fixed, labelled by their grid
     (benchmarks/lr_grid_seeds.py --fresh) before any range test ran on them, and only scored
@@ -175,13 +164,13 @@ def fresh_tasks() -> list[Task]:
     make_classification, and the GRU on the sign of one channel's sum."""
     from sklearn.datasets import make_classification
 
-    g = torch.Generator().manual_seed(0)
-    seq = torch.randn(512, 20, 4, generator=g)
-    label = (seq[:, :, 0].sum(1) * seq[:, :, 1].sum(1) > 0).long()
+    from architectures import GRUClassifier, sign_sequences
+
+    seq, sign, label = sign_sequences(512)
 
     def gru(seed: int) -> nn.Module:
         torch.manual_seed(seed)
-        return _GRUClassifier()
+        return GRUClassifier()
 
     xs, ys = make_classification(n_samples=1000, n_features=20, n_informative=10,
                                  n_classes=4, random_state=0)
@@ -197,7 +186,6 @@ def fresh_tasks() -> list[Task]:
     # The first GRU task did not learn at any LR in 3 epochs (every grid loss within 10 % of
     # ln 2: no best LR to recover); the same GRU on a rule it can learn, labelled the same way
     # before any range test ran on it:
-    sign = (seq[:, :, 0].sum(1) > 0).long()
     return [Task("gru_sequences", seq, label, gru, F.cross_entropy),
             Task("bn_mlp_make_classification", x, y, bn_mlp, F.cross_entropy),
             Task("gru_sign_of_sum", seq, sign, gru, F.cross_entropy)]

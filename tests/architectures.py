@@ -446,3 +446,25 @@ class LMSamples(torch.utils.data.Dataset):  # type: ignore[type-arg]
 
     def __getitem__(self, i: int) -> dict[str, Tensor]:
         return {"input_ids": self.x[i], "labels": self.x[i]}
+
+
+# --- a GRU classifier on generated sequences: one rule it learns, one it cannot ----------
+class GRUClassifier(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.gru = nn.GRU(4, 32, batch_first=True)
+        self.head = nn.Linear(32, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out, _ = self.gru(x)
+        return self.head(out[:, -1])
+
+
+def sign_sequences(n: int = 512) -> tuple[Tensor, Tensor, Tensor]:
+    """``n`` sequences of 20 steps x 4 channels (a fixed generator), and two labels: the sign
+    of channel 0's sum (a GRU learns it in 3 epochs), and the sign of the product of
+    channels 0's and 1's sums (it learns it at no LR in 3 epochs: benchmarks/lr_tasks.py)."""
+    g = torch.Generator().manual_seed(0)
+    seq = torch.randn(n, 20, 4, generator=g)
+    sums = seq[:, :, 0].sum(1)
+    return seq, (sums > 0).long(), (sums * seq[:, :, 1].sum(1) > 0).long()

@@ -278,17 +278,6 @@ def test_range_test_averages_sweeps_that_start_from_the_same_state() -> None:
     assert len(rt.losses) == len(rt.lrs) == min(len(a), len(b))
 
 
-class _GRUClassifier(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.gru = torch.nn.GRU(4, 32, batch_first=True)
-        self.head = torch.nn.Linear(32, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.gru(x)
-        return self.head(out[:, -1])
-
-
 @pytest.mark.parametrize("learnable", [False, True])
 def test_the_range_test_declines_on_a_real_model_that_cannot_learn(learnable: bool) -> None:
     """A GRU on generated sequences (benchmarks/lr_tasks.py's fresh tasks). Its label is
@@ -299,12 +288,12 @@ def test_the_range_test_declines_on_a_real_model_that_cannot_learn(learnable: bo
     from diag.checks.lr.detect import suggest_range_lr
     from diag.checks.lr.rangetest import range_test
 
-    g = torch.Generator().manual_seed(0)
-    seq = torch.randn(512, 20, 4, generator=g)
-    label = ((seq[:, :, 0].sum(1) > 0) if learnable
-             else (seq[:, :, 0].sum(1) * seq[:, :, 1].sum(1) > 0)).long()
+    from architectures import GRUClassifier, sign_sequences
+
+    seq, sign, product_sign = sign_sequences(512)
+    label = sign if learnable else product_sign
     torch.manual_seed(0)
-    model = _GRUClassifier()
+    model = GRUClassifier()
     opt = torch.optim.Adam(model.parameters(), lr=1e-7)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(seq, label),
                                          batch_size=32, shuffle=True, drop_last=True,
