@@ -11,11 +11,12 @@ format): ``python benchmarks/bench_lr.py --rescore benchmarks/data/lr_bench_20se
 --grid benchmarks/data/lr_grid_6seeds.json`` scores the recorded answers against it.
 
 ``--fresh``: the tasks added after the candidates were fixed (lr_tasks.fresh_tasks), written
-to lr_grid_seeds_fresh.json and lr_grid_6seeds_fresh.json.
+to lr_grid_seeds_fresh.json and lr_grid_6seeds_fresh.json; ``--fresh2``: the second batch
+(lr_tasks.fresh_tasks_2), to lr_grid_seeds_fresh2.json and lr_grid_6seeds_fresh2.json.
 
-Run: python benchmarks/lr_grid_seeds.py [--report] [--fresh] (``--report``: train nothing, use the
-recorded file; it also scores the range-test answers recorded in data/lr_sweeps.json against
-each pair's truth).
+Run: python benchmarks/lr_grid_seeds.py [--report] [--fresh | --fresh2] (``--report``: train
+nothing, use the recorded file; it also scores the range-test answers recorded in
+data/lr_sweeps.json against each pair's truth).
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 HERE = Path(__file__).resolve().parent / "data"
-FRESH = "--fresh" in sys.argv
-OUT = HERE / ("lr_grid_seeds_fresh.json" if FRESH else "lr_grid_seeds.json")
-GRID6 = HERE / ("lr_grid_6seeds_fresh.json" if FRESH else "lr_grid_6seeds.json")
+SUFFIX = "_fresh2" if "--fresh2" in sys.argv else "_fresh" if "--fresh" in sys.argv else ""
+FRESH = bool(SUFFIX)
+OUT = HERE / f"lr_grid_seeds{SUFFIX}.json"
+GRID6 = HERE / f"lr_grid_6seeds{SUFFIX}.json"
 SEEDS = tuple(range(6))
 EPOCHS = 3
 EXPONENTS = np.arange(-4, 0.01, 0.25)
@@ -43,12 +45,12 @@ EXPONENTS = np.arange(-4, 0.01, 0.25)
 
 def record() -> None:
     import torch
-    from lr_tasks import fresh_tasks, tasks, train_loss_after
+    from lr_tasks import GROUPS, train_loss_after
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     result: dict[str, object] = {"epochs": EPOCHS, "seeds": list(SEEDS), "optimizer": "Adam",
                                  "tasks": {}}
-    for task in fresh_tasks() if FRESH else tasks():
+    for task in GROUPS[SUFFIX]():
         start = time.perf_counter()
         losses = {f"{float(10 ** e):.6g}": [train_loss_after(task, float(10 ** e), s, EPOCHS)
                                             for s in SEEDS] for e in EXPONENTS}
@@ -74,10 +76,10 @@ def write_grid() -> None:
     for ``bench_lr.py --rescore FILE --grid`` it: a loss that blew up on any seed is inf, as
     in lr_grid.py's mean."""
     from lr_grid import summary
-    from lr_tasks import fresh_tasks, tasks
+    from lr_tasks import GROUPS
 
     recorded = json.loads(OUT.read_text())
-    steps = {t.name: t.batches_per_epoch for t in (fresh_tasks() if FRESH else tasks())}
+    steps = {t.name: t.batches_per_epoch for t in GROUPS[SUFFIX]()}
     result: dict[str, object] = {"epochs": EPOCHS, "seeds": list(SEEDS), "optimizer": "Adam",
                                  "tasks": {}}
     for name, row in recorded["tasks"].items():
@@ -92,7 +94,7 @@ def report() -> None:
 
     grid = json.loads(OUT.read_text())["tasks"]
     committed = {} if FRESH else json.loads((HERE / "lr_grid.json").read_text())["tasks"]
-    recorded = HERE / ("lr_sweeps_fresh.json" if FRESH else "lr_sweeps.json")
+    recorded = HERE / f"lr_sweeps{SUFFIX}.json"
     sweeps = json.loads(recorded.read_text())["runs"] if recorded.exists() else {}
     pairs = list(itertools.combinations(SEEDS, 2))
     print("the grid's best LR from each pair of seeds' mean loss; how far it moves (decades); "

@@ -39,6 +39,17 @@ from bench_lr import score  # noqa: E402
 from diag.checks.lr.detect import median_of_rules, range_rules  # noqa: E402
 
 HERE = Path(__file__).resolve().parent / "data"
+DECISION = """Registered 2026-12-01 (second session), committed with lr_tasks.fresh_tasks_2
+before those five tasks were labelled or swept. Two readings remain in contention:
+"median of three" (diag's rule) and "median of valley, tenth" (chosen by leave-one-task-out
+on all nine folds, but conceived after the nine were seen; on the first fresh batch each
+missed one target: the rule the BN MLP's spread 0.37, the challenger the GRU's 0.40).
+Over every fresh task with a truth (the first batch's two and the second batch's, each
+against its six-seed grid, 20 seeds), count the tasks where a reading misses a target
+(median distance over 0.5 decades, or five-seed spread over 0.3). diag switches to the
+challenger only if its count is strictly smaller than the rule's; at a tie or worse the
+rule stays. Reported beside it, deciding nothing: mean distance and spread over those
+tasks, and torch-lr-finder's."""
 CANDIDATES = ("steepest", "valley", "min_tenth", "median of three", "median of valley, tenth",
               "parting", "median of three, parting", "median of valley, tenth, parting")
 """The last three were added after the first five had been scored on every task (the fresh

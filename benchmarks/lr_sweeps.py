@@ -3,10 +3,12 @@ reading of them can be scored offline against the grid (benchmarks/lr_readings.p
 sweeping again: per task and seed, the sweep's LRs, each of diag's sweeps' losses as
 recorded, and torch-lr-finder's suggestion on the same model and batches.
 
-Run: python benchmarks/lr_sweeps.py [--seeds N] [--out FILE] [--fresh] [--sweeps K --steps N]
-(default 20 seeds, benchmarks/data/lr_sweeps.json; ``--fresh``: the tasks added after the
-candidates were fixed, lr_tasks.fresh_tasks, to lr_sweeps_fresh.json; ``--sweeps K --steps
-N``: K sweeps of N steps each instead of diag's default, to lr_sweeps_KxN[_fresh].json).
+Run: python benchmarks/lr_sweeps.py [--seeds N] [--out FILE] [--fresh | --fresh2]
+[--sweeps K --steps N] (default 20 seeds, benchmarks/data/lr_sweeps.json; ``--fresh``: the
+tasks added after the candidates were fixed, lr_tasks.fresh_tasks, to lr_sweeps_fresh.json;
+``--fresh2``: the second batch, lr_tasks.fresh_tasks_2, to lr_sweeps_fresh2.json;
+``--sweeps K --steps N``: K sweeps of N steps each instead of diag's default, to
+lr_sweeps_KxN[_fresh].json).
 """
 
 from __future__ import annotations
@@ -22,18 +24,18 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def record(seeds: int, fresh: bool = False, sweeps: int | None = None, steps: int = 100
+def record(seeds: int, group: str = "", sweeps: int | None = None, steps: int = 100
            ) -> dict[str, Any]:
     import torch
     from bench_lr import torch_lr_finder_answer
-    from lr_tasks import fresh_tasks, tasks
+    from lr_tasks import GROUPS
     from torch_lr_finder import LRFinder
 
     from diag.checks.lr.rangetest import range_test
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     out: dict[str, Any] = {}
-    for task in fresh_tasks() if fresh else tasks():
+    for task in GROUPS[group]():
         rows = []
         start = time.perf_counter()
         for seed in range(seeds):
@@ -59,15 +61,17 @@ def record(seeds: int, fresh: bool = False, sweeps: int | None = None, steps: in
 
 def main() -> None:
     seeds = int(sys.argv[sys.argv.index("--seeds") + 1]) if "--seeds" in sys.argv else 20
-    fresh = "--fresh" in sys.argv
+    from lr_tasks import group_suffix
+
+    group = group_suffix(sys.argv)
     sweeps = int(sys.argv[sys.argv.index("--sweeps") + 1]) if "--sweeps" in sys.argv else None
     steps = int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else 100
     shape = "" if (sweeps, steps) == (None, 100) else f"_{sweeps}x{steps}"
-    name = f"lr_sweeps{shape}{'_fresh' if fresh else ''}.json"
+    name = f"lr_sweeps{shape}{group}.json"
     path = (Path(sys.argv[sys.argv.index("--out") + 1]) if "--out" in sys.argv
             else Path(__file__).resolve().parent / "data" / name)
     path.write_text(json.dumps({"seeds": seeds, "steps": steps,
-                                "runs": record(seeds, fresh, sweeps, steps)}) + "\n")
+                                "runs": record(seeds, group, sweeps, steps)}) + "\n")
     print(f"written {path}")
 
 

@@ -189,3 +189,97 @@ def fresh_tasks() -> list[Task]:
     return [Task("gru_sequences", seq, label, gru, F.cross_entropy),
             Task("bn_mlp_make_classification", x, y, bn_mlp, F.cross_entropy),
             Task("gru_sign_of_sum", seq, sign, gru, F.cross_entropy)]
+
+
+def _waveforms(n: int = 600, length: int = 64) -> tuple[Tensor, Tensor]:
+    """``n`` generated 1-channel signals of ``length`` samples, three classes: a sine, a
+    square and a sawtooth wave, each of 1-4 cycles, a random phase and amplitude 0.5-1.5,
+    plus Gaussian noise (sd 0.3); a fixed generator."""
+    import math
+
+    g = torch.Generator().manual_seed(2)
+    y = torch.randint(0, 3, (n,), generator=g)
+    cycles = 1 + 3 * torch.rand(n, 1, generator=g)
+    phase = torch.rand(n, 1, generator=g)
+    amp = 0.5 + torch.rand(n, 1, generator=g)
+    t = torch.arange(length).float() / length
+    u = (cycles * t + phase) % 1.0  # position within the cycle, 0-1
+    sine = torch.sin(2 * math.pi * u)
+    square = torch.where(u < 0.5, 1.0, -1.0)
+    saw = 2 * u - 1
+    wave = torch.where(y[:, None] == 0, sine, torch.where(y[:, None] == 1, square, saw))
+    x = amp * wave + 0.3 * torch.randn(n, length, generator=g)
+    return x.unsqueeze(1), y
+
+
+def fresh_tasks_2() -> list[Task]:
+    """Five more tasks added in a later session (2026-12-01, second batch), after the two
+    candidates left in contention had been scored on every task before: defined and
+    committed, then labelled by their grid (benchmarks/lr_grid_seeds.py --fresh2), before
+    any range test ran on them. They decide between diag's rule and the median of the valley
+    entry and a tenth of the minimum's LR by the criterion registered in
+    benchmarks/lr_readings.py (DECISION), and are never used to tune anything.
+
+    - friedman1_raw_targets: scikit-learn's make_friedman1 regression (800 samples, noise
+      1), inputs standardised, targets raw (about 1-29), the MLP of the tables, MSE;
+    - waveforms_cnn1d: a 1-D CNN (two 5-tap convolutions, 16 and 32 channels, max-pool,
+      global average pool) on generated sine, square and sawtooth waves (``_waveforms``);
+    - encoder_tokens: a 2-layer Transformer encoder classifier on token ids (the tests'
+      EncoderClassifier: the class is the first token mod 4), 512 sequences;
+    - digits_linear: multinomial logistic regression (one linear layer) on scikit-learn's
+      digits, standardised; a convex problem;
+    - digits_autoencoder: an MLP autoencoder (64-32-8-32-64, ReLU) reconstructing the
+      digits (pixels scaled to 0-1), MSE."""
+    from sklearn.datasets import load_digits, make_friedman1
+
+    from architectures import EncoderClassifier, token_class_data
+
+    xf, yf = make_friedman1(n_samples=800, noise=1.0, random_state=0)
+    x1 = torch.tensor(xf, dtype=torch.float32)
+    x1 = (x1 - x1.mean(0)) / x1.std(0)
+    y1 = torch.tensor(yf, dtype=torch.float32).reshape(-1, 1)
+
+    waves, kinds = _waveforms()
+
+    def cnn1d(seed: int) -> nn.Module:
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Conv1d(1, 16, 5, padding=2), nn.ReLU(), nn.MaxPool1d(2),
+                             nn.Conv1d(16, 32, 5, padding=2), nn.ReLU(),
+                             nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(32, 3))
+
+    ids, cls = token_class_data(512)
+
+    def encoder(seed: int) -> nn.Module:
+        torch.manual_seed(seed)
+        return EncoderClassifier()
+
+    d = load_digits()
+    xd = torch.tensor(d.data, dtype=torch.float32)
+    xs = (xd - xd.mean(0)) / xd.std(0).clamp_min(1e-6)
+    yd = torch.tensor(d.target).long()
+
+    def linear(seed: int) -> nn.Module:
+        torch.manual_seed(seed)
+        return nn.Linear(64, 10)
+
+    pixels = xd / 16.0
+
+    def autoencoder(seed: int) -> nn.Module:
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 8), nn.ReLU(),
+                             nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 64))
+
+    return [Task("friedman1_raw_targets", x1, y1, lambda s: _mlp(10, 1, s), F.mse_loss),
+            Task("waveforms_cnn1d", waves, kinds, cnn1d, F.cross_entropy),
+            Task("encoder_tokens", ids, cls, encoder, F.cross_entropy),
+            Task("digits_linear", xs, yd, linear, F.cross_entropy),
+            Task("digits_autoencoder", pixels, pixels, autoencoder, F.mse_loss)]
+
+
+GROUPS = {"": tasks, "_fresh": fresh_tasks, "_fresh2": fresh_tasks_2}
+"""The task groups by their files' suffix: the nine, the first fresh batch, the second."""
+
+
+def group_suffix(argv: list[str]) -> str:
+    """The group a benchmark's command line names: ``--fresh``, ``--fresh2`` or neither."""
+    return "_fresh2" if "--fresh2" in argv else "_fresh" if "--fresh" in argv else ""
