@@ -17,8 +17,8 @@ Truth: the six-seed grid (lr_grid_6seeds.json; lr_grid_seeds.py), and beside it 
 committed two-seed grid (lr_grid.json), whose best LR moves up to 0.75 decades with the pair
 of seeds behind it.
 
-Run: python benchmarks/lr_readings.py [--sweeps FILE] [--fresh FILE] (another recording of
-lr_sweeps.py, e.g. --sweeps K --steps N's, for the nine and for the fresh tasks).
+Run: python benchmarks/lr_readings.py [--sweeps FILE] [--fresh FILE] [--fresh2 FILE] (another
+recording of lr_sweeps.py, e.g. --sweeps K --steps N's, for the nine and for each fresh batch).
 """
 
 from __future__ import annotations
@@ -202,20 +202,47 @@ def main() -> None:
         print("leave-one-task-out")
         pick = leave_one_out(table)
         chosen = chosen or pick
-    fresh = arg("--fresh", HERE / "lr_sweeps_fresh.json")
-    if fresh.exists():
-        grid = json.loads((HERE / "lr_grid_6seeds_fresh.json").read_text())["tasks"]
-        runs = load(fresh)
+    fresh: dict[str, tuple[dict[str, tuple], dict[str, Any]]] = {}
+    for suffix, flag in (("_fresh", "--fresh"), ("_fresh2", "--fresh2")):
+        path = arg(flag, HERE / f"lr_sweeps{suffix}.json")
+        grid_path = HERE / f"lr_grid_6seeds{suffix}.json"
+        if not (path.exists() and grid_path.exists()):
+            print(f"({path.name} or {grid_path.name} not recorded: {flag} not scored)")
+            continue
+        grid = json.loads(grid_path.read_text())["tasks"]
+        runs = load(path)
         table = table_of(runs, grid)
-        show(table, grid, f"tasks added after the candidates were fixed (scored only; chosen "
-                          f"on the nine against the six-seed grid: {chosen})")
+        show(table, grid, f"tasks added after the candidates were fixed ({path.name}; scored "
+                          f"only; chosen on the nine against the six-seed grid: {chosen})")
         from bench_lr import paired
 
         print("diag's rule (the median of three) on them:")
         paired({t: [{"rules": {"ensemble": readings(r)["median of three"]},
                      "torch_lr_finder": r["torch_lr_finder"]} for r in rows]
                 for t, rows in runs.items() if not flat(grid[t])}, {"tasks": grid})
+        fresh.update({t: (row, grid[t]) for t, row in table.items()})
+    if fresh:
+        decide(fresh)
 
+
+def decide(fresh: dict[str, tuple[dict[str, tuple], dict[str, Any]]]) -> str:
+    """DECISION on every fresh task with a truth: each contender's misses, and the verdict."""
+    rule, challenger = "median of three", "median of valley, tenth"
+    scored = {t: row for t, (row, grid_row) in fresh.items() if not flat(grid_row)}
+    print(f"DECISION (registered before the second batch was labelled or swept) over "
+          f"{len(scored)} fresh tasks with a truth: {', '.join(scored)}")
+    misses = {}
+    for c in (rule, challenger, "torch-lr-finder"):
+        missed = [t for t, row in scored.items() if row[c][0] > 0.5 or row[c][1] > 0.3]
+        misses[c] = len(missed)
+        d = statistics.mean(min(row[c][0], 10) for row in scored.values())
+        s = statistics.mean(min(row[c][1], 10) for row in scored.values())
+        print(f"  {c:24} misses {len(missed)}: {', '.join(missed) or 'none'}; mean distance "
+              f"{d:.2f}, mean spread {s:.2f}")
+    verdict = challenger if misses[challenger] < misses[rule] else rule
+    print(f"  verdict: {verdict}" + (" (the rule stays)" if verdict == rule else
+                                     " (diag switches)"))
+    return verdict
 
 if __name__ == "__main__":
     main()
