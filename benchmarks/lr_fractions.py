@@ -40,19 +40,20 @@ def main() -> None:
     runs = json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else HERE / "lr_bench.json")
                       .read_text())["runs"]
     grid = json.loads((HERE / "lr_grid.json").read_text())["tasks"]
-    table: dict[str, dict[str, tuple[float, float]]] = {}
+    table: dict[str, dict[str, tuple]] = {}
     for task, rows in runs.items():
         per_seed = [candidates(r["rules"]) for r in rows]
         recorded = [r["rules"]["ensemble"] for r in rows]
         mine = [c["median(..., min/10)"] for c in per_seed]
         assert all((a is None and b is None) or (a and b and abs(a / b - 1) < 1e-9)
                    for a, b in zip(recorded, mine, strict=True)), task
-        table[task] = {k: score([c[k] for c in per_seed], grid[task]["best_lr"])[:2]
+        table[task] = {k: score([c[k] for c in per_seed], grid[task]["best_lr"])
                        for k in per_seed[0]}
-    rules = list(next(iter(table.values())))
+        table[task]["_seeds"] = (len(rows),)
+    rules = [k for k in next(iter(table.values())) if k != "_seeds"]
     print("median distance / spread (decades)")
     for task, row in table.items():
-        print(f"  {task:22} " + "  ".join(f"{k} {d:.2f}/{s:.2f}" for k, (d, s) in row.items()))
+        print(f"  {task:22} " + "  ".join(f"{k} {row[k][0]:.2f}/{row[k][1]:.2f}" for k in rules))
 
     leave_one_out(table, tuple(rules))
     names = list(table)

@@ -373,6 +373,10 @@ def lr_schedule(
                                              "column).")] = None,
     range_test: Annotated[bool, typer.Option("--range-test", help="Also run the LR range "
                                              "test and suggest an initial LR.")] = False,
+    range_steps: Annotated[int, typer.Option(
+        "--range-steps", min=20, max=100000, help="Steps of each range-test sweep (two "
+        "averaged): more when the loss never fell in the sweep but the model does learn, "
+        "as a Transformer's often learns too slowly for 100.")] = 100,
     verify: Annotated[bool, typer.Option("--verify", help="Resume from the detected point "
                                          "with the recommended LR and compare.")] = False,
     input_size: InputSize = 48,
@@ -393,15 +397,20 @@ def lr_schedule(
         from diag.errors import UsageError
         from diag.run.plan import Sources
 
-        if history is not None and (range_test or verify or model or data or loss):
-            raise UsageError("--history analyses a file; --range-test, --verify, --model, "
-                             "--data and --loss need training mode",
+        if history is not None and (range_test or verify or model or data or loss
+                                    or range_steps != 100):
+            raise UsageError("--history analyses a file; --range-test, --range-steps, "
+                             "--verify, --model, --data and --loss need training mode",
                              hint="drop --history to train, or drop those options")
+        if range_steps != 100 and not range_test:
+            raise UsageError("--range-steps sets the range test's sweep, and no range test "
+                             "was asked for", hint="add --range-test")
         metrics = list(metric or ["loss"])
         if len(metrics) > 2:
             raise UsageError(f"--metric given {len(metrics)} times",
                              hint="give a training metric, and optionally a validation one")
-        options = {"epochs": epochs, "lr": lr, "range_test": range_test, "verify": verify,
+        options = {"epochs": epochs, "lr": lr, "range_test": range_test,
+                   "range_steps": range_steps, "verify": verify,
                    "metric": metrics[0], "val_metric": metrics[1] if len(metrics) == 2
                    else None, "lr_column": lr_column, "run": run, "pattern": pattern,
                    "kind": kind}

@@ -287,6 +287,17 @@ def test_console_script_bad_options_are_one_line_exit_2(argv: list[str], needle:
     assert needle in out.stderr and "--help'" in out.stderr
 
 
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["--range-steps", "300"], "add --range-test"),
+    (["--history", "h.csv", "--range-steps", "300"], "drop --history to train"),
+], ids=["without-range-test", "with-history"])
+def test_range_steps_without_a_range_test_is_a_usage_error(argv: list[str], needle: str
+                                                           ) -> None:
+    r = invoke("lr-schedule", *argv)
+    assert r.exit_code == ExitCode.USAGE_ERROR, r.output  # type: ignore[attr-defined]
+    assert needle in r.output  # type: ignore[attr-defined]
+
+
 def test_console_script_without_arguments_shows_help() -> None:
     out = subprocess.run([sys.executable, "-m", "diag"], capture_output=True, text=True)
     assert out.returncode == 0 and "Usage: diag" in out.stdout

@@ -311,6 +311,57 @@ def test_the_range_test_declines_on_a_real_model_that_cannot_learn(learnable: bo
         assert answer.lr is None and answer.reason.startswith("the loss never fell"), answer
 
 
+def test_a_transformer_too_slow_for_a_100_step_sweep_gets_an_lr_from_a_longer_one() -> None:
+    """A 2-layer Transformer encoder on token ids (benchmarks/lr_tasks.py, encoder_tokens:
+    the class is the first token mod 4; its six-seed grid's best LR 0.01). One batch per LR
+    over 100 steps moves its loss by 4 % (diag declined on 20 of 20 seeds: "the loss never
+    fell clearly", where torch-lr-finder printed 0.01-0.02, LRs at which three epochs learn
+    nothing). Swept over 300 steps the fall is clear and the answer is within a decade of
+    the best (0.0018-0.0051 on seeds 0-4), as the decline's fix now says to try."""
+    from diag.checks.lr.detect import suggest_range_lr
+    from diag.checks.lr.rangetest import range_test
+
+    from architectures import EncoderClassifier, token_class_data
+
+    ids, cls = token_class_data(512)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(ids, cls),
+                                         batch_size=32, shuffle=True, drop_last=True,
+                                         generator=torch.Generator().manual_seed(0))
+
+    def batches() -> Any:
+        while True:
+            yield from loader
+
+    answers = []
+    for steps in (100, 300):
+        torch.manual_seed(0)
+        model = EncoderClassifier()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-7)
+        rt = range_test(model, opt, batches(), torch.nn.functional.cross_entropy,
+                        num_iter=steps)
+        answers.append(suggest_range_lr(rt.lrs, rt.losses))
+    short, long = answers
+    assert short.lr is None and short.reason.startswith("the loss never fell"), short
+    assert long.lr is not None and 1e-3 <= long.lr <= 0.1, long.reason
+    fix = lr._decline_fix(short.reason, 100)
+    assert "--range-steps 300" in fix and "diag overfit" in fix
+
+
+def test_range_steps_sets_the_sweep_of_the_check() -> None:
+    """``range_steps`` reaches the range test: a 40-step sweep records at most 40 LRs (the
+    default sweeps 100)."""
+    from diag.inputs.target import build_target
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(96, 6, generator=g)
+    y = x @ torch.randn(6, 1, generator=g)
+    target = build_target(model=lambda: torch.nn.Linear(6, 1), data=(x, y))
+    r = lr.run_training(target, lr.LrOptions(epochs=10, range_test=True, range_steps=40,
+                                             batch_size=32))
+    assert r.metrics["range_test_sweeps"] == 2
+    assert 10 <= r.metrics["range_test_steps"] <= 40, r.metrics
+
+
 def test_verify_measures_the_gain_of_the_lower_lr() -> None:
     """Linear regression at a far too high LR oscillates; 10x lower keeps falling."""
     from diag.inputs.target import build_target

@@ -24,6 +24,9 @@ class LrOptions:
     """The current learning rate (training mode: the one used; default 1e-3)."""
     verify: bool = option(False, "Resume from the detected point with the recommended LR.")
     range_test: bool = option(False, "Also run the LR range test.")
+    range_steps: int = option(100, "Steps of each range-test sweep (1e-7 to 10; two sweeps "
+                              "averaged): more for a model whose loss moves slowly.",
+                              min=20, max=100000)
     metric: str = option("loss", "Column or key of the history to analyse (the training "
                          "curve).")
     val_metric: str | None = option(None, "The validation column to judge with it "
