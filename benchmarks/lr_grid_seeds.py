@@ -12,11 +12,12 @@ format): ``python benchmarks/bench_lr.py --rescore benchmarks/data/lr_bench_20se
 
 ``--fresh``: the tasks added after the candidates were fixed (lr_tasks.fresh_tasks), written
 to lr_grid_seeds_fresh.json and lr_grid_6seeds_fresh.json; ``--fresh2``: the second batch
-(lr_tasks.fresh_tasks_2), to lr_grid_seeds_fresh2.json and lr_grid_6seeds_fresh2.json.
+(lr_tasks.fresh_tasks_2), to lr_grid_seeds_fresh2.json and lr_grid_6seeds_fresh2.json;
+``--fresh3``: the third (lr_tasks.fresh_tasks_3), likewise.
 
-Run: python benchmarks/lr_grid_seeds.py [--report] [--fresh | --fresh2] (``--report``: train
-nothing, use the recorded file; it also scores the range-test answers recorded in
-data/lr_sweeps.json against each pair's truth).
+Run: python benchmarks/lr_grid_seeds.py [--report] [--fresh | --fresh2 | --fresh3]
+(``--report``: train nothing, use the recorded file; it also scores the range-test answers
+recorded in data/lr_sweeps.json against each pair's truth).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 HERE = Path(__file__).resolve().parent / "data"
-SUFFIX = "_fresh2" if "--fresh2" in sys.argv else "_fresh" if "--fresh" in sys.argv else ""
+SUFFIX = next(("_" + f[2:] for f in ("--fresh3", "--fresh2", "--fresh") if f in sys.argv), "")
 FRESH = bool(SUFFIX)
 OUT = HERE / f"lr_grid_seeds{SUFFIX}.json"
 GRID6 = HERE / f"lr_grid_6seeds{SUFFIX}.json"

@@ -18,8 +18,9 @@ Truth: the six-seed grid (lr_grid_6seeds.json; lr_grid_seeds.py), and beside it 
 committed two-seed grid (lr_grid.json), whose best LR moves up to 0.75 decades with the pair
 of seeds behind it.
 
-Run: python benchmarks/lr_readings.py [--sweeps FILE] [--fresh FILE] [--fresh2 FILE] (another
-recording of lr_sweeps.py, e.g. --sweeps K --steps N's, for the nine and for each fresh batch).
+Run: python benchmarks/lr_readings.py [--sweeps FILE] [--fresh FILE] [--fresh2 FILE]
+[--fresh3 FILE] (another recording of lr_sweeps.py, e.g. --sweeps K --steps N's, for the nine
+and for each fresh batch).
 """
 
 from __future__ import annotations
@@ -63,6 +64,17 @@ while the valley entry is near 0.015. It answered on 1 of 20 autoencoder seeds (
 than half a task's seeds as missing it, the challenger misses 5 fresh tasks (and the ResNet
 among the nine) against the rule's 4. The flaw is in the registered count, and a flaw found
 after the fact is no ground for a change: diag's rule stays the median of three."""
+DECISION_3 = """Registered 2026-12-01 with lr_tasks.fresh_tasks_3, before those five tasks were
+labelled or swept. On the first two batches the valley entry alone answered on every seed
+where any reading did, and missed 3 targets to the rule's 4; on the nine it misses the same
+two as the rule and is further than torch-lr-finder beyond chance on the ResNet. It was
+seen there, so only the third batch decides. Contenders: "median of three" (diag's rule)
+and "valley". On each third-batch task with a truth (its six-seed grid not flat), a reading
+misses if any of: its median distance is over 0.5 decades; its five-seed spread is over
+0.3; it answers on fewer than half the 20 seeds; seed by seed it is further from the best
+than torch-lr-finder beyond chance (bench_lr.paired: the bootstrap interval of the median
+difference above 0). diag switches to the valley entry alone only if its count is strictly
+smaller than the rule's; at a tie or worse the rule stays."""
 CANDIDATES = ("steepest", "valley", "min_tenth", "median of three", "median of valley, tenth",
               "parting", "median of three, parting", "median of valley, tenth, parting")
 """The last three were added after the first five had been scored on every task (the fresh
@@ -240,7 +252,8 @@ def main() -> None:
         chosen = chosen or pick
         compare_with_finder(runs, grid)
     fresh: dict[str, tuple[dict[str, tuple], dict[str, Any]]] = {}
-    for suffix, flag in (("_fresh", "--fresh"), ("_fresh2", "--fresh2")):
+    third: dict[str, tuple[dict[str, tuple], dict[str, Any], list[dict[str, Any]]]] = {}
+    for suffix, flag in (("_fresh", "--fresh"), ("_fresh2", "--fresh2"), ("_fresh3", "--fresh3")):
         path = arg(flag, HERE / f"lr_sweeps{suffix}.json")
         grid_path = HERE / f"lr_grid_6seeds{suffix}.json"
         if not (path.exists() and grid_path.exists()):
@@ -252,9 +265,14 @@ def main() -> None:
         show(table, grid, f"tasks added after the candidates were fixed ({path.name}; scored "
                           f"only; chosen on the nine against the six-seed grid: {chosen})")
         compare_with_finder(runs, grid)
-        fresh.update({t: (row, grid[t]) for t, row in table.items()})
+        if suffix == "_fresh3":
+            third.update({t: (row, grid[t], runs[t]) for t, row in table.items()})
+        else:
+            fresh.update({t: (row, grid[t]) for t, row in table.items()})
     if fresh:
         decide(fresh)
+    if third:
+        decide_3(third)
 
 
 def compare_with_finder(runs: dict[str, Any], grid: dict[str, Any]) -> None:
@@ -294,6 +312,45 @@ def decide(fresh: dict[str, tuple[dict[str, tuple], dict[str, Any]]]) -> str:
     print(f"  counting silence on over half a task's seeds as a miss: {rule} {strict[rule]}, "
           f"{challenger} {strict[challenger]}: {acted} (OUTCOME)")
     return acted
+
+
+def decide_3(third: dict[str, tuple[dict[str, tuple], dict[str, Any], list[dict[str, Any]]]]
+             ) -> str:
+    """DECISION_3 on the third batch's tasks with a truth: each contender's misses (distance,
+    spread, silence, further than torch-lr-finder beyond chance), and the verdict."""
+    import contextlib
+    import io
+
+    from bench_lr import paired
+
+    rule, challenger = "median of three", "valley"
+    scored = {t: v for t, v in third.items() if not flat(v[1])}
+    print(f"DECISION_3 (registered before the third batch was labelled or swept) over "
+          f"{len(scored)} tasks with a truth: {', '.join(scored)}")
+    count = {}
+    for c in (rule, challenger):
+        with contextlib.redirect_stdout(io.StringIO()):
+            further = paired({t: [{"rules": {"ensemble": readings(r)[c]},
+                                   "torch_lr_finder": r["torch_lr_finder"]} for r in rows]
+                              for t, (_, _, rows) in scored.items()},
+                             {"tasks": {t: g for t, (_, g, _) in scored.items()}})
+        why = {}
+        for t, (row, _, _) in scored.items():
+            reasons = [label for label, hit in (
+                (f"distance {row[c][0]:.2f}", row[c][0] > 0.5),
+                (f"spread {row[c][1]:.2f}", row[c][1] > 0.3),
+                (f"answered {row[c][2]} of {row['_seeds'][0]}", silent(row, c)),
+                ("further than torch-lr-finder", t in further)) if hit]
+            if reasons:
+                why[t] = ", ".join(reasons)
+        count[c] = len(why)
+        print(f"  {c:16} misses {len(why)}: " + ("; ".join(f"{t} ({r})" for t, r in why.items())
+                                                  or "none"))
+    verdict = challenger if count[challenger] < count[rule] else rule
+    print(f"  verdict: {verdict}" + (" (the rule stays)" if verdict == rule else
+                                     " (diag switches to the valley entry alone)"))
+    return verdict
+
 
 if __name__ == "__main__":
     main()

@@ -3,10 +3,11 @@ reading of them can be scored offline against the grid (benchmarks/lr_readings.p
 sweeping again: per task and seed, the sweep's LRs, each of diag's sweeps' losses as
 recorded, and torch-lr-finder's suggestion on the same model and batches.
 
-Run: python benchmarks/lr_sweeps.py [--seeds N] [--out FILE] [--fresh | --fresh2]
+Run: python benchmarks/lr_sweeps.py [--seeds N] [--out FILE] [--fresh | --fresh2 | --fresh3]
 [--sweeps K --steps N] (default 20 seeds, benchmarks/data/lr_sweeps.json; ``--fresh``: the
 tasks added after the candidates were fixed, lr_tasks.fresh_tasks, to lr_sweeps_fresh.json;
-``--fresh2``: the second batch, lr_tasks.fresh_tasks_2, to lr_sweeps_fresh2.json;
+``--fresh2``, ``--fresh3``: the second and third batches (lr_tasks.fresh_tasks_2, _3), to
+lr_sweeps_fresh2.json, lr_sweeps_fresh3.json;
 ``--sweeps K --steps N``: K sweeps of N steps each instead of diag's default, to
 lr_sweeps_KxN[_fresh].json).
 """

@@ -276,10 +276,113 @@ def fresh_tasks_2() -> list[Task]:
             Task("digits_autoencoder", pixels, pixels, autoencoder, F.mse_loss)]
 
 
-GROUPS = {"": tasks, "_fresh": fresh_tasks, "_fresh2": fresh_tasks_2}
-"""The task groups by their files' suffix: the nine, the first fresh batch, the second."""
+def _bag_of_tokens(n: int = 800, length: int = 24, vocab: int = 128
+                   ) -> tuple[Tensor, Tensor]:
+    """``n`` generated documents of ``length`` token ids and four classes: each token is
+    drawn from the class's own 8 ids (class c: 8c to 8c + 7) with probability 0.3, else
+    uniformly from the whole vocabulary; a fixed generator."""
+    g = torch.Generator().manual_seed(3)
+    y = torch.randint(0, 4, (n,), generator=g)
+    uniform = torch.randint(0, vocab, (n, length), generator=g)
+    own = 8 * y[:, None] + torch.randint(0, 8, (n, length), generator=g)
+    pick = torch.rand(n, length, generator=g) < 0.3
+    return torch.where(pick, own, uniform), y
+
+
+class _BagClassifier(nn.Module):
+    def __init__(self, vocab: int = 128) -> None:
+        super().__init__()
+        self.bag = nn.EmbeddingBag(vocab, 32, mode="mean")
+        self.head = nn.Linear(32, 4)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return self.head(self.bag(ids))
+
+
+class _LSTMClassifier(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(1, 32, batch_first=True)
+        self.head = nn.Linear(32, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out, _ = self.lstm(x.transpose(1, 2))  # (batch, 1, steps) -> (batch, steps, 1)
+        return self.head(out[:, -1])
+
+
+def fresh_tasks_3() -> list[Task]:
+    """Five more tasks (2026-12-01, third batch), defined and committed, then labelled by
+    their grid (benchmarks/lr_grid_seeds.py --fresh3), before any range test ran on them.
+    They decide between diag's rule and the valley entry alone by the criterion registered
+    in benchmarks/lr_readings.py (DECISION_3), and tune nothing.
+
+    - moons_tanh_mlp: scikit-learn's make_moons (600 samples, noise 0.2), an MLP with tanh
+      (2-32-32-2);
+    - mobilenet_v3_small_images: the tests' MobileNetV3Small (torchvision's layout and init:
+      BatchNorm, hardswish, squeeze-excitation, dropout) on the tests' generated 32x32
+      images (the class is the brightest quadrant), 192 images;
+    - bag_of_tokens: an EmbeddingBag (mean) and a linear layer on generated documents of
+      token ids (``_bag_of_tokens``);
+    - digits_bn_cnn: scikit-learn's digits through two 3x3 convolutions with BatchNorm, a
+      max-pool and a linear layer;
+    - lstm_waveforms: an LSTM (32 units) over the 64 samples of the second batch's generated
+      waves, classified from its last state."""
+    from sklearn.datasets import load_digits, make_moons
+
+    from architectures import MobileNetV3Small, image_class_data
+
+    xm, ym = make_moons(n_samples=600, noise=0.2, random_state=0)
+    x1 = torch.tensor(xm, dtype=torch.float32)
+    y1 = torch.tensor(ym).long()
+
+    def tanh_mlp(seed: int) -> nn.Module:
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Linear(2, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(),
+                             nn.Linear(32, 2))
+
+    images, labels = image_class_data(n=192)
+
+    def mobilenet(seed: int) -> nn.Module:
+        torch.manual_seed(seed)
+        return MobileNetV3Small(classes=4)
+
+    docs, topics = _bag_of_tokens()
+
+    def bag(seed: int) -> nn.Module:
+        torch.manual_seed(seed)
+        return _BagClassifier()
+
+    d = load_digits()
+    xd = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    yd = torch.tensor(d.target).long()
+
+    def bn_cnn(seed: int) -> nn.Module:
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                             nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+                             nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 4 * 4, 10))
+
+    waves, kinds = _waveforms()
+
+    def lstm(seed: int) -> nn.Module:
+        torch.manual_seed(seed)
+        return _LSTMClassifier()
+
+    return [Task("moons_tanh_mlp", x1, y1, tanh_mlp, F.cross_entropy),
+            Task("mobilenet_v3_small_images", images, labels, mobilenet, F.cross_entropy),
+            Task("bag_of_tokens", docs, topics, bag, F.cross_entropy),
+            Task("digits_bn_cnn", xd, yd, bn_cnn, F.cross_entropy),
+            Task("lstm_waveforms", waves, kinds, lstm, F.cross_entropy)]
+
+
+GROUPS = {"": tasks, "_fresh": fresh_tasks, "_fresh2": fresh_tasks_2, "_fresh3": fresh_tasks_3}
+"""The task groups by their files' suffix: the nine, then the fresh batches."""
 
 
 def group_suffix(argv: list[str]) -> str:
-    """The group a benchmark's command line names: ``--fresh``, ``--fresh2`` or neither."""
-    return "_fresh2" if "--fresh2" in argv else "_fresh" if "--fresh" in argv else ""
+    """The group a benchmark's command line names: ``--fresh``, ``--fresh2``, ``--fresh3``
+    or none (the nine)."""
+    for flag in ("--fresh3", "--fresh2", "--fresh"):
+        if flag in argv:
+            return "_" + flag[2:]
+    return ""
