@@ -319,8 +319,9 @@ def test_a_transformer_too_slow_for_a_100_step_sweep_gets_an_lr_from_a_longer_on
     the class is the first token mod 4; its six-seed grid's best LR 0.01). One batch per LR
     over 100 steps moves its loss by 4 % (diag declined on 20 of 20 seeds: "the loss never
     fell clearly"; torch-lr-finder printed an LR on all 20, on 10 of them 0.018 or more,
-    where three epochs learn nothing). Swept over 300 steps the fall is clear and the answer is within a decade of
-    the best (0.0018-0.0051 on seeds 0-4), as the decline's fix now says to try."""
+    where three epochs learn nothing). Swept over 300 steps the fall is clear and the answer
+    is within a decade of the best (0.0018-0.0051 on seeds 0-4), as the decline's fix now
+    says to try."""
     from diag.checks.lr.detect import suggest_range_lr
     from diag.checks.lr.rangetest import range_test
 

@@ -610,8 +610,10 @@ def _decline_fix(reason: str, steps: int) -> str:
     sweep's steps: a 2-layer Transformer encoder on token ids fell 4 % in 100 steps and
     clearly in 300 (benchmarks/lr_tasks.py, encoder_tokens)."""
     if reason.startswith("the loss never fell"):
+        longer = min(3 * steps, 100_000)
         return (f"run `diag overfit`: if the model can learn, it learns too slowly for "
-                f"{steps} steps a sweep; sweep longer with --range-steps {3 * steps}")
+                f"{steps} steps a sweep; sweep longer with --range-steps {longer} (config "
+                f"range_steps)")
     return "use a larger batch for the sweep if it is noisy"
 
 
