@@ -34,8 +34,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from lr_tasks import group_suffix  # noqa: E402
+
 HERE = Path(__file__).resolve().parent / "data"
-SUFFIX = next(("_" + f[2:] for f in ("--fresh3", "--fresh2", "--fresh") if f in sys.argv), "")
+SUFFIX = group_suffix(sys.argv)
 FRESH = bool(SUFFIX)
 OUT = HERE / f"lr_grid_seeds{SUFFIX}.json"
 GRID6 = HERE / f"lr_grid_6seeds{SUFFIX}.json"
