@@ -131,7 +131,10 @@ def mean_sweep(row: dict[str, Any]) -> tuple[list[float], list[float]]:
 def readings(row: dict[str, Any]) -> dict[str, float | None]:
     """Each candidate's LR on one seed's sweeps (None: it declines; every candidate declines
     where diag declines before any rule is read: the loss never fell, or fell from the very
-    first LRs). "median of three" is diag's own answer (``suggest_range_lr``)."""
+    first LRs). "median of three" is diag's own answer (``suggest_range_lr``). Read once per
+    row and kept on it: the tables, the seed-by-seed comparisons and the decisions all ask."""
+    if "_readings" in row:
+        return dict(row["_readings"])
     from diag.checks.lr.detect import suggest_range_lr
 
     lrs, losses = mean_sweep(row)
@@ -149,6 +152,7 @@ def readings(row: dict[str, Any]) -> dict[str, float | None]:
     if answer.lr is None and answer.reason.startswith(("the loss never fell", "only ",
                                                        "the loss falls from the very")):
         out = dict.fromkeys(out)
+    row["_readings"] = dict(out)
     return out
 
 
